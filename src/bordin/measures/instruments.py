@@ -242,15 +242,14 @@ class Registry(Mapping[str, Instrument]):
     ) -> Registry:
         """Copy with per-measure thresholds replaced (``--rupture-threshold``, ``--sg-cutoff``)."""
         out = dict(self._by_code)
-        for attr, mapping in (
-            ("rupture_threshold", rupture_threshold or {}),
-            ("sudden_gain_cutoff", sudden_gain_cutoff or {}),
-        ):
-            for code, value in mapping.items():
-                if code not in out:
-                    known = ", ".join(sorted(out))
-                    raise DefinitionError(f"unknown measure code '{code}' (known: {known})")
-                out[code] = replace(out[code], **{attr: float(value)})
+        for code in {**(rupture_threshold or {}), **(sudden_gain_cutoff or {})}:
+            if code not in out:
+                known = ", ".join(sorted(out))
+                raise DefinitionError(f"unknown measure code '{code}' (known: {known})")
+        for code, value in (rupture_threshold or {}).items():
+            out[code] = replace(out[code], rupture_threshold=float(value))
+        for code, value in (sudden_gain_cutoff or {}).items():
+            out[code] = replace(out[code], sudden_gain_cutoff=float(value))
         return Registry(out)
 
 
@@ -319,7 +318,8 @@ def _coded_items(table: Mapping[str, Any], where: str) -> tuple[Item, ...]:
     risk = table.get("risk_items") or {}
     options = tuple(ResponseOption(float(v)) for v in range(int(lo), int(hi) + 1))
     return tuple(
-        Item(id=str(c), options=options, risk_at=risk.get(c) and float(risk[c])) for c in codes
+        Item(id=str(c), options=options, risk_at=float(risk[c]) if c in risk else None)
+        for c in codes
     )
 
 
@@ -329,14 +329,14 @@ def instrument_from_table(code: str, table: Mapping[str, Any], source: str) -> I
     direction = table.get("direction")
     if direction not in ("lower_is_better", "higher_is_better"):
         raise DefinitionError(
-            f"{where}: 'direction' must be \"lower_is_better\" or \"higher_is_better\""
+            f'{where}: \'direction\' must be "lower_is_better" or "higher_is_better"'
         )
     role = table.get("role", "outcome")
     if role not in ("outcome", "alliance"):
-        raise DefinitionError(f"{where}: 'role' must be \"outcome\" or \"alliance\"")
+        raise DefinitionError(f'{where}: \'role\' must be "outcome" or "alliance"')
     scoring = table.get("scoring", "sum")
     if scoring not in ("sum", "mean"):
-        raise DefinitionError(f"{where}: 'scoring' must be \"sum\" or \"mean\"")
+        raise DefinitionError(f'{where}: \'scoring\' must be "sum" or "mean"')
     lo, hi = _num(table, "min", where), _num(table, "max", where)
     if lo is None or hi is None:
         raise DefinitionError(f"{where}: 'min' and 'max' are required")
@@ -346,7 +346,9 @@ def instrument_from_table(code: str, table: Mapping[str, Any], source: str) -> I
     reliability, sd = _num(table, "reliability", where), _num(table, "sd", where)
     if rc is None and (reliability is not None or sd is not None):
         if reliability is None or sd is None:
-            raise DefinitionError(f"{where}: give both 'reliability' and 'sd', or 'reliable_change'")
+            raise DefinitionError(
+                f"{where}: give both 'reliability' and 'sd', or 'reliable_change'"
+            )
         try:
             rc = jacobson_truax_threshold(sd=sd, reliability=reliability)
         except ValueError as exc:
@@ -362,7 +364,8 @@ def instrument_from_table(code: str, table: Mapping[str, Any], source: str) -> I
             raise DefinitionError(f"{where}: '{key}' must be positive")
     items = _items(table.get("items"), where) or _coded_items(table, where)
     subscales = {
-        str(name): tuple(str(i) for i in ids) for name, ids in (table.get("subscales") or {}).items()
+        str(name): tuple(str(i) for i in ids)
+        for name, ids in (table.get("subscales") or {}).items()
     }
     item_ids = {i.id for i in items}
     for name, ids in subscales.items():
