@@ -1,0 +1,417 @@
+"""Expected treatment response and not-on-track signals (Lambert & Finch's early-warning method).
+
+Sources: Finch, A. E., Lambert, M. J., & Schaalje, B. G. (2001). Psychotherapy quality control:
+the statistical generation of expected recovery curves for integration into an early warning
+system. *Clinical Psychology & Psychotherapy*, 8(4), 231-242. Lambert, M. J., Whipple, J. L.,
+et al. (2002). Enhancing psychotherapy outcomes via providing feedback on client progress: a
+replication. *Clinical Psychology & Psychotherapy*, 9(2), 91-103. Lambert, M. J. (2007).
+Presidential address: What we have learned from a decade of research aimed at improving
+psychotherapy outcome in routine care. *Psychotherapy Research*, 17(1), 1-14.
+
+The idea: clients who start at the same level tend to change along a similar curve, so a
+reference data set tells us what score to expect at each session given the intake score, and how
+far real scores scatter around that expectation. A score that is worse than expected by more
+than the usual scatter is a *not-on-track* signal.
+
+**Model.** With ``y_1`` the intake score (session 1) and ``y_s`` the score at session ``s``,
+
+    y_s = b0 + b1 * y_1 + (b2 + b3 * y_1) * ln(s)
+
+is fitted by ordinary least squares over every session ``s >= 2`` of every reference client
+who has an intake score (a single-level, population-average version of the multilevel
+log-linear curves in Finch et al., 2001). ``b1`` ties the level to the intake, ``b2`` is the
+average log-rate of change and ``b3`` lets clients who start higher (or lower) change faster;
+for a lower-is-better measure with recovery, ``b3`` is typically negative. The fit stacks the
+non-missing cells only, one session column at a time, reduces each block to its QR ``R`` factor
+and solves the least-squares problem on the stacked ``R`` factors with
+:func:`numpy.linalg.lstsq`; this gives the same solution as ``lstsq`` on the full design matrix
+without ever holding it in memory.
+
+**Bands.** Residual scatter is not the same early and late in treatment, so residuals
+``y - ŷ`` are grouped into session bands: one band each for sessions 2, 3, 4, 5, 6, 7 and 8,
+then 9-12, then 13 and above (:data:`BANDS`, :func:`session_band`).
+
+**Quantile rule.** Let the *worse-direction residual* be ``w = y - ŷ`` for a lower-is-better
+measure and ``w = ŷ - y`` for a higher-is-better one. In each band ``q`` is the empirical
+``quantile`` (default 0.9, linear interpolation as in :func:`numpy.quantile`) of the reference
+``w``. A session is ``not_on_track`` when ``w > q``; the boundary reported as ``upper`` is
+``ŷ + q`` for lower-is-better measures (scores above it are flagged) and ``ŷ - q`` for
+higher-is-better ones (scores *below* it are flagged): ``upper`` always names the edge of the
+expected range on the worse side. ``w`` and ``q`` are rounded to :data:`ROUND` decimals before
+the comparison so that floating-point noise never decides a flag.
+
+**Fallback.** A band with fewer than ``min_band_size`` (default 30) reference residuals uses
+the pooled quantile of ``w`` over all bands instead; :attr:`TrajectoryModel.band_pooled` and
+:meth:`TrajectoryModel.to_dict` record which bands did.
+
+**Coverage.** By construction about ``1 - quantile`` (10%) of the reference sessions in each
+band with its own quantile are flagged (never more than ``1 - quantile + 1/n`` of a band's
+``n`` residuals); on new clients from the same population the flagged share is also about 10%.
+Both are tested. A population whose clients differ from the reference (different intake range,
+setting or measure) will not have that guarantee.
+
+Example on a small synthetic reference (400 clients, 12 sessions, known curve plus noise):
+
+>>> import numpy as np
+>>> import polars as pl
+>>> rng = np.random.default_rng(2001)
+>>> n, n_sessions = 400, 12
+>>> intake = rng.normal(24.0, 6.0, n)
+>>> log_s = np.log(np.arange(1, n_sessions + 1))
+>>> curve = 1.0 + 0.95 * intake[:, None] + (0.5 - 0.25 * intake[:, None]) * log_s
+>>> values = curve + rng.normal(0.0, 3.0, (n, n_sessions))
+>>> values[:, 0] = intake
+>>> reference = SeriesMatrix(pl.Series("client_id", np.arange(n)), values,
+...                          np.full(n, n_sessions))
+>>> model = fit(reference, lower_is_better=True)
+>>> abs(model.coef[3] - (-0.25)) < 0.05
+True
+>>> table = model.evaluate(reference)
+>>> table.columns
+['client_id', 'session', 'score', 'expected', 'upper', 'status']
+>>> share = (table["status"] == "not_on_track").mean()
+>>> 0.09 < share <= 0.10
+True
+
+One client with an intake of 25 (sessions 2 and 3 missed): at session 4 about 16.8 is expected
+and, on this lower-is-better scale, scores above about 20.7 are worse than 90% of comparable
+reference sessions.
+
+>>> point = evaluate_scores(model, [25, None, None, 18])[0]
+>>> point.session, round(point.expected, 1), round(point.upper, 1), point.status
+(4, 16.8, 20.7, 'on_track')
+>>> [p.status for p in evaluate_scores(model, [25, None, None, 23])]
+['not_on_track']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
+import polars as pl
+
+from bordin.measures.series import FloatArray, IntArray, SeriesMatrix
+
+#: Band labels in band order: sessions 2..8 one band each, then 9-12, then 13 and above.
+BANDS: tuple[str, ...] = ("2", "3", "4", "5", "6", "7", "8", "9-12", "13+")
+ON_TRACK = "on_track"
+NOT_ON_TRACK = "not_on_track"
+#: Worse-direction residuals and band quantiles are rounded to this many decimals before
+#: comparison, so that floating-point noise (a residual equal to the quantile up to 1e-15)
+#: never decides a flag.
+ROUND = 9
+#: Fewest reference clients (with an intake and at least one later score) :func:`fit` accepts.
+MIN_CLIENTS = 10
+#: Rows per block when the design matrix is reduced to its R factor.
+_CHUNK = 1 << 20
+
+
+def session_band(session: IntArray | int) -> IntArray:
+    """Band index (position in :data:`BANDS`) of each session number ``>= 2``.
+
+    >>> [BANDS[b] for b in session_band(np.array([2, 8, 9, 12, 13, 40]))]
+    ['2', '8', '9-12', '9-12', '13+', '13+']
+    """
+    s = np.asarray(session, dtype=np.int64)
+    if s.size and int(s.min()) < 2:
+        raise ValueError("session bands start at session 2 (session 1 is the intake)")
+    return np.where(s <= 8, s - 2, np.where(s <= 12, 7, 8)).astype(np.int64)
+
+
+def _log_table(max_session: int) -> FloatArray:
+    """``ln(s)`` at index ``s`` for ``s = 1..max_session`` (index 0 is ``NaN``).
+
+    Built with :func:`math.log` so that a session's log is the same bit pattern whichever array
+    it is looked up for (fit, evaluate, one client or a million).
+    """
+    table = np.full(max_session + 1, np.nan, dtype=np.float64)
+    table[1:] = [math.log(s) for s in range(1, max_session + 1)]
+    return table
+
+
+def _predict(
+    coef: tuple[float, float, float, float], intake: FloatArray, log_s: FloatArray
+) -> FloatArray:
+    """``b0 + b1*y1 + (b2 + b3*y1)*ln(s)``; the single place the expectation is computed."""
+    b0, b1, b2, b3 = coef
+    out: FloatArray = b0 + b1 * intake + (b2 + b3 * intake) * log_s
+    return out
+
+
+def _worse(score: FloatArray, expected: FloatArray, lower_is_better: bool) -> FloatArray:
+    """Worse-direction residual: positive when the score is worse than expected."""
+    out: FloatArray = score - expected if lower_is_better else expected - score
+    return out
+
+
+@dataclass(frozen=True)
+class TrajectoryPoint:
+    """One session of one client compared with the expected trajectory."""
+
+    session: int
+    score: float
+    expected: float
+    upper: float
+    status: str
+
+
+@dataclass(frozen=True)
+class TrajectoryModel:
+    """A fitted expected-trajectory model (see the module docstring for the method).
+
+    ``coef`` is ``(b0, b1, b2, b3)``; ``band_quantiles[k]`` is the quantile of the
+    worse-direction residual used for band ``BANDS[k]`` (the pooled quantile when that band had
+    fewer than ``min_band_size`` reference residuals, see ``band_pooled``).
+    """
+
+    coef: tuple[float, float, float, float]
+    band_quantiles: tuple[float, ...]
+    lower_is_better: bool
+    quantile: float
+    n_reference_clients: int
+    n_reference_sessions: int
+    band_sizes: tuple[int, ...] = ()
+    band_pooled: tuple[bool, ...] = ()
+    pooled_quantile: float = math.nan
+    min_band_size: int = 30
+
+    def expected(self, intake: FloatArray | float, session: IntArray | int) -> FloatArray:
+        """Expected score ``ŷ`` at ``session`` (>= 1) for ``intake``; arrays broadcast."""
+        y1 = np.asarray(intake, dtype=np.float64)
+        s = np.asarray(session, dtype=np.int64)
+        if s.size and int(s.min()) < 1:
+            raise ValueError("sessions are numbered from 1")
+        table = _log_table(int(s.max()) if s.size else 1)
+        return np.asarray(_predict(self.coef, y1, table[s]), dtype=np.float64)
+
+    def evaluate(self, matrix: SeriesMatrix) -> pl.DataFrame:
+        """Compare every later session of every client with an intake score to expectation.
+
+        One row per present score at session ``s >= 2`` of a client whose session 1 is present,
+        sorted by ``client_id, session``; columns ``client_id`` (dtype of
+        ``matrix.client_ids``), ``session``, ``score``, ``expected``, ``upper``, ``status``
+        (``on_track`` / ``not_on_track``).
+        """
+        values = matrix.values
+        n_sessions = values.shape[1] if values.ndim == 2 else 0
+        if matrix.n_clients == 0 or n_sessions < 2:
+            return pl.DataFrame(
+                schema={
+                    "client_id": matrix.client_ids.dtype,
+                    "session": pl.Int64,
+                    "score": pl.Float64,
+                    "expected": pl.Float64,
+                    "upper": pl.Float64,
+                    "status": pl.String,
+                }
+            )
+        # Work through blocks of clients on the dense layout (no per-cell gathers), writing
+        # into preallocated output columns; present cells come out in row-major order, i.e.
+        # sorted by client row, then session.
+        intake = values[:, 0]
+        later = values[:, 1:]
+        log_s = _log_table(n_sessions)[2:]  # ln(s) for the columns of ``later``
+        col_band = session_band(np.arange(2, n_sessions + 1))
+        q_col = np.asarray(self.band_quantiles, dtype=np.float64)[col_band]
+        q_col_rounded = np.round(q_col, ROUND)
+        per_row = np.count_nonzero(~np.isnan(later), axis=1)
+        per_row[np.isnan(intake)] = 0
+        total = int(per_row.sum())
+        rows = np.repeat(np.arange(matrix.n_clients, dtype=np.int64), per_row)
+        session = np.empty(total, dtype=np.int64)
+        score = np.empty(total, dtype=np.float64)
+        expected = np.empty(total, dtype=np.float64)
+        upper = np.empty(total, dtype=np.float64)
+        flag = np.empty(total, dtype=np.bool_)
+        step = max(1, _CHUNK // later.shape[1])
+        pos = 0
+        for r0 in range(0, matrix.n_clients, step):
+            block = later[r0 : r0 + step]
+            y1 = intake[r0 : r0 + step, None]
+            mask = ~np.isnan(block) & ~np.isnan(y1)
+            k = int(np.count_nonzero(mask))
+            if k == 0:
+                continue
+            out = slice(pos, pos + k)
+            e = _predict(self.coef, y1, log_s[None, :])
+            w = _worse(block, e, self.lower_is_better)
+            session[out] = np.nonzero(mask)[1] + 2
+            score[out] = block[mask]
+            expected[out] = e[mask]
+            upper[out] = (e + q_col if self.lower_is_better else e - q_col)[mask]
+            flag[out] = (np.round(w, ROUND) > q_col_rounded)[mask]
+            pos += k
+        frame = pl.DataFrame(
+            {
+                "client_id": matrix.client_ids.gather(rows),
+                "session": session,
+                "score": score,
+                "expected": expected,
+                "upper": upper,
+                "_flag": flag,
+            }
+        ).select(
+            "client_id",
+            "session",
+            "score",
+            "expected",
+            "upper",
+            pl.when(pl.col("_flag"))
+            .then(pl.lit(NOT_ON_TRACK))
+            .otherwise(pl.lit(ON_TRACK))
+            .alias("status"),
+        )
+        if not matrix.client_ids.is_sorted():
+            frame = frame.sort(["client_id", "session"], maintain_order=True)
+        return frame
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready description of the model (for ``summary.json``)."""
+        b0, b1, b2, b3 = self.coef
+        n_bands = len(BANDS)
+        sizes = self.band_sizes or (None,) * n_bands
+        pooled = self.band_pooled or (None,) * n_bands
+        return {
+            "method": "expected treatment response (Finch, Lambert & Schaalje 2001)",
+            "model": "y_s = b0 + b1*y_1 + (b2 + b3*y_1)*ln(s)",
+            "coef": {"b0": b0, "b1": b1, "b2": b2, "b3": b3},
+            "lower_is_better": self.lower_is_better,
+            "quantile": self.quantile,
+            "boundary": "upper = expected + q" if self.lower_is_better else "upper = expected - q",
+            "min_band_size": self.min_band_size,
+            "pooled_quantile": (
+                None if math.isnan(self.pooled_quantile) else float(self.pooled_quantile)
+            ),
+            "n_reference_clients": self.n_reference_clients,
+            "n_reference_sessions": self.n_reference_sessions,
+            "bands": [
+                {"band": label, "n": n, "quantile": float(q), "pooled": p}
+                for label, n, q, p in zip(BANDS, sizes, self.band_quantiles, pooled, strict=True)
+            ],
+        }
+
+
+def fit(
+    reference: SeriesMatrix,
+    *,
+    lower_is_better: bool,
+    quantile: float = 0.9,
+    min_band_size: int = 30,
+) -> TrajectoryModel:
+    """Fit the expected-trajectory model and the band quantiles on ``reference``.
+
+    Raises :class:`ValueError` when ``quantile`` is not strictly between 0 and 1, when fewer
+    than :data:`MIN_CLIENTS` clients have both an intake score and a later score, or when the
+    data cannot identify the four coefficients (all intake scores equal, or every later score
+    at the same session number).
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
+    if min_band_size < 1:
+        raise ValueError(f"min_band_size must be at least 1, got {min_band_size}")
+    values = reference.values
+    n_sessions = values.shape[1] if values.ndim == 2 else 0
+    if reference.n_clients == 0 or n_sessions < 2:
+        raise ValueError(
+            f"too little reference data: need at least {MIN_CLIENTS} clients with an intake "
+            "score (session 1) and a later score, got 0"
+        )
+    intake = values[:, 0]
+    has_intake = ~np.isnan(intake)
+    log_s = _log_table(n_sessions)
+
+    # Pass 1: least squares, one session column at a time, via stacked R factors.
+    used = np.zeros(reference.n_clients, dtype=np.bool_)
+    r_blocks: list[FloatArray] = []
+    for j in range(1, n_sessions):
+        idx = np.flatnonzero(has_intake & ~np.isnan(values[:, j]))
+        if idx.size == 0:
+            continue
+        used[idx] = True
+        for start in range(0, idx.size, _CHUNK):
+            part = idx[start : start + _CHUNK]
+            y1 = intake[part]
+            design = np.empty((part.size, 5), dtype=np.float64, order="F")
+            design[:, 0] = 1.0
+            design[:, 1] = y1
+            design[:, 2] = log_s[j + 1]
+            design[:, 3] = y1 * log_s[j + 1]
+            design[:, 4] = values[part, j]
+            # mode="r" returns the bare R array (NumPy's stubs claim a QRResult).
+            r_blocks.append(cast(FloatArray, np.linalg.qr(design, mode="r")))
+    n_clients = int(used.sum())
+    if n_clients < MIN_CLIENTS:
+        raise ValueError(
+            f"too little reference data: need at least {MIN_CLIENTS} clients with an intake "
+            f"score (session 1) and a later score, got {n_clients}"
+        )
+    stacked = np.vstack(r_blocks)
+    solution, _, rank, _ = np.linalg.lstsq(stacked[:, :4], stacked[:, 4], rcond=None)
+    if rank < 4:
+        raise ValueError(
+            "the reference data cannot identify the trajectory model: it needs intake scores "
+            "that vary between clients and later scores from at least two different sessions"
+        )
+    coef = (float(solution[0]), float(solution[1]), float(solution[2]), float(solution[3]))
+
+    # Pass 2: worse-direction residuals, written column by column into one array. Bands are
+    # runs of consecutive columns, so each band is a contiguous slice of it.
+    counts = np.array(
+        [np.count_nonzero(has_intake & ~np.isnan(values[:, j])) for j in range(1, n_sessions)],
+        dtype=np.int64,
+    )
+    col_band = session_band(np.arange(2, n_sessions + 1))
+    sizes = tuple(int(counts[col_band == k].sum()) for k in range(len(BANDS)))
+    worse = np.empty(int(counts.sum()), dtype=np.float64)
+    pos = 0
+    for j in range(1, n_sessions):
+        idx = np.flatnonzero(has_intake & ~np.isnan(values[:, j]))
+        expected = _predict(coef, intake[idx], log_s[j + 1])
+        worse[pos : pos + idx.size] = _worse(values[idx, j], expected, lower_is_better)
+        pos += idx.size
+    # Band quantiles first: overwrite_input only reorders values inside each band's slice.
+    band_q: list[float | None] = []
+    start = 0
+    for size in sizes:
+        chunk = worse[start : start + size]
+        own = size >= min_band_size
+        band_q.append(float(np.quantile(chunk, quantile, overwrite_input=True)) if own else None)
+        start += size
+    pooled_q = float(np.quantile(worse, quantile, overwrite_input=True))
+    del worse
+    return TrajectoryModel(
+        coef=coef,
+        band_quantiles=tuple(pooled_q if q is None else q for q in band_q),
+        lower_is_better=lower_is_better,
+        quantile=quantile,
+        n_reference_clients=n_clients,
+        n_reference_sessions=int(sum(sizes)),
+        band_sizes=sizes,
+        band_pooled=tuple(n < min_band_size for n in sizes),
+        pooled_quantile=pooled_q,
+        min_band_size=min_band_size,
+    )
+
+
+def evaluate_scores(
+    model: TrajectoryModel, scores: Sequence[float | None]
+) -> list[TrajectoryPoint]:
+    """One client's series (``scores[k]`` is session ``k + 1``) against ``model``.
+
+    A thin wrapper over :meth:`TrajectoryModel.evaluate`; empty when the intake is missing.
+    """
+    table = model.evaluate(SeriesMatrix.from_scores(scores))
+    return [
+        TrajectoryPoint(
+            session=int(row["session"]),
+            score=float(row["score"]),
+            expected=float(row["expected"]),
+            upper=float(row["upper"]),
+            status=str(row["status"]),
+        )
+        for row in table.iter_rows(named=True)
+    ]
