@@ -22,7 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from bordin.measures.instruments import Instrument
@@ -56,12 +59,16 @@ def read_table(path: Path) -> pl.DataFrame:
     raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv or .parquet")
 
 
-def _first_rows(frame: pl.DataFrame, mask: pl.Expr, message: pl.Expr) -> list[str]:
+def _first_rows(frame: pl.DataFrame, mask: pl.Expr | pl.Series, message: pl.Expr) -> list[str]:
     bad = frame.filter(mask).head(MAX_REPORTED)
     if bad.height == 0:
         return []
     out = bad.select(pl.format("row {}: ", pl.col("_row") + 1), message.alias("_msg"))
     return [a + b for a, b in out.iter_rows()]
+
+
+def _fail(source: str, problems: list[str]) -> InputError:
+    return InputError(f"{source}: " + f"\n{source}: ".join(problems[:MAX_REPORTED]))
 
 
 def check_long(
@@ -73,7 +80,8 @@ def check_long(
     """Check and type a long-format frame; return it with typed columns or raise InputError.
 
     Returns columns ``client_id`` (as given, text for CSV), ``session`` (Int64), ``measure``
-    (String), ``score`` (Float64), plus ``therapist_id`` and ``date`` (Date) when present.
+    (an Enum of the known codes), ``score`` (Float64), plus ``therapist_id`` and ``date``
+    (Date) when present. Checks run cheapest first and stop at the first kind of problem.
     """
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -83,101 +91,119 @@ def check_long(
             f"need {', '.join(REQUIRED)} (found: {found})"
         )
     keep = [c for c in (*REQUIRED, *OPTIONAL) if c in frame.columns]
-    raw = frame.select(keep).with_row_index("_row")
-    typed = raw.with_columns(
-        pl.col("session").cast(pl.Float64, strict=False).alias("_session_f"),
-        pl.col("score").cast(pl.Float64, strict=False).alias("_score_f"),
-        pl.col("measure").cast(pl.String),
-    )
+    typed = frame.select(keep).with_row_index("_row")
     problems: list[str] = []
 
-    def report(mask: pl.Expr, message: pl.Expr) -> None:
+    def report(mask: pl.Expr | pl.Series, message: pl.Expr) -> None:
         if len(problems) < MAX_REPORTED:
-            problems.extend(_first_rows(typed, mask, message)[: MAX_REPORTED - len(problems)])
+            problems.extend(_first_rows(typed, mask, message))
 
-    client_text = pl.col("client_id").cast(pl.String)
-    report(
-        pl.col("client_id").is_null() | (client_text.str.strip_chars() == ""),
-        pl.lit("client_id is empty"),
-    )
-    session_bad = (
-        pl.col("_session_f").is_null()
-        | pl.col("_session_f").is_nan()
-        | (pl.col("_session_f") != pl.col("_session_f").floor())
-    )
-    report(
-        session_bad,
-        pl.format("session {} is not a whole number", pl.col("session").cast(pl.String)),
-    )
-    report(
-        ~session_bad & (pl.col("_session_f") < 1),
-        pl.format("session {} must be 1 or more", pl.col("session").cast(pl.String)),
-    )
+    as_text = pl.col("client_id").cast(pl.String)
+    empty = pl.col("client_id").is_null()
+    if typed.schema["client_id"] == pl.String:
+        empty = empty | (as_text.str.strip_chars() == "")
+    report(empty, pl.lit("client_id is empty"))
+
+    # Sessions: whole numbers >= 1. Integer columns (Parquet) skip the text parsing.
+    if typed.schema["session"].is_integer():
+        session_bad: pl.Expr = pl.col("session").is_null()
+        session_f = pl.col("session")
+    else:
+        session_f = pl.col("session").cast(pl.Float64, strict=False)
+        session_bad = session_f.is_null() | session_f.is_nan() | (session_f != session_f.floor())
+    shown = pl.col("session").cast(pl.String).fill_null("(empty)")
+    report(session_bad, pl.format("session {} is not a whole number", shown))
+    report(~session_bad & (session_f < 1), pl.format("session {} must be 1 or more", shown))
+
     known = sorted(measures)
     report(
-        pl.col("measure").is_null() | ~pl.col("measure").is_in(known),
+        pl.col("measure").is_null() | ~pl.col("measure").cast(pl.String).is_in(known),
         pl.format(
             "unknown measure code '{}' (known: {}; add it with --measures FILE)",
-            pl.col("measure").fill_null(""),
+            pl.col("measure").cast(pl.String).fill_null(""),
             pl.lit(", ".join(known)),
         ),
     )
-    score_bad = pl.col("_score_f").is_null() | pl.col("_score_f").is_nan()
+    score_f = pl.col("score").cast(pl.Float64, strict=False)
     report(
-        score_bad,
+        score_f.is_null() | score_f.is_nan(),
         pl.format(
             "score '{}' is not a number", pl.col("score").cast(pl.String).fill_null("(empty)")
         ),
     )
     if problems:
-        raise InputError(f"{source}: " + f"\n{source}: ".join(problems))
+        raise _fail(source, problems)
 
-    lows = pl.col("measure").replace_strict({c: m.min for c, m in measures.items()}, default=None)
-    highs = pl.col("measure").replace_strict({c: m.max for c, m in measures.items()}, default=None)
-    ranges = {c: f"{m.min:g}..{m.max:g}" for c, m in measures.items()}
-    report(
-        (pl.col("_score_f") < lows) | (pl.col("_score_f") > highs),
-        pl.format(
-            "score {} is outside {}'s range {}",
-            pl.col("score").cast(pl.String),
-            pl.col("measure"),
-            pl.col("measure").replace_strict(ranges, default=None),
-        ),
+    codes = pl.Enum(known)
+    typed = typed.with_columns(
+        session_f.cast(pl.Int64).alias("session"),
+        pl.col("measure").cast(pl.String).cast(codes),
+        score_f.alias("score"),
     )
-    if problems:
-        raise InputError(f"{source}: " + f"\n{source}: ".join(problems))
+    measure_idx = typed.get_column("measure").to_physical().to_numpy()
+    score = typed.get_column("score").to_numpy()
+    lows = np.array([measures[c].min for c in known])[measure_idx]
+    highs = np.array([measures[c].max for c in known])[measure_idx]
+    out_of_range = (score < lows) | (score > highs)
+    del lows, highs
+    if out_of_range.any():
+        for row in typed.filter(pl.Series(out_of_range)).head(MAX_REPORTED).iter_rows(named=True):
+            inst = measures[row["measure"]]
+            problems.append(
+                f"row {row['_row'] + 1}: score {row['score']:g} is outside "
+                f"{inst.code}'s range {inst.min:g}..{inst.max:g}"
+            )
+        raise _fail(source, problems)
 
-    out = typed.select(
-        "_row",
-        "client_id",
-        pl.col("_session_f").cast(pl.Int64).alias("session"),
-        "measure",
-        pl.col("_score_f").alias("score"),
-        *[c for c in OPTIONAL if c in keep],
-    )
-    dup = out.select(pl.struct("client_id", "session", "measure").is_duplicated()).to_series()
-    if dup.any():
-        dups = out.filter(dup).sort("client_id", "measure", "session", "_row")
-        first = dups.row(0, named=True)
-        rows = dups.filter(
-            (pl.col("client_id") == first["client_id"])
-            & (pl.col("session") == first["session"])
-            & (pl.col("measure") == first["measure"])
-        )["_row"]
-        listed = ", ".join(str(r + 1) for r in rows.to_list())
-        raise InputError(
-            f"{source}: rows {listed}: duplicate score for client {first['client_id']}, "
-            f"session {first['session']}, measure {first['measure']} "
-            f"({dups.height} duplicated rows in all); keep one row per client, session and measure"
-        )
-    if "date" in out.columns and out.schema["date"] == pl.String:
+    _check_duplicates(typed, measure_idx, len(known), source)
+    if "date" in typed.columns and typed.schema["date"] == pl.String:
         parsed = pl.col("date").str.to_date("%Y-%m-%d", strict=False)
         bad_date = pl.col("date").is_not_null() & (pl.col("date") != "") & parsed.is_null()
-        rows_bad = _first_rows(out, bad_date, pl.format("date '{}' is not YYYY-MM-DD", "date"))
-        if rows_bad:
-            raise InputError(f"{source}: " + f"\n{source}: ".join(rows_bad))
-        out = out.with_columns(parsed.alias("date"))
-    return out.drop("_row")
+        report(bad_date, pl.format("date '{}' is not YYYY-MM-DD", "date"))
+        if problems:
+            raise _fail(source, problems)
+        typed = typed.with_columns(parsed.alias("date"))
+    return typed.drop("_row")
+
+
+#: Above this many (client, measure, session) cells the duplicate check hashes instead of
+#: counting into a dense array.
+_DENSE_CELLS = 300_000_000
+
+
+def _check_duplicates(
+    typed: pl.DataFrame, measure_idx: npt.NDArray[Any], n_measures: int, source: str
+) -> None:
+    """Reject two rows for the same client, session and measure, naming both rows.
+
+    Each row is given an integer cell number; counting cells into a dense array is far faster
+    than hashing the three columns, and falls back to hashing when the array would be huge.
+    """
+    client = typed.select(pl.col("client_id").rank("dense").cast(pl.Int64) - 1).to_series()
+    session = typed.get_column("session").to_numpy()
+    n_clients = int(client.max() or 0) + 1  # type: ignore[arg-type]
+    n_sessions = int(session.max()) if session.size else 1
+    cell = (client.to_numpy() * n_measures + measure_idx) * n_sessions + (session - 1)
+    if n_clients * n_measures * n_sessions <= _DENSE_CELLS:
+        counts = np.bincount(cell, minlength=n_clients * n_measures * n_sessions)
+        duplicated = counts[cell] > 1
+    else:
+        duplicated = pl.Series(cell).is_duplicated().to_numpy()
+    if not duplicated.any():
+        return
+    dups = typed.filter(pl.Series(duplicated)).sort("client_id", "measure", "session", "_row")
+    first = dups.row(0, named=True)
+    rows = dups.filter(
+        (pl.col("client_id") == first["client_id"])
+        & (pl.col("session") == first["session"])
+        & (pl.col("measure") == first["measure"])
+    )["_row"]
+    listed = ", ".join(str(r + 1) for r in rows.to_list())
+    raise InputError(
+        f"{source}: rows {listed}: duplicate score for client {first['client_id']}, "
+        f"session {first['session']}, measure {first['measure']} "
+        f"({dups.height} duplicated rows in all); keep one row per client, session and measure"
+    )
 
 
 def read_long(path: Path, measures: Mapping[str, Instrument]) -> pl.DataFrame:

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from bordin.measures.instruments import Instrument, builtin_registry
 from bordin.measures.reliable_change import ROUND
+from bordin.measures.series import SeriesMatrix
 
 
 @dataclass(frozen=True)
@@ -64,64 +66,62 @@ def paired_outcomes(
     reg = builtin_registry()
     phq = phq9 or reg["phq9"]
     gad = gad7 or reg["gad7"]
-    phq_case, phq_rc = _thresholds(phq)
-    gad_case, gad_rc = _thresholds(gad)
 
-    def scores(code: str, name: str) -> pl.LazyFrame:
-        return (
-            long.lazy()
-            .filter(pl.col("measure") == code)
-            .select("client_id", "session", pl.col("score").cast(pl.Float64).alias(name))
-        )
+    def matrix(code: str) -> SeriesMatrix:
+        return SeriesMatrix.from_long(long.filter(pl.col("measure").cast(pl.String) == code))
 
-    paired = scores(phq.code, "p").join(scores(gad.code, "g"), on=["client_id", "session"])
-    per_client = (
-        paired.group_by("client_id")
-        .agg(
-            pl.len().alias("n"),
-            pl.col("session").min().alias("first_session"),
-            pl.col("session").max().alias("last_session"),
-            pl.col("p").sort_by("session").first().alias("p0"),
-            pl.col("p").sort_by("session").last().alias("p1"),
-            pl.col("g").sort_by("session").first().alias("g0"),
-            pl.col("g").sort_by("session").last().alias("g1"),
-        )
-        .collect()
-    )
-    everyone = (
-        long.lazy()
-        .filter(pl.col("measure").is_in([phq.code, gad.code]))
-        .select(pl.col("client_id").n_unique())
-        .collect()
-        .item()
-    )
-    kept = per_client.filter(pl.col("n") >= 2)
-    p_drop = (pl.col("p0") - pl.col("p1")).round(ROUND)
-    g_drop = (pl.col("g0") - pl.col("g1")).round(ROUND)
-    improved = (p_drop >= phq_rc) | (g_drop >= gad_rc)
-    worse = (-p_drop >= phq_rc) | (-g_drop >= gad_rc)
-    case_start = (pl.col("p0") >= phq_case) | (pl.col("g0") >= gad_case)
-    case_end = (pl.col("p1") >= phq_case) | (pl.col("g1") >= gad_case)
-    table = (
-        kept.with_columns(
-            case_at_start=case_start,
-            recovered=case_start & ~case_end,
-            reliable_improvement=improved & ~worse,
-            reliable_deterioration=worse,
-        )
-        .with_columns(
-            reliable_recovery=pl.col("recovered") & pl.col("reliable_improvement"),
-        )
-        .select(
-            "client_id",
-            pl.col("first_session").cast(pl.Int64),
-            pl.col("last_session").cast(pl.Int64),
-            "case_at_start",
-            "recovered",
-            "reliable_improvement",
-            "reliable_deterioration",
-            "reliable_recovery",
+    return paired_from_matrices(matrix(phq.code), matrix(gad.code), phq9=phq, gad7=gad)
+
+
+def paired_from_matrices(
+    phq_matrix: SeriesMatrix,
+    gad_matrix: SeriesMatrix,
+    *,
+    phq9: Instrument,
+    gad7: Instrument,
+) -> PairedOutcomes:
+    """:func:`paired_outcomes` on the two measures' series matrices (what the batch uses)."""
+    phq_case, phq_rc = _thresholds(phq9)
+    gad_case, gad_rc = _thresholds(gad7)
+    both = (
+        pl.DataFrame({"client_id": phq_matrix.client_ids, "i": np.arange(phq_matrix.n_clients)})
+        .join(
+            pl.DataFrame(
+                {"client_id": gad_matrix.client_ids, "j": np.arange(gad_matrix.n_clients)}
+            ),
+            on="client_id",
         )
         .sort("client_id")
     )
-    return PairedOutcomes(table=table, excluded_clients=int(everyone) - table.height)
+    width = min(phq_matrix.n_sessions, gad_matrix.n_sessions)
+    i, j = both.get_column("i").to_numpy(), both.get_column("j").to_numpy()
+    p = phq_matrix.values[i, :width]
+    g = gad_matrix.values[j, :width]
+    paired = ~np.isnan(p) & ~np.isnan(g)
+    n_paired = paired.sum(axis=1)
+    first = paired.argmax(axis=1)
+    last = width - 1 - paired[:, ::-1].argmax(axis=1)
+    keep = np.flatnonzero(n_paired >= 2)
+    first, last = first[keep], last[keep]
+    p0, p1 = p[keep, first], p[keep, last]
+    g0, g1 = g[keep, first], g[keep, last]
+    p_drop, g_drop = np.round(p0 - p1, ROUND), np.round(g0 - g1, ROUND)
+    worse = (-p_drop >= phq_rc) | (-g_drop >= gad_rc)
+    improved = ((p_drop >= phq_rc) | (g_drop >= gad_rc)) & ~worse
+    case_start = (p0 >= phq_case) | (g0 >= gad_case)
+    case_end = (p1 >= phq_case) | (g1 >= gad_case)
+    recovered = case_start & ~case_end
+    table = pl.DataFrame(
+        {
+            "client_id": both.get_column("client_id").gather(keep),
+            "first_session": (first + 1).astype(np.int64),
+            "last_session": (last + 1).astype(np.int64),
+            "case_at_start": case_start,
+            "recovered": recovered,
+            "reliable_improvement": improved,
+            "reliable_deterioration": worse,
+            "reliable_recovery": recovered & improved,
+        }
+    )
+    anyone = phq_matrix.n_clients + gad_matrix.n_clients - both.height
+    return PairedOutcomes(table=table, excluded_clients=anyone - table.height)

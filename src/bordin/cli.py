@@ -1,0 +1,294 @@
+"""The ``bordin`` command: analyse data sets, make synthetic data, run the web app.
+
+Run ``bordin --help`` for the list of commands and ``bordin COMMAND --help`` for each.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="bordin",
+    help="Bordin: alliance-informed care. Measures, analyses and the clinic web app.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+BAD_INPUT = 2
+
+
+def fail(message: str) -> typer.Exit:
+    """Print an error that says what to fix and return the exit for bad input."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(BAD_INPUT)
+
+
+def parse_assignments(values: list[str] | None, option: str) -> dict[str, float]:
+    """``["alliance=1.5"]`` → ``{"alliance": 1.5}``, with a clear error for anything else."""
+    out: dict[str, float] = {}
+    for raw in values or []:
+        code, sep, number = raw.partition("=")
+        try:
+            if not sep or not code.strip():
+                raise ValueError
+            value = float(number)
+        except ValueError:
+            raise fail(f"{option} expects CODE=VALUE (e.g. alliance=1.5), got '{raw}'") from None
+        if not value > 0:
+            raise fail(f"{option} {code}: the value must be a positive number, got {number}")
+        out[code.strip()] = value
+    return out
+
+
+@contextmanager
+def progress_steps(total: int | None = None) -> Iterator[Any]:
+    """A Rich progress display on a terminal; silent otherwise (CI, pipes)."""
+    if not console.is_terminal:
+        yield lambda _label: None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=total)
+
+        def step(label: str) -> None:
+            progress.update(task, description=label, advance=1)
+
+        yield step
+
+
+@app.command()
+def analyze(
+    input: Annotated[Path, typer.Argument(help="Long-format CSV or Parquet file.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the result files.")],
+    measures: Annotated[
+        Path | None, typer.Option("--measures", help="TOML file with extra measure definitions.")
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option("--reference", help="Data set to fit expected trajectories on."),
+    ] = None,
+    rupture_threshold: Annotated[
+        list[str] | None,
+        typer.Option("--rupture-threshold", help="CODE=VALUE; repeat for several measures."),
+    ] = None,
+    sg_cutoff: Annotated[
+        list[str] | None,
+        typer.Option("--sg-cutoff", help="Sudden-gain cut-off, CODE=VALUE; repeatable."),
+    ] = None,
+) -> None:
+    """Analyse a long-format data set and write the results to --out."""
+    from bordin.measures.batch import analyze as run_analysis
+    from bordin.measures.batch import write_results
+    from bordin.measures.instruments import DefinitionError, registry
+    from bordin.measures.longdata import InputError, read_long
+
+    started = time.perf_counter()
+    try:
+        reg = registry(measures).with_overrides(
+            rupture_threshold=parse_assignments(rupture_threshold, "--rupture-threshold"),
+            sudden_gain_cutoff=parse_assignments(sg_cutoff, "--sg-cutoff"),
+        )
+    except DefinitionError as exc:
+        raise fail(str(exc)) from None
+    with progress_steps() as step:
+        try:
+            step(f"reading {input}")
+            data = read_long(input, reg)
+            ref = read_long(reference, reg) if reference is not None else None
+        except InputError as exc:
+            raise fail(str(exc)) from None
+        results = run_analysis(
+            data,
+            reg,
+            reference=ref,
+            source=str(input),
+            reference_source=str(reference) if reference else None,
+            step=step,
+        )
+        step(f"writing {out}")
+        try:
+            written = write_results(results, out)
+        except OSError as exc:
+            raise fail(f"{out}: cannot write results ({exc.strerror})") from None
+    print_summary(results.summary)
+    console.print(
+        f"Wrote {', '.join(p.name for p in written)} to {out} "
+        f"in {time.perf_counter() - started:.2f} s."
+    )
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A readable digest of ``summary.json``."""
+    info = summary["input"]
+    console.print(
+        f"[bold]{info['file']}[/]: {info['rows']:,} scores from {info['clients']:,} clients "
+        f"({', '.join(sorted(info['measures']))})."
+    )
+    table = Table(title="What the analysis found", show_lines=False)
+    table.add_column("measure")
+    table.add_column("finding")
+    table.add_column("count", justify="right")
+    table.add_column("rate", justify="right")
+
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.1f}%"
+
+    for code, row in summary["change"].items():
+        table.add_row(code, "reliable improvement (incl. recovered)", "", "")
+        table.add_row(
+            "",
+            f"  of {row['clients']:,} clients with 2+ scores",
+            f"{row['recovered'] + row['improved']:,}",
+            pct(row["reliable_improvement_rate"]),
+        )
+        table.add_row(
+            "",
+            "  reliable deterioration",
+            f"{row['deteriorated']:,}",
+            pct(row["deterioration_rate"]),
+        )
+    for code, row in summary["sudden_changes"].items():
+        table.add_row(
+            code,
+            f"sudden gains / losses (cut-off {row['cutoff']:g})",
+            f"{row['gains']:,} / {row['losses']:,}",
+            pct(row["gain_rate"]),
+        )
+    for code, row in summary["trajectories"].items():
+        if row.get("model"):
+            table.add_row(
+                code,
+                "sessions not on track",
+                f"{row['not_on_track']:,}",
+                pct(row["not_on_track_share"]),
+            )
+    for code, row in summary["ruptures"].items():
+        table.add_row(
+            code,
+            f"alliance ruptures (drop ≥ {row['threshold']:g})",
+            f"{row['ruptures']:,}",
+            "",
+        )
+        table.add_row(
+            "",
+            "  repaired / unrepaired / open",
+            f"{row['repaired']:,} / {row['unrepaired']:,} / {row['open']:,}",
+            pct(row["repair_rate"]),
+        )
+    outcomes = summary.get("outcomes")
+    if outcomes:
+        table.add_row(
+            "phq9+gad7",
+            f"recovery (NHS Talking Therapies), of {outcomes['case_at_start']:,} cases",
+            f"{outcomes['recovered']:,}",
+            pct(outcomes["recovery_rate"]),
+        )
+        table.add_row(
+            "",
+            "  reliable recovery",
+            f"{outcomes['reliable_recovery']:,}",
+            pct(outcomes["reliable_recovery_rate"]),
+        )
+    console.print(table)
+    for item in summary["excluded"]:
+        who = f"{item['clients']:,} clients" if item.get("clients") else "all rows"
+        console.print(
+            f"[dim]left out of {item['analysis']} ({item['measure']}): {who}: {item['why']}[/]"
+        )
+
+
+@app.command()
+def synth(
+    clients: Annotated[int, typer.Option("--clients", min=1, help="How many clients.")],
+    out: Annotated[Path, typer.Option("--out", help="Output .csv or .parquet file.")],
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 2026,
+    max_sessions: Annotated[int, typer.Option(min=3, help="Longest course.")] = 20,
+) -> None:
+    """Write realistic synthetic clinic data (for demos and benchmarks)."""
+    from bordin.measures.synth import synthesize, write
+
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise fail(f"{out}: use a .csv or .parquet file name")
+    frame = synthesize(clients, seed=seed, max_sessions=max_sessions)
+    write(frame, out)
+    console.print(f"Wrote {frame.height:,} scores for {clients:,} synthetic clients to {out}.")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port to serve on (127.0.0.1).")] = 8000,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo database and data live.")
+    ] = Path("demo-data"),
+    analysis_only: Annotated[
+        bool, typer.Option("--analysis-only", help="Only run the batch analysis demo.")
+    ] = False,
+) -> None:
+    """Seed a demo clinic and serve it; or, with --analysis-only, analyse synthetic data."""
+    if analysis_only:
+        analysis_demo(data_dir)
+        return
+    from bordin.web.commands import run_demo
+
+    run_demo(port=port, data_dir=data_dir)
+
+
+def analysis_demo(data_dir: Path) -> None:
+    """Generate a synthetic clinic and run the batch analysis on it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "synthetic-clinic.csv"
+    synth(clients=400, out=path, seed=2026, max_sessions=20)
+    analyze(
+        input=path,
+        out=data_dir / "analysis",
+        measures=None,
+        reference=None,
+        rupture_threshold=None,
+        sg_cutoff=None,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Serve the web app against the configured database (see docs/deploy.md)."""
+    from bordin.web.commands import run_serve
+
+    run_serve(host=host, port=port)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def manage(ctx: typer.Context) -> None:
+    """Run a Django management command, e.g. `bordin manage migrate`."""
+    from bordin.web.commands import run_manage
+
+    run_manage(list(ctx.args))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,190 @@
+"""`bordin analyze` and `bordin synth` end to end, through the real console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from bordin.measures.batch import SCHEMAS
+
+BORDIN = [sys.executable, "-m", "bordin.cli"]
+BDI_TOML = """
+[measures.bdi]
+direction = "lower_is_better"
+min = 0
+max = 63
+reliable_change = 7
+caseness = 14
+role = "outcome"
+
+[measures.rq]
+direction = "lower_is_better"
+min = 0
+max = 80
+reliable_change = 7
+role = "outcome"
+"""
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BORDIN, *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("synth") / "clinic.parquet"
+    done = run("synth", "--clients", "600", "--out", path)
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def analysed(synthetic: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    done = run("analyze", synthetic, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "What the analysis found" in done.stdout
+    return out
+
+
+def test_writes_every_file_with_the_contract_columns(analysed: Path) -> None:
+    for name, columns in SCHEMAS.items():
+        frame = pl.read_csv(analysed / f"{name}.csv")
+        assert frame.columns == columns, name
+        assert frame.height > 0, name
+    summary = json.loads((analysed / "summary.json").read_text())
+    assert summary["input"]["clients"] == 600
+    assert set(summary["input"]["measures"]) == {"phq9", "gad7", "alliance"}
+    assert summary["ruptures"]["alliance"]["ruptures"] > 0
+    assert summary["sudden_changes"]["phq9"]["gains"] > 0
+    assert summary["outcomes"]["clients"] > 0
+    assert summary["excluded"], "exclusions are listed with reasons"
+    assert all(item["why"] for item in summary["excluded"])
+    assert not list(analysed.glob(".bordin-*")), "no staging folder is left behind"
+
+
+def test_values_are_what_the_contract_says(analysed: Path) -> None:
+    sg = pl.read_csv(analysed / "sudden_changes.csv")
+    assert set(sg["kind"].unique()) <= {"gain", "loss"}
+    assert (sg["postgain_session"] == sg["pregain_session"] + 1).all()
+    rup = pl.read_csv(analysed / "ruptures.csv")
+    assert set(rup["status"].unique()) <= {"repaired", "unrepaired", "open"}
+    assert rup.filter(pl.col("status") == "repaired")["repair_session"].null_count() == 0
+    traj = pl.read_csv(analysed / "trajectories.csv")
+    assert set(traj["status"].unique()) == {"on_track", "not_on_track"}
+    share = (traj["status"] == "not_on_track").mean()
+    assert 0.07 < share < 0.13  # fitted on the input itself: about 10% by construction
+    outcomes = pl.read_csv(analysed / "outcomes.csv")
+    assert outcomes.schema["recovered"] == pl.Boolean  # written as true/false
+
+
+def test_sgdata_through_the_cli_matches_suddengains(shared_data: Path, tmp_path: Path) -> None:
+    measures = tmp_path / "bdi.toml"
+    measures.write_text(BDI_TOML)
+    out = tmp_path / "out"
+    done = run("analyze", shared_data / "sgdata_long.csv", "--out", out, "--measures", measures)
+    assert done.returncode == 0, done.stderr
+    got = (
+        pl.read_csv(out / "sudden_changes.csv")
+        .filter(pl.col("measure") == "bdi")
+        .select("kind", "client_id", "pregain_session")
+    )
+    expected = pl.read_csv(shared_data / "sgdata_bdi_sudden_changes_expected.csv")
+    assert sorted(got.rows()) == sorted(expected.rows())
+
+
+def test_overrides_change_thresholds(synthetic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run(
+        "analyze",
+        synthetic,
+        "--out",
+        out,
+        "--rupture-threshold",
+        "alliance=3",
+        "--sg-cutoff",
+        "phq9=12",
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ruptures"]["alliance"]["threshold"] == 3
+    assert summary["sudden_changes"]["phq9"]["cutoff"] == 12
+
+
+def test_reference_file_is_used_for_trajectories(synthetic: Path, tmp_path: Path) -> None:
+    ref = tmp_path / "ref.csv"
+    assert run("synth", "--clients", "300", "--seed", "7", "--out", ref).returncode == 0
+    out = tmp_path / "out"
+    done = run("analyze", synthetic, "--out", out, "--reference", ref)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trajectories"]["phq9"]["fitted_on"] == str(ref)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("client_id,session,measure\n1,1,phq9\n", "missing column(s) score"),
+        ("client_id,session,measure,score\n1,1,phq9,x\n", "row 1: score 'x' is not a number"),
+        ("client_id,session,measure,score\n1,1,phq9,40\n", "outside phq9's range"),
+        ("client_id,session,measure,score\n1,1,zz,4\n", "unknown measure code 'zz'"),
+        (
+            "client_id,session,measure,score\n1,1,phq9,4\n1,1,phq9,5\n",
+            "rows 1, 2: duplicate score",
+        ),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, content: str, message: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("earlier results")
+    done = run("analyze", bad, "--out", out)
+    assert done.returncode == 2
+    assert message in " ".join(done.stderr.split())
+    assert str(bad) in " ".join(done.stderr.split())
+    assert [p.name for p in out.iterdir()] == ["summary.json"]
+    assert (out / "summary.json").read_text() == "earlier results", "nothing stored is lost"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rupture-threshold", "alliance"], "expects CODE=VALUE"),
+        (["--rupture-threshold", "alliance=-1"], "must be a positive number"),
+        (["--sg-cutoff", "nope=3"], "unknown measure code 'nope'"),
+    ],
+)
+def test_bad_options_exit_2(synthetic: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    done = run("analyze", synthetic, "--out", tmp_path / "o", *args)
+    assert done.returncode == 2
+    assert message in " ".join(done.stderr.split())
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_measures_file_exits_2(synthetic: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "m.toml"
+    bad.write_text("[measures.x]\nmin = 0\n")
+    done = run("analyze", synthetic, "--out", tmp_path / "o", "--measures", bad)
+    assert done.returncode == 2
+    assert "'direction' must be" in done.stderr
+
+
+def test_synth_rejects_unknown_extension(tmp_path: Path) -> None:
+    done = run("synth", "--clients", "5", "--out", tmp_path / "x.xlsx")
+    assert done.returncode == 2
+    assert "use a .csv or .parquet" in done.stderr
+
+
+def test_analysis_demo_prints_a_summary(tmp_path: Path) -> None:
+    done = run("demo", "--analysis-only", "--data-dir", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "sudden gains" in done.stdout and "ruptures" in done.stdout
