@@ -31,13 +31,28 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/python -m pytest
+PG_URL := postgres://postgres@127.0.0.1:5432/test
+AXE := build/npm/node_modules/axe-core/axe.min.js
+
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix build/npm axe-core@4.14.1
+
+# The whole suite on SQLite, then the database-backed tests again on PostgreSQL.
+pytest: $(STAMP) $(AXE)
+	@echo "== whole suite on SQLite =="
+	BORDIN_TEST_DB=sqlite $(BIN)/python -m pytest
+	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null; then \
+		echo "== web tests on PostgreSQL (127.0.0.1:5432) =="; \
+		BORDIN_TEST_DB=postgres $(BIN)/python -m pytest tests/web; \
+	else \
+		echo "== PostgreSQL at 127.0.0.1:5432 not reachable: PostgreSQL run SKIPPED (CI fails here) =="; \
+	fi
 
 test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_analyze.py
+	$(BIN)/python bench/bench_web.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

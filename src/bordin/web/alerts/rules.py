@@ -1,0 +1,190 @@
+"""When alerts are raised, and their lifecycle. Signals themselves come from bordin.measures.
+
+Every alert carries a ``dedupe_key`` naming its cause (kind, client, session), unique in the
+database; :func:`raise_alert` uses ``get_or_create`` on it inside the caller's transaction, so
+a cause is never raised twice, even by two concurrent submissions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from bordin.web.alerts.models import Alert
+from bordin.web.clinic import analysis
+from bordin.web.clinic.models import Client as ClinicClient
+from bordin.web.clinic.models import Response, Session
+
+if TYPE_CHECKING:
+    from bordin.measures.ruptures import Rupture
+
+Kind = Alert.Kind
+
+
+class TransitionError(ValueError):
+    """An alert cannot move to the requested status; the message says why."""
+
+
+def dedupe_key(kind: str, client: ClinicClient, session: Session | None) -> str:
+    return f"{kind}:c{client.pk}:s{session.pk if session else '-'}"
+
+
+def raise_alert(
+    client: ClinicClient, kind: str, session: Session | None, detail: str
+) -> tuple[Alert, bool]:
+    """Create the alert for this cause unless it exists; returns ``(alert, created)``."""
+    return Alert.objects.get_or_create(
+        dedupe_key=dedupe_key(kind, client, session),
+        defaults={
+            "clinic_id": client.clinic_id,
+            "client": client,
+            "session": session,
+            "kind": kind,
+            "detail": detail,
+        },
+    )
+
+
+def check_risk(client: ClinicClient, session: Session, wellbeing: Response | None) -> Alert | None:
+    if wellbeing is None or not wellbeing.risk_flagged:
+        return None
+    alert, _ = raise_alert(
+        client,
+        Kind.RISK,
+        session,
+        f"At session {session.number} the client answered the safety question with a "
+        "possible risk of self-harm. Contact them today.",
+    )
+    return alert
+
+
+def check_rupture(
+    client: ClinicClient, session: Session, data: analysis.EpisodeData
+) -> Alert | None:
+    found = [
+        r
+        for r in analysis.ruptures(data.scores(analysis.ALLIANCE))
+        if r.session == session.number and r.status in ("open", "unrepaired")
+    ]
+    if not found:
+        return None
+    alert, _ = raise_alert(client, Kind.RUPTURE, session, rupture_detail(found[0], data))
+    return alert
+
+
+def rupture_detail(rupture: Rupture, data: analysis.EpisodeData) -> str:
+    part = analysis.part_that_dropped_most(data.items, rupture)
+    which = f" {part[0].capitalize()} fell most ({part[1]:g} points)." if part else ""
+    return (
+        f"The client's alliance rating fell {rupture.drop:g} points from session "
+        f"{rupture.previous_session} to session {rupture.session}.{which}"
+    )
+
+
+def check_divergence(client: ClinicClient, session: Session) -> Alert | None:
+    """Therapist's rating at least 2 points above the client's, on goals, tasks and bond."""
+    responses = {
+        r.respondent: r
+        for r in Response.objects.filter(
+            session=session, instrument__code__in=[analysis.ALLIANCE, analysis.THERAPIST_ALLIANCE]
+        ).select_related("instrument")
+    }
+    mine, theirs = responses.get("therapist"), responses.get("client")
+    if mine is None or theirs is None:
+        return None
+    comparable = analysis.comparable_client_alliance(theirs.answers)
+    if comparable is None or not analysis.is_divergent(mine.total, comparable):
+        return None
+    alert, _ = raise_alert(
+        client,
+        Kind.DIVERGENCE,
+        session,
+        f"At session {session.number} you rated goals, tasks and bond {mine.total:.1f} on "
+        f"average; the client rated them {comparable:.1f}.",
+    )
+    return alert
+
+
+def check_not_on_track(
+    client: ClinicClient, session: Session, data: analysis.EpisodeData, model: Any = None
+) -> Alert | None:
+    """Outcome worse than expected for this session; raised once while one is open."""
+    code = data.outcome_code()
+    if code is None:
+        return None
+    if model is None:
+        model = analysis.reference_model(client.clinic, code)
+    points = analysis.trajectory(model, data.scores(code))
+    now = [p for p in points if p.session == session.number and p.status == "not_on_track"]
+    if not now:
+        return None
+    if Alert.objects.filter(
+        client=client, kind=Kind.NOT_ON_TRACK, status__in=Alert.OPEN_STATUSES
+    ).exists():
+        return None
+    inst = analysis.registry()[code]
+    alert, _ = raise_alert(
+        client,
+        Kind.NOT_ON_TRACK,
+        session,
+        f"{inst.name.split(' (')[0]} at session {session.number} is {now[0].score:g}, worse than "
+        f"expected for clients who started at the same level (expected about "
+        f"{now[0].expected:.1f}).",
+    )
+    return alert
+
+
+def evaluate_checkin(
+    session: Session, alliance: Response | None, wellbeing: Response | None
+) -> list[Alert]:
+    """All alerts a client's check-in raises. Call inside the submission's transaction."""
+    client = session.episode.client
+    data = analysis.episode_data(session.episode)
+    found = [
+        check_risk(client, session, wellbeing),
+        check_rupture(client, session, data) if alliance else None,
+        check_divergence(client, session),
+        check_not_on_track(client, session, data) if wellbeing else None,
+    ]
+    return [a for a in found if a is not None]
+
+
+# ------------------------------------------------------------------------------- lifecycle
+
+
+@transaction.atomic
+def acknowledge(alert: Alert, user: Any) -> Alert:
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    if alert.status != Alert.Status.NEW:
+        raise TransitionError(
+            f"This alert is {alert.get_status_display().lower()}; only a new alert can be "
+            "acknowledged."
+        )
+    alert.status = Alert.Status.ACKNOWLEDGED
+    alert.acknowledged_at = timezone.now()
+    alert.acknowledged_by = user
+    alert.save()
+    return alert
+
+
+@transaction.atomic
+def resolve(alert: Alert, user: Any, note: str) -> Alert:
+    note = note.strip()
+    if not note:
+        raise TransitionError("Add a note saying how the alert was resolved.")
+    if len(note) > 2000:
+        raise TransitionError("The note is too long (at most 2,000 characters).")
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    if alert.status == Alert.Status.RESOLVED:
+        raise TransitionError("This alert is already resolved.")
+    if alert.status != Alert.Status.ACKNOWLEDGED:
+        raise TransitionError("Acknowledge the alert before resolving it.")
+    now = timezone.now()
+    alert.status = Alert.Status.RESOLVED
+    alert.resolved_at = now
+    alert.resolved_by = user
+    alert.note = note
+    alert.save()
+    return alert

@@ -1,0 +1,78 @@
+"""Alert list and lifecycle transitions (POST only, CSRF-protected)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from bordin.web.alerts import rules
+from bordin.web.alerts.models import Alert
+from bordin.web.clinic.forms import ResolveForm
+from bordin.web.clinic.scoping import alerts_for, get_alert_for
+
+
+@login_required
+@require_GET
+def alert_list(request: HttpRequest) -> HttpResponse:
+    show = request.GET.get("show", "open")
+    qs = alerts_for(request.user).select_related("client", "session")
+    if show != "all":
+        show = "open"
+        qs = qs.filter(status__in=Alert.OPEN_STATUSES)
+    return render(
+        request,
+        "alerts/list.html",
+        {
+            "alerts": qs.order_by("-created_at", "-pk")[:500],
+            "show": show,
+            "resolve_form": ResolveForm(),
+        },
+    )
+
+
+def _back(request: HttpRequest, alert: Alert) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("client", pk=alert.client_id)
+
+
+def _refuse(request: HttpRequest, alert: Alert, message: str) -> HttpResponse:
+    return render(
+        request, "alerts/transition_error.html", {"alert": alert, "message": message}, status=400
+    )
+
+
+@login_required
+@require_POST
+def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = get_alert_for(request.user, pk)
+    try:
+        rules.acknowledge(alert, request.user)
+    except rules.TransitionError as exc:
+        return _refuse(request, alert, str(exc))
+    messages.success(request, f"{alert.get_kind_display()} alert acknowledged.")
+    return _back(request, alert)
+
+
+@login_required
+@require_POST
+def resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = get_alert_for(request.user, pk)
+    form = ResolveForm(request.POST)
+    if not form.is_valid():
+        return _refuse(
+            request, alert, "Add a note (up to 2,000 characters) saying how it was resolved."
+        )
+    try:
+        rules.resolve(alert, request.user, form.cleaned_data["note"])
+    except rules.TransitionError as exc:
+        return _refuse(request, alert, str(exc))
+    messages.success(request, f"{alert.get_kind_display()} alert resolved.")
+    return _back(request, alert)

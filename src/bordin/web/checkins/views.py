@@ -1,0 +1,117 @@
+"""The client's side: ``/c/<token>`` takes the token out of the URL, ``/c/`` is the check-in.
+
+Like Django's password reset, the first request with a valid token stores the link id in the
+session and redirects to ``/c/``, so the token does not linger in the address bar, history or
+referrer headers. Every unusable link (unknown, tampered, expired, revoked or used) gets the
+same 404 page, which does not say which case applies.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from bordin.web.checkins import services
+from bordin.web.checkins.forms import CheckinForm
+from bordin.web.checkins.models import CheckinLink
+
+SESSION_LINK = "bordin_checkin_link"
+SESSION_DONE = "bordin_checkin_done"
+
+
+def _invalid(request: HttpRequest) -> HttpResponse:
+    return render(request, "checkins/invalid.html", status=404)
+
+
+def _build_form(link: CheckinLink, data: object | None = None) -> CheckinForm:
+    goals = list(link.episode.goals.filter(active=True))
+    kwargs: dict[str, object] = {
+        "instruments": services.checkin_instruments(),
+        "goals": goals,
+        "text_limit": settings.BORDIN_CHECKIN_TEXT_LIMIT,
+    }
+    if data is not None:
+        return CheckinForm(data, **kwargs)  # type: ignore[arg-type]
+    return CheckinForm(initial={"idempotency_key": secrets.token_urlsafe(24)}, **kwargs)  # type: ignore[arg-type]
+
+
+def _thanks(request: HttpRequest, link: CheckinLink, outcome: services.Outcome) -> HttpResponse:
+    clinic = link.client.clinic
+    contacts = [line.strip() for line in clinic.crisis_contacts.splitlines() if line.strip()]
+    return render(
+        request,
+        "checkins/thanks.html",
+        {"clinic": clinic, "risk": outcome.risk, "crisis_contacts": contacts},
+    )
+
+
+@never_cache
+@require_GET
+def start(request: HttpRequest, token: str) -> HttpResponse:
+    link = CheckinLink.find(token)
+    if link is None or not link.is_usable():
+        return _invalid(request)
+    request.session.cycle_key()  # a fresh session id for the client's check-in
+    request.session[SESSION_LINK] = link.pk
+    request.session.pop(SESSION_DONE, None)
+    return redirect("checkin")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def checkin(request: HttpRequest) -> HttpResponse:
+    link_id = request.session.get(SESSION_LINK)
+    link = (
+        CheckinLink.objects.select_related("client__clinic", "episode", "session")
+        .filter(pk=link_id)
+        .first()
+        if isinstance(link_id, int)
+        else None
+    )
+    if link is None:
+        return _invalid(request)
+
+    if request.method == "POST":
+        key = request.POST.get("idempotency_key", "")
+        if link.used_at is not None:
+            earlier = services.completed(link, key)
+            return _thanks(request, link, earlier) if earlier else _invalid(request)
+        if not link.is_usable():
+            return _invalid(request)
+        form = _build_form(link, request.POST)
+        if not form.is_valid():
+            if "idempotency_key" in form.errors:
+                # A broken key cannot be fixed by the client: give the re-rendered form a new one.
+                data = request.POST.copy()
+                data["idempotency_key"] = secrets.token_urlsafe(24)
+                form.data = data
+            return _render_form(request, link, form, status=400)
+        try:
+            outcome = services.submit(link, form)
+        except services.LinkUnavailable:
+            return _invalid(request)
+        request.session[SESSION_DONE] = key
+        return _thanks(request, link, outcome)
+
+    if link.used_at is not None:
+        earlier = services.completed(link, request.session.get(SESSION_DONE, ""))
+        return _thanks(request, link, earlier) if earlier else _invalid(request)
+    if not link.is_usable():
+        return _invalid(request)
+    return _render_form(request, link, _build_form(link))
+
+
+def _render_form(
+    request: HttpRequest, link: CheckinLink, form: CheckinForm, status: int = 200
+) -> HttpResponse:
+    return render(
+        request,
+        "checkins/checkin.html",
+        {"form": form, "sections": form.sections(), "link": link, "clinic": link.client.clinic},
+        status=status,
+    )

@@ -1,0 +1,206 @@
+"""The bridge between stored responses and :mod:`bordin.measures`.
+
+Views and alert rules never compute a score or a signal themselves: they collect a client's
+series here and hand it to the measures package (scoring, ruptures, sudden gains, expected
+trajectories). Series are per episode; ``scores[k]`` is session ``k + 1`` of the episode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from typing import TYPE_CHECKING
+
+from bordin.measures.instruments import Instrument as MeasureDefinition
+from bordin.measures.instruments import Registry, builtin_registry
+
+if TYPE_CHECKING:
+    from bordin.measures.ruptures import Rupture
+    from bordin.measures.sudden_gains import SuddenChange
+    from bordin.measures.trajectories import TrajectoryModel, TrajectoryPoint
+    from bordin.web.clinic.models import Clinic, Episode, Response
+
+ALLIANCE = "alliance"
+WELLBEING = "wellbeing"
+PHQ9 = "phq9"
+THERAPIST_ALLIANCE = "alliance_therapist"
+#: Parts of the alliance (Bordin 1979) rated by both client and therapist.
+ALLIANCE_PARTS = ("goals", "tasks", "bond")
+#: A therapist's rating this many points above the client's raises a divergence alert.
+DIVERGENCE_POINTS = 2.0
+
+_THERAPIST_WORDING = {
+    "goals": "We agreed on what to work on today.",
+    "tasks": "We agreed on how to work on it.",
+    "bond": "The client and I had a good working bond today.",
+}
+
+
+@cache
+def registry() -> Registry:
+    """The built-in measures, extended with the therapist's alliance rating."""
+    reg = builtin_registry()
+    if THERAPIST_ALLIANCE in reg:
+        return reg
+    return reg.merged({THERAPIST_ALLIANCE: _therapist_alliance(reg[ALLIANCE])})
+
+
+def _therapist_alliance(client_version: MeasureDefinition) -> MeasureDefinition:
+    """The therapist's view of the same session: the goals, tasks and bond items only."""
+    items = tuple(
+        replace(item, text=_THERAPIST_WORDING[item.id])
+        for item in client_version.items
+        if item.id in ALLIANCE_PARTS
+    )
+    return replace(
+        client_version,
+        code=THERAPIST_ALLIANCE,
+        name="Therapist's alliance rating",
+        description="The therapist's 0-10 ratings of goals, tasks and bond after a session.",
+        items=items,
+        rupture_threshold=None,
+    )
+
+
+def comparable_client_alliance(answers: dict[str, float | str | None]) -> float | None:
+    """The client's goals/tasks/bond answers scored as the therapist's rating is scored."""
+    parts = {k: answers.get(k) for k in ALLIANCE_PARTS}
+    if any(v is None or v == "" for v in parts.values()):
+        return None
+    return registry()[THERAPIST_ALLIANCE].score(parts).total
+
+
+def is_divergent(therapist_total: float, client_comparable: float) -> bool:
+    return round(therapist_total - client_comparable, 9) >= DIVERGENCE_POINTS
+
+
+def series(values: dict[int, float], length: int | None = None) -> list[float | None]:
+    """Session number -> score as a list, ``None`` where a session has no score."""
+    n = max([*values, length or 0]) if values or length else 0
+    return [values.get(k) for k in range(1, n + 1)]
+
+
+@dataclass
+class EpisodeData:
+    """Every score of one episode, by measure and respondent, keyed by session number."""
+
+    client: dict[str, dict[int, float]] = field(default_factory=dict)
+    therapist: dict[int, float] = field(default_factory=dict)
+    items: dict[int, dict[str, float]] = field(default_factory=dict)
+    comments: list[tuple[int, str]] = field(default_factory=list)
+    n_sessions: int = 0
+
+    @classmethod
+    def from_responses(cls, responses: Iterable[Response], n_sessions: int = 0) -> EpisodeData:
+        data = cls(n_sessions=n_sessions)
+        for r in responses:
+            number = r.session.number
+            data.n_sessions = max(data.n_sessions, number)
+            code = r.instrument.code
+            if r.respondent == "therapist":
+                data.therapist[number] = r.total
+                continue
+            data.client.setdefault(code, {})[number] = r.total
+            if code == ALLIANCE:
+                data.items[number] = {
+                    k: float(v) for k, v in r.answers.items() if isinstance(v, int | float)
+                }
+                if r.free_text:
+                    data.comments.append((number, r.free_text))
+        return data
+
+    def scores(self, code: str) -> list[float | None]:
+        return series(self.client.get(code, {}), self.n_sessions)
+
+    def therapist_scores(self) -> list[float | None]:
+        return series(self.therapist, self.n_sessions)
+
+    def outcome_code(self) -> str | None:
+        """PHQ-9 when the episode has it, else the wellbeing check-in, else ``None``."""
+        for code in (PHQ9, WELLBEING):
+            if self.client.get(code):
+                return code
+        return None
+
+
+def ruptures(scores: Sequence[float | None]) -> list[Rupture]:
+    from bordin.measures.ruptures import detect_scores
+
+    threshold = registry()[ALLIANCE].rupture_threshold or 1.5
+    return detect_scores(scores, threshold=threshold)
+
+
+def part_that_dropped_most(
+    items: dict[int, dict[str, float]], rupture: Rupture
+) -> tuple[str, float] | None:
+    """Which of goals, tasks and bond fell furthest from the comparison session to the rupture."""
+    before, after = items.get(rupture.previous_session), items.get(rupture.session)
+    if not before or not after:
+        return None
+    drops = [(before[p] - after[p], p) for p in ALLIANCE_PARTS if p in before and p in after]
+    if not drops:
+        return None
+    drop, part = max(drops)
+    return (part, drop) if drop > 0 else None
+
+
+def sudden_changes(code: str, scores: Sequence[float | None]) -> list[SuddenChange]:
+    from bordin.measures.sudden_gains import identify_scores
+
+    inst = registry()[code]
+    cutoff = inst.effective_sudden_gain_cutoff
+    if cutoff is None or sum(s is not None for s in scores) < 4:
+        return []
+    return identify_scores(scores, cutoff=cutoff, lower_is_better=inst.lower_is_better)
+
+
+def reference_model(clinic: Clinic, code: str) -> TrajectoryModel | None:
+    """Expected-trajectory model fitted on all episodes of the clinic (``None``: too few data)."""
+    import polars as pl
+
+    from bordin.measures.series import SeriesMatrix
+    from bordin.measures.trajectories import fit
+    from bordin.web.clinic.models import Response
+
+    rows = list(
+        Response.objects.filter(
+            session__episode__client__clinic=clinic,
+            respondent="client",
+            instrument__code=code,
+        ).values_list("session__episode_id", "session__number", "total")
+    )
+    if not rows:
+        return None
+    frame = pl.DataFrame(
+        {
+            "client_id": [r[0] for r in rows],
+            "session": [r[1] for r in rows],
+            "score": [float(r[2]) for r in rows],
+        }
+    )
+    try:
+        return fit(SeriesMatrix.from_long(frame), lower_is_better=registry()[code].lower_is_better)
+    except ValueError:
+        return None
+
+
+def trajectory(
+    model: TrajectoryModel | None, scores: Sequence[float | None]
+) -> list[TrajectoryPoint]:
+    from bordin.measures.trajectories import evaluate_scores
+
+    if model is None or not scores or scores[0] is None:
+        return []
+    return [p for p in evaluate_scores(model, scores) if math.isfinite(p.expected)]
+
+
+def episode_data(episode: Episode) -> EpisodeData:
+    from bordin.web.clinic.models import Response
+
+    responses = Response.objects.filter(session__episode=episode).select_related(
+        "session", "instrument"
+    )
+    last = episode.sessions.order_by("-number").values_list("number", flat=True).first()
+    return EpisodeData.from_responses(responses, last or 0)

@@ -1,0 +1,182 @@
+"""The caseload: every active client in scope, most urgent first, in a fixed number of queries.
+
+Three queries whatever the caseload size: the clients (with the last attended session, the
+state of its newest check-in link and the last check-in time as subqueries), their scores, and
+their open alerts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Subquery
+from django.utils import timezone
+
+from bordin.web.alerts.models import Alert
+from bordin.web.checkins.models import CheckinLink
+from bordin.web.clinic import analysis
+from bordin.web.clinic.models import Client, Response, Session
+from bordin.web.clinic.scoping import clients_for
+
+#: Badge hooks in urgency order (``data-alert-kind`` values).
+BADGES = ("risk", "rupture", "not-on-track", "divergence", "overdue")
+BADGE_LABELS = {
+    "risk": "Risk",
+    "rupture": "Rupture",
+    "not-on-track": "Not on track",
+    "divergence": "Divergence",
+    "overdue": "Check-in overdue",
+}
+
+
+@dataclass(frozen=True)
+class Trend:
+    value: float
+    previous: float | None
+    code: str
+
+    @property
+    def direction(self) -> str:
+        if self.previous is None or round(self.value - self.previous, 9) == 0:
+            return "flat"
+        return "up" if self.value > self.previous else "down"
+
+    @property
+    def better(self) -> bool | None:
+        """Whether the change is an improvement for this measure (``None`` when flat)."""
+        if self.direction == "flat" or self.previous is None:
+            return None
+        return analysis.registry()[self.code].improvement(self.previous, self.value) > 0
+
+    @property
+    def label(self) -> str:
+        return analysis.registry()[self.code].name.split(" (")[0]
+
+
+@dataclass
+class Row:
+    client: Client
+    alliance: Trend | None = None
+    outcome: Trend | None = None
+    badges: list[str] = field(default_factory=list)
+    last_checkin: datetime | None = None
+
+    @property
+    def sort_key(self) -> tuple[Any, ...]:
+        return (
+            *(0 if b in self.badges else 1 for b in BADGES),
+            self.client.display_name.casefold(),
+            self.client.pk,
+        )
+
+    @property
+    def badge_items(self) -> list[tuple[str, str]]:
+        return [(b, BADGE_LABELS[b]) for b in self.badges]
+
+
+def _trend(values: list[float], code: str) -> Trend | None:
+    if not values:
+        return None
+    return Trend(values[-1], values[-2] if len(values) > 1 else None, code)
+
+
+def caseload(user: Any, now: datetime | None = None) -> list[Row]:
+    now = now or timezone.now()
+    last_attended = (
+        Session.objects.filter(
+            episode__client=OuterRef("pk"), attendance=Session.Attendance.ATTENDED
+        )
+        .order_by("-date", "-number", "-pk")
+        .values("pk")[:1]
+    )
+    newest_link = CheckinLink.objects.filter(session_id=OuterRef("last_attended_id")).order_by(
+        "-created_at", "-pk"
+    )
+    clients = list(
+        clients_for(user)
+        .filter(active=True)
+        .select_related("therapist")
+        .annotate(last_attended_id=Subquery(last_attended))
+        .annotate(
+            link_expires=Subquery(newest_link.values("expires_at")[:1]),
+            link_used=Subquery(newest_link.values("used_at")[:1]),
+            attended_checked_in=Exists(
+                Response.objects.filter(
+                    session_id=OuterRef("last_attended_id"),
+                    respondent=Response.Respondent.CLIENT,
+                )
+            ),
+            last_checkin_at=Subquery(
+                Response.objects.filter(
+                    session__episode__client=OuterRef("pk"),
+                    respondent=Response.Respondent.CLIENT,
+                )
+                .order_by("-submitted_at")
+                .values("submitted_at")[:1]
+            ),
+            first_session_date=Subquery(
+                Session.objects.filter(episode__client=OuterRef("pk"))
+                .order_by("date", "pk")
+                .values("date")[:1]
+            ),
+        )
+    )
+    if not clients:
+        return []
+    ids = [c.pk for c in clients]
+    scores: dict[int, dict[str, list[float]]] = {}
+    for client_id, code, total in (
+        Response.objects.filter(
+            session__episode__client_id__in=ids,
+            respondent=Response.Respondent.CLIENT,
+            instrument__code__in=[analysis.ALLIANCE, analysis.WELLBEING, analysis.PHQ9],
+        )
+        .order_by("session__date", "session__number", "submitted_at")
+        .values_list("session__episode__client_id", "instrument__code", "total")
+    ):
+        scores.setdefault(client_id, {}).setdefault(code, []).append(total)
+    open_kinds: dict[int, set[str]] = {}
+    for client_id, kind in Alert.objects.filter(
+        client_id__in=ids, status__in=Alert.OPEN_STATUSES
+    ).values_list("client_id", "kind"):
+        open_kinds.setdefault(client_id, set()).add(kind.replace("_", "-"))
+
+    overdue_after = timedelta(days=settings.BORDIN_CHECKIN_OVERDUE_DAYS)
+    rows = []
+    for c in clients:
+        by_code = scores.get(c.pk, {})
+        outcome_code = analysis.PHQ9 if by_code.get(analysis.PHQ9) else analysis.WELLBEING
+        kinds = open_kinds.get(c.pk, set())
+        if is_overdue(c, now, overdue_after):
+            kinds.add("overdue")
+        rows.append(
+            Row(
+                client=c,
+                alliance=_trend(by_code.get(analysis.ALLIANCE, []), analysis.ALLIANCE),
+                outcome=_trend(by_code.get(outcome_code, []), outcome_code),
+                badges=[b for b in BADGES if b in kinds],
+                last_checkin=c.last_checkin_at,
+            )
+        )
+    rows.sort(key=lambda r: r.sort_key)
+    return rows
+
+
+def is_overdue(client: Any, now: datetime, overdue_after: timedelta) -> bool:
+    """The last attended session's newest link expired unused, or no check-in for too long."""
+    if (
+        client.last_attended_id is not None
+        and not client.attended_checked_in
+        and client.link_expires is not None
+        and client.link_used is None
+        and client.link_expires <= now
+    ):
+        return True
+    if client.last_checkin_at is not None:
+        return bool(now - client.last_checkin_at > overdue_after)
+    if client.first_session_date is not None:
+        return bool(now.date() - client.first_session_date > overdue_after)
+    return False

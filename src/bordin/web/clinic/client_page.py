@@ -1,0 +1,191 @@
+"""Everything the client page shows, gathered from the database and bordin.measures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bordin.web.alerts.models import Alert
+from bordin.web.clinic import analysis, charts
+from bordin.web.clinic.models import Client, Episode, Goal, GoalRating
+
+PART_NAMES = {"goals": "goals", "tasks": "tasks (how you work together)", "bond": "bond"}
+
+
+@dataclass
+class GoalView:
+    goal: Goal
+    latest: int | None
+    previous: int | None
+
+
+@dataclass
+class ClientPage:
+    client: Client
+    episode: Episode | None
+    alliance_chart: charts.Chart | None = None
+    outcome_chart: charts.Chart | None = None
+    latest_comment: tuple[int, str] | None = None
+    goals: list[GoalView] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    rupture_open: bool = False
+    off_track: bool = False
+    rupture_part: str | None = None
+    rupture_notes: list[str] = field(default_factory=list)
+
+
+def build(client: Client) -> ClientPage:
+    episode = client.episodes.order_by("-start", "-pk").first()
+    alerts = list(client.alerts.select_related("session").order_by("-created_at", "-pk"))
+    page = ClientPage(client=client, episode=episode, alerts=alerts)
+    open_kinds = {a.kind for a in alerts if a.is_open}
+    page.rupture_open = Alert.Kind.RUPTURE in open_kinds
+    page.off_track = Alert.Kind.NOT_ON_TRACK in open_kinds
+    if episode is None:
+        return page
+    data = analysis.episode_data(episode)
+    page.latest_comment = data.comments[-1] if data.comments else None
+    _alliance(page, data)
+    _outcome(page, client, data)
+    page.goals = _goals(episode)
+    return page
+
+
+def _alliance(page: ClientPage, data: analysis.EpisodeData) -> None:
+    client_scores = data.scores(analysis.ALLIANCE)
+    therapist_scores = data.therapist_scores()
+    if not any(v is not None for v in client_scores + therapist_scores):
+        return
+    markers = []
+    found = analysis.ruptures(client_scores)
+    for r in found:
+        part = analysis.part_that_dropped_most(data.items, r)
+        which = f"; {PART_NAMES[part[0]]} fell most ({part[1]:g} points)" if part else ""
+        status = {
+            "repaired": f"repaired at session {r.repair_session}",
+            "unrepaired": "not repaired",
+            "open": "still open",
+        }[r.status]
+        text = (
+            f"Rupture at session {r.session}: the alliance fell {r.drop:g} points from "
+            f"session {r.previous_session}{which}; {status}."
+        )
+        page.rupture_notes.append(text)
+        value = client_scores[r.session - 1]
+        if value is not None:
+            markers.append(charts.Marker(r.session, value, "Rupture", text, "rupture"))
+        if r.repair_session is not None:
+            repaired_value = client_scores[r.repair_session - 1]
+            if repaired_value is not None:
+                markers.append(
+                    charts.Marker(
+                        r.repair_session,
+                        repaired_value,
+                        "Repair",
+                        f"Repair at session {r.repair_session} after the rupture at session "
+                        f"{r.session}.",
+                        "repair",
+                    )
+                )
+    if found and found[-1].status in ("open", "unrepaired"):
+        page.rupture_open = True
+        part = analysis.part_that_dropped_most(data.items, found[-1])
+        page.rupture_part = part[0] if part else None
+    last = next((v for v in reversed(client_scores) if v is not None), None)
+    summary = (
+        f"Client's alliance ratings over {sum(v is not None for v in client_scores)} sessions, "
+        f"latest {last:g} out of 10. "
+        if last is not None
+        else "No client ratings yet. "
+    )
+    summary += f"{len(found)} rupture(s) found." if found else "No ruptures found."
+    if any(v is not None for v in therapist_scores):
+        summary += " The therapist's own ratings are shown as a dashed line."
+    page.alliance_chart = charts.line_chart(
+        slug="alliance-chart",
+        title="Alliance, session by session",
+        summary=summary,
+        lines=[
+            charts.Line("Client", client_scores, "client"),
+            charts.Line("Therapist", therapist_scores, "therapist"),
+        ],
+        lo=0,
+        hi=10,
+        ticks=[0, 2, 4, 6, 8, 10],
+        y_label="Alliance (0-10)",
+        markers=markers,
+    )
+
+
+def _outcome(page: ClientPage, client: Client, data: analysis.EpisodeData) -> None:
+    code = data.outcome_code()
+    if code is None:
+        return
+    inst = analysis.registry()[code]
+    scores = data.scores(code)
+    model = analysis.reference_model(client.clinic, code)
+    points = analysis.trajectory(model, scores)
+    band = [(p.session, p.expected, p.upper) for p in points]
+    if points and points[-1].status == "not_on_track":
+        page.off_track = True
+    markers = []
+    for change in analysis.sudden_changes(code, scores):
+        word = "Sudden gain" if change.kind == "gain" else "Sudden loss"
+        markers.append(
+            charts.Marker(
+                change.postgain_session,
+                change.postgain_score,
+                word,
+                f"{word} between sessions {change.pregain_session} and "
+                f"{change.postgain_session}: {change.pregain_score:g} to "
+                f"{change.postgain_score:g}.",
+                change.kind,
+            )
+        )
+    name = inst.name.split(" (")[0]
+    present = [v for v in scores if v is not None]
+    direction = "lower is better" if inst.lower_is_better else "higher is better"
+    summary = f"{name} over {len(present)} sessions ({direction}); latest {present[-1]:g}."
+    if band:
+        off = sum(p.status == "not_on_track" for p in points)
+        summary += (
+            f" The shaded band is the range expected for clients who started at the same level;"
+            f" {off} session(s) fell outside it on the worse side."
+        )
+    else:
+        summary += " Too little data yet for an expected range."
+    step = 2.0 if inst.max <= 10 else 5.0
+    ticks = [inst.min + step * k for k in range(int((inst.max - inst.min) // step) + 1)]
+    page.outcome_chart = charts.line_chart(
+        slug="outcome-chart",
+        title=f"{name}, session by session",
+        summary=summary,
+        lines=[charts.Line(name, scores, "outcome")],
+        lo=inst.min,
+        hi=inst.max,
+        ticks=ticks,
+        y_label=f"{name} ({inst.min:g}-{inst.max:g})",
+        markers=markers,
+        band=band,
+        band_name="Expected range",
+    )
+
+
+def _goals(episode: Episode) -> list[GoalView]:
+    goals = list(episode.goals.filter(active=True))
+    ratings: dict[int, list[int]] = {}
+    for goal_id, rating in (
+        GoalRating.objects.filter(goal__in=goals)
+        .order_by("session__number")
+        .values_list("goal_id", "rating")
+    ):
+        ratings.setdefault(goal_id, []).append(rating)
+    out = []
+    for g in goals:
+        r = ratings.get(g.pk, [])
+        out.append(GoalView(g, r[-1] if r else None, r[-2] if len(r) > 1 else None))
+    return out
+
+
+def context(page: ClientPage, **extra: Any) -> dict[str, Any]:
+    return {"page": page, "client": page.client, **extra}

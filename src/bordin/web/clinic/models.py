@@ -1,0 +1,217 @@
+"""Clinics, staff, clients, episodes of care, sessions, responses and goals."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from bordin.measures.instruments import Instrument as MeasureDefinition
+
+
+class Clinic(models.Model):
+    name = models.CharField(max_length=200)
+    crisis_contacts = models.TextField(
+        blank=True,
+        help_text="Shown to a client who reports thoughts of self-harm. One contact per line.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StaffProfile(models.Model):
+    class Role(models.TextChoices):
+        THERAPIST = "therapist", "Therapist"
+        CLINIC_ADMIN = "clinic_admin", "Clinic admin"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff"
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="staff")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.THERAPIST)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()}, {self.clinic})"
+
+    @property
+    def is_clinic_admin(self) -> bool:
+        return self.role == self.Role.CLINIC_ADMIN
+
+
+class Client(models.Model):
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="clients")
+    therapist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clients"
+    )
+    display_name = models.CharField(max_length=120)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("display_name", "pk")
+        indexes = (models.Index(fields=["clinic", "therapist", "active"]),)
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Episode(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="episodes")
+    start = models.DateField()
+    end = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+
+    class Meta:
+        ordering = ("-start", "-pk")
+        constraints = (
+            models.CheckConstraint(
+                condition=Q(end__isnull=True) | Q(end__gte=models.F("start")),
+                name="episode_end_after_start",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.client} from {self.start}"
+
+
+class Session(models.Model):
+    class Attendance(models.TextChoices):
+        ATTENDED = "attended", "Attended"
+        MISSED = "missed", "Missed"
+
+    episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="sessions")
+    number = models.PositiveIntegerField(help_text="1 for the first session of the episode.")
+    date = models.DateField()
+    attendance = models.CharField(
+        max_length=10, choices=Attendance.choices, default=Attendance.ATTENDED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("episode", "number")
+        constraints = (
+            models.UniqueConstraint(fields=["episode", "number"], name="session_number_unique"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="session_number_positive"),
+        )
+
+    def __str__(self) -> str:
+        return f"Session {self.number} on {self.date}"
+
+
+class Instrument(models.Model):
+    """A frozen copy of a measure definition; every response points at the exact version."""
+
+    code = models.CharField(max_length=40)
+    version = models.CharField(max_length=20)
+    definition = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=["code", "version"], name="instrument_version_unique"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.code} v{self.version}"
+
+    @classmethod
+    def snapshot(cls, definition: MeasureDefinition) -> Instrument:
+        """The stored row for this definition's code and version, created on first use."""
+        row, _ = cls.objects.get_or_create(
+            code=definition.code,
+            version=definition.version,
+            defaults={"definition": definition_as_json(definition)},
+        )
+        return row
+
+
+def definition_as_json(definition: MeasureDefinition) -> dict[str, Any]:
+    """A JSON-ready copy of a measure definition (tuples become lists)."""
+    data = dataclasses.asdict(definition)
+    data["subscales"] = {k: list(v) for k, v in definition.subscales.items()}
+    data["answer_codes"] = dict(definition.answer_codes)
+    result: dict[str, Any] = data
+    return result
+
+
+class Response(models.Model):
+    """One completed questionnaire for one session, by the client or the therapist."""
+
+    class Respondent(models.TextChoices):
+        CLIENT = "client", "Client"
+        THERAPIST = "therapist", "Therapist"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="responses")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="responses")
+    respondent = models.CharField(max_length=10, choices=Respondent.choices)
+    rated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The staff member, for a therapist's rating.",
+    )
+    answers = models.JSONField(default=dict)
+    total = models.FloatField()
+    free_text = models.TextField(blank=True)
+    risk_flagged = models.BooleanField(default=False)
+    submitted_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ("session__number", "pk")
+        constraints = (
+            models.UniqueConstraint(
+                fields=["session", "instrument", "respondent"],
+                name="one_response_per_session_instrument_respondent",
+            ),
+        )
+        indexes = (models.Index(fields=["respondent", "submitted_at"]),)
+
+    def __str__(self) -> str:
+        return f"{self.instrument} by {self.respondent} for {self.session}"
+
+
+class Goal(models.Model):
+    episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="goals")
+    text = models.CharField(max_length=300, help_text="In the client's own words.")
+    position = models.PositiveSmallIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("position", "pk")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class GoalRating(models.Model):
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="goal_ratings")
+    response = models.ForeignKey(
+        Response, on_delete=models.CASCADE, related_name="goal_ratings", null=True, blank=True
+    )
+    goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="ratings")
+    rating = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ("session__number", "goal__position")
+        constraints = (
+            models.UniqueConstraint(fields=["session", "goal"], name="goal_rating_unique"),
+            models.CheckConstraint(
+                condition=Q(rating__gte=0) & Q(rating__lte=10), name="goal_rating_0_10"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.goal}: {self.rating}"

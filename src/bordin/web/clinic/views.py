@@ -1,0 +1,186 @@
+"""Staff views: caseload, client page, therapist rating, sessions and check-in links.
+
+Plain function views. Every record is fetched through :mod:`bordin.web.clinic.scoping`, so a
+record outside the user's scope is a 404.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from bordin.web.alerts.rules import check_divergence
+from bordin.web.checkins.models import CheckinLink
+from bordin.web.clinic import analysis, client_page
+from bordin.web.clinic.caseload import caseload as build_caseload
+from bordin.web.clinic.forms import ResolveForm, SessionForm, TherapistRatingForm
+from bordin.web.clinic.models import Client, Episode, Instrument, Response, Session
+from bordin.web.clinic.scoping import get_client_for, staff_profile
+
+
+@login_required
+@require_GET
+def caseload(request: HttpRequest) -> HttpResponse:
+    rows = build_caseload(request.user)
+    return render(
+        request,
+        "clinic/caseload.html",
+        {"rows": rows, "profile": staff_profile(request.user)},
+    )
+
+
+def _client_page(
+    request: HttpRequest,
+    client: Client,
+    *,
+    rating_form: TherapistRatingForm | None = None,
+    session_form: SessionForm | None = None,
+    new_link: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    page = client_page.build(client)
+    sessions = Session.objects.filter(episode__client=client).order_by("-date", "-number")
+    links = list(
+        CheckinLink.objects.filter(client=client, used_at__isnull=True, revoked_at__isnull=True)
+        .filter(expires_at__gt=timezone.now())
+        .select_related("session")
+    )
+    return render(
+        request,
+        "clinic/client.html",
+        client_page.context(
+            page,
+            rating_form=rating_form or TherapistRatingForm(sessions=sessions),
+            session_form=session_form or SessionForm(),
+            resolve_form=ResolveForm(),
+            open_links=links,
+            new_link=new_link,
+            can_issue=page.episode is not None and sessions.exists(),
+            link_hours=settings.BORDIN_CHECKIN_LINK_HOURS,
+        ),
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    client = get_client_for(request.user, pk)
+    return _client_page(request, client)
+
+
+@login_required
+@require_POST
+def therapist_rating(request: HttpRequest, pk: int) -> HttpResponse:
+    client = get_client_for(request.user, pk)
+    sessions = Session.objects.filter(episode__client=client).order_by("-date", "-number")
+    form = TherapistRatingForm(request.POST, sessions=sessions)
+    if not form.is_valid():
+        return _client_page(request, client, rating_form=form, status=400)
+    session = form.cleaned_data["session"]
+    inst = analysis.registry()[analysis.THERAPIST_ALLIANCE]
+    answers = form.answers()
+    score = inst.score(answers)
+    with transaction.atomic():
+        Response.objects.update_or_create(
+            session=session,
+            instrument=Instrument.snapshot(inst),
+            respondent=Response.Respondent.THERAPIST,
+            defaults={
+                "answers": answers,
+                "total": score.total,
+                "rated_by": request.user,
+                "submitted_at": timezone.now(),
+            },
+            create_defaults={
+                "answers": answers,
+                "total": score.total,
+                "rated_by": request.user,
+                "submitted_at": timezone.now(),
+                "idempotency_key": f"therapist:{secrets.token_urlsafe(16)}",
+            },
+        )
+        alert = check_divergence(client, session)
+    messages.success(request, f"Your rating for session {session.number} is saved.")
+    if alert is not None:
+        messages.warning(request, "Your rating and the client's differ by 2 points or more.")
+    return redirect("client", pk=client.pk)
+
+
+@login_required
+@require_POST
+def record_session(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record a session in the client's current episode; issue a check-in link if attended."""
+    client = get_client_for(request.user, pk)
+    form = SessionForm(request.POST)
+    if not form.is_valid():
+        return _client_page(request, client, session_form=form, status=400)
+    with transaction.atomic():
+        episode = client.episodes.filter(status=Episode.Status.OPEN).order_by("-start").first()
+        if episode is None:
+            episode = Episode.objects.create(client=client, start=form.cleaned_data["date"])
+        number = (episode.sessions.aggregate(m=Max("number"))["m"] or 0) + 1
+        session = Session.objects.create(
+            episode=episode,
+            number=number,
+            date=form.cleaned_data["date"],
+            attendance=form.cleaned_data["attendance"],
+        )
+        token = None
+        if (
+            session.attendance == Session.Attendance.ATTENDED
+            and settings.BORDIN_ISSUE_LINK_ON_SESSION
+        ):
+            _, token = CheckinLink.issue(session, created_by=request.user)
+    messages.success(request, f"Session {number} recorded.")
+    if token:
+        return _client_page(request, client, new_link=_absolute_link(request, token))
+    return redirect("client", pk=client.pk)
+
+
+@login_required
+@require_POST
+def issue_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """A fresh check-in link for the client's latest attended session without a check-in."""
+    client = get_client_for(request.user, pk)
+    session = (
+        Session.objects.filter(episode__client=client, attendance=Session.Attendance.ATTENDED)
+        .exclude(responses__respondent=Response.Respondent.CLIENT)
+        .order_by("-date", "-number")
+        .first()
+    )
+    if session is None:
+        messages.error(request, "Every attended session already has a check-in.")
+        return redirect("client", pk=client.pk)
+    try:
+        _, token = CheckinLink.issue(session, created_by=request.user)
+    except IntegrityError:  # pragma: no cover - a 256-bit collision
+        raise Http404 from None
+    return _client_page(request, client, new_link=_absolute_link(request, token))
+
+
+@login_required
+@require_POST
+def revoke_link(request: HttpRequest, pk: int, link_pk: int) -> HttpResponse:
+    client = get_client_for(request.user, pk)
+    updated = CheckinLink.objects.filter(
+        pk=link_pk, client=client, revoked_at__isnull=True, used_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    if not updated:
+        raise Http404("No such link")
+    messages.success(request, "The link is revoked; it can no longer be used.")
+    return redirect("client", pk=client.pk)
+
+
+def _absolute_link(request: HttpRequest, token: str) -> str:
+    return request.build_absolute_uri(reverse("checkin-start", args=[token]))

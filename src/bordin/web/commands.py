@@ -1,0 +1,74 @@
+"""Runner functions behind ``bordin demo``, ``bordin serve`` and ``bordin manage``.
+
+They configure Django on first use, so importing this module stays cheap for the rest of the
+CLI. ``run_demo`` is for trying Bordin on a laptop: it uses SQLite in ``data_dir``, turns
+``DEBUG`` on and creates a secret key there if none is set. For production use ``run_serve``
+behind a reverse proxy, or gunicorn (see ``docs/deploy.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+SETTINGS = "bordin.web.settings"
+
+
+def _setup() -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
+    django.setup()
+
+
+def _demo_secret(data_dir: Path) -> str:
+    """The demo's secret key, generated once into ``data_dir/secret_key`` (mode 0600)."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = secrets.token_urlsafe(50)
+    path.touch(mode=0o600)
+    path.write_text(key, encoding="utf-8")
+    return key
+
+
+def run_demo(port: int = 8000, data_dir: Path = Path("demo-data"), host: str = "127.0.0.1") -> None:
+    """Migrate a fresh SQLite database in ``data_dir``, seed the demo clinic and serve it."""
+    from django.core.management import call_command
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["BORDIN_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("BORDIN_DEBUG", "true")
+    os.environ.setdefault("BORDIN_SECURE_COOKIES", "false")
+    if not os.environ.get("BORDIN_SECRET_KEY"):
+        os.environ["BORDIN_SECRET_KEY"] = _demo_secret(data_dir)
+    os.environ.pop("DATABASE_URL", None)
+    _setup()
+    call_command("migrate", interactive=False, verbosity=0)
+    from bordin.web.demo import seed_demo
+
+    summary = seed_demo()
+    print(f"Bordin demo at http://{host}:{port}/  (data in {data_dir.resolve()})")
+    print("Logins (password for all: " + summary["logins"][0][2] + "):")
+    for username, role, _ in summary["logins"]:
+        print(f"  {username:<18} {role}")
+    call_command("runserver", f"{host}:{port}", use_reloader=False)
+
+
+def run_serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Apply migrations and serve with Django's threaded server (small sites; see deploy docs)."""
+    from django.core.management import call_command
+
+    _setup()
+    call_command("migrate", interactive=False, verbosity=1)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    call_command("runserver", f"{host}:{port}", use_reloader=False, insecure_serving=True)
+
+
+def run_manage(argv: list[str]) -> None:
+    """Django's ``manage.py`` with Bordin's settings: ``bordin manage createsuperuser``."""
+    from django.core.management import execute_from_command_line
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
+    execute_from_command_line(["bordin manage", *argv])

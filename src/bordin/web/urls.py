@@ -1,0 +1,34 @@
+"""URLs. ``/c/<token>`` and ``/login/`` are contracts (check-in links and browser tests)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from bordin.web.alerts import views as alert_views
+from bordin.web.checkins import views as checkin_views
+from bordin.web.clinic import views as clinic_views
+
+urlpatterns = [
+    path("", clinic_views.caseload, name="caseload"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("clients/<int:pk>/", clinic_views.client_detail, name="client"),
+    path("clients/<int:pk>/rating/", clinic_views.therapist_rating, name="therapist-rating"),
+    path("clients/<int:pk>/sessions/", clinic_views.record_session, name="record-session"),
+    path("clients/<int:pk>/links/", clinic_views.issue_link, name="issue-link"),
+    path(
+        "clients/<int:pk>/links/<int:link_pk>/revoke/",
+        clinic_views.revoke_link,
+        name="revoke-link",
+    ),
+    path("alerts/", alert_views.alert_list, name="alerts"),
+    path("alerts/<int:pk>/acknowledge/", alert_views.acknowledge, name="alert-acknowledge"),
+    path("alerts/<int:pk>/resolve/", alert_views.resolve, name="alert-resolve"),
+    path("c/", checkin_views.checkin, name="checkin"),
+    path("c/<str:token>", checkin_views.start, name="checkin-start"),
+]
