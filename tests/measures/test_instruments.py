@@ -52,7 +52,7 @@ def test_published_facts() -> None:
 
 def test_own_checkins_are_marked_not_validated() -> None:
     reg = builtin_registry()
-    for code in ("alliance", "wellbeing"):
+    for code in ("alliance", "alliance_therapist", "wellbeing"):
         assert reg[code].validated is False
         assert all(item.text for item in reg[code].items)
     alliance = reg["alliance"]

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
 
-from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.measures.instruments import Registry, builtin_registry
 
 if TYPE_CHECKING:
@@ -31,37 +30,10 @@ ALLIANCE_PARTS = ("goals", "tasks", "bond")
 #: A therapist's rating this many points above the client's raises a divergence alert.
 DIVERGENCE_POINTS = 2.0
 
-_THERAPIST_WORDING = {
-    "goals": "We agreed on what to work on today.",
-    "tasks": "We agreed on how to work on it.",
-    "bond": "The client and I had a good working bond today.",
-}
-
-
 @cache
 def registry() -> Registry:
-    """The built-in measures, extended with the therapist's alliance rating."""
-    reg = builtin_registry()
-    if THERAPIST_ALLIANCE in reg:
-        return reg
-    return reg.merged({THERAPIST_ALLIANCE: _therapist_alliance(reg[ALLIANCE])})
-
-
-def _therapist_alliance(client_version: MeasureDefinition) -> MeasureDefinition:
-    """The therapist's view of the same session: the goals, tasks and bond items only."""
-    items = tuple(
-        replace(item, text=_THERAPIST_WORDING[item.id])
-        for item in client_version.items
-        if item.id in ALLIANCE_PARTS
-    )
-    return replace(
-        client_version,
-        code=THERAPIST_ALLIANCE,
-        name="Therapist's alliance rating",
-        description="The therapist's 0-10 ratings of goals, tasks and bond after a session.",
-        items=items,
-        rupture_threshold=None,
-    )
+    """The built-in measures (including the therapist's side of the alliance rating)."""
+    return builtin_registry()
 
 
 def comparable_client_alliance(answers: dict[str, float | str | None]) -> float | None:
