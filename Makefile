@@ -7,29 +7,38 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.installed-dev-stamp
 PORT ?= 8000
 
-.PHONY: demo test lint typecheck pytest bench install clean
+.PHONY: demo test lint typecheck security pytest bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bordin demo --port $(PORT)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
+
+# Security static analysis: no medium or high findings allowed.
+security: $(DEV_STAMP)
+	$(BIN)/bandit -r src --severity-level medium --quiet
 
 PG_URL := postgres://postgres@127.0.0.1:5432/test
 AXE := build/npm/node_modules/axe-core/axe.min.js
@@ -38,7 +47,7 @@ $(AXE):
 	npm install --silent --no-audit --no-fund --prefix build/npm axe-core@4.14.1
 
 # The whole suite on SQLite, then the database-backed tests again on PostgreSQL.
-pytest: $(STAMP) $(AXE)
+pytest: $(DEV_STAMP) $(AXE)
 	@echo "== whole suite on SQLite =="
 	BORDIN_TEST_DB=sqlite $(BIN)/python -m pytest
 	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null; then \
@@ -48,9 +57,9 @@ pytest: $(STAMP) $(AXE)
 		echo "== PostgreSQL at 127.0.0.1:5432 not reachable: PostgreSQL run SKIPPED (CI fails here) =="; \
 	fi
 
-test: lint typecheck pytest
+test: lint typecheck security pytest
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python bench/bench_analyze.py
 	$(BIN)/python bench/bench_web.py
 
