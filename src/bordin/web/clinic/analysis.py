@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from bordin.measures.instruments import Registry, builtin_registry
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from bordin.measures.ruptures import Rupture
     from bordin.measures.sudden_gains import SuddenChange
     from bordin.measures.trajectories import TrajectoryModel, TrajectoryPoint
@@ -128,21 +130,45 @@ def sudden_changes(code: str, scores: Sequence[float | None]) -> list[SuddenChan
     return identify_scores(scores, cutoff=cutoff, lower_is_better=inst.lower_is_better)
 
 
+#: The clinic's expected-trajectory model is refitted after this many new responses (and is
+#: otherwise served from the cache), so a check-in does not refit it inside its transaction.
+REFIT_EVERY = 25
+
+
 def reference_model(clinic: Clinic, code: str) -> TrajectoryModel | None:
-    """Expected-trajectory model fitted on all episodes of the clinic (``None``: too few data)."""
+    """Expected-trajectory model fitted on all episodes of the clinic (``None``: too few data).
+
+    Fitting reads every response of the clinic, so the model is cached (Django's cache) per
+    clinic, measure and block of :data:`REFIT_EVERY` responses: one cheap count query decides
+    whether the cached fit is still current.
+    """
+    from django.core.cache import cache
+
+    responses = _reference_responses(clinic, code)
+    block = responses.count() // REFIT_EVERY
+    key = f"bordin:trajectory:{clinic.pk}:{code}:{block}"
+    cached: tuple[TrajectoryModel | None] | None = cache.get(key)
+    if cached is None:
+        cached = (_fit_reference(responses, code),)
+        cache.set(key, cached, timeout=None)
+    return cached[0]
+
+
+def _reference_responses(clinic: Clinic, code: str) -> QuerySet[Response]:
+    from bordin.web.clinic.models import Response
+
+    return Response.objects.filter(
+        session__episode__client__clinic=clinic, respondent="client", instrument__code=code
+    )
+
+
+def _fit_reference(responses: QuerySet[Response], code: str) -> TrajectoryModel | None:
     import polars as pl
 
     from bordin.measures.series import SeriesMatrix
     from bordin.measures.trajectories import fit
-    from bordin.web.clinic.models import Response
 
-    rows = list(
-        Response.objects.filter(
-            session__episode__client__clinic=clinic,
-            respondent="client",
-            instrument__code=code,
-        ).values_list("session__episode_id", "session__number", "total")
-    )
+    rows = list(responses.values_list("session__episode_id", "session__number", "total"))
     if not rows:
         return None
     frame = pl.DataFrame(
