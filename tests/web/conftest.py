@@ -15,7 +15,8 @@ import pytest
 
 _DB_URLS = {
     "sqlite": "sqlite://:memory:",
-    "postgres": "postgres://postgres@127.0.0.1:5432/test",
+    # BORDIN_TEST_PG_URL lets parallel runs use their own database (pytest-django adds "test_").
+    "postgres": os.environ.get("BORDIN_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test"),
 }
 
 
@@ -89,6 +90,20 @@ def outsider(other_clinic: Any) -> Any:
 
 
 @pytest.fixture
+def supervisor(clinic: Any, owner: Any) -> Any:
+    """A supervisor of the owner: reads the owner's clients, changes none of them."""
+    user = make_staff("supervisor", clinic, role="supervisor")
+    user.staff.supervisees.add(owner)
+    return user
+
+
+@pytest.fixture
+def researcher(clinic: Any) -> Any:
+    """A researcher of the clinic: de-identified exports only."""
+    return make_staff("researcher", clinic, role="researcher")
+
+
+@pytest.fixture
 def client_record(clinic: Any, owner: Any) -> Any:
     from bordin.web.clinic.models import Client
 
@@ -136,3 +151,11 @@ def login(client: Any) -> Callable[[Any], Any]:
         return client
 
     return do
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Cached fits (e.g. a clinic's trajectory model) must not leak from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -132,9 +132,17 @@ def test_scoping_helpers(world: Any, owner: Any, colleague: Any, admin: Any, out
     assert list(clients_for(colleague)) == []
     assert list(clients_for(outsider)) == []
     assert list(clients_for(AnonymousUser())) == []
-    assert get_client_for(owner, c.pk) == c
+    assert get_client_for(_request(owner), c.pk) == c
     with pytest.raises(Http404):
-        get_client_for(outsider, c.pk)
+        get_client_for(_request(outsider), c.pk)
+
+
+def _request(user: Any) -> Any:
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.user = user
+    return request
 
 
 def test_user_without_staff_profile_sees_nothing(client: Any, world: Any) -> None:

@@ -149,8 +149,9 @@ def test_admin_sees_whole_clinic_with_therapist_column(
     assert [r[0] for r in rows(client.get("/").content.decode())] == [str(theirs.pk)]
 
 
-# session, user, staff profile, clients (with subqueries), scores, open alerts
-CASELOAD_QUERIES = 6
+# session, user, staff profile, clients (with subqueries), scores, open alerts, and one bulk
+# insert of the audit events (one per client listed)
+CASELOAD_QUERIES = 7
 
 
 @pytest.mark.parametrize("n_clients", [1, 12])
@@ -168,3 +169,7 @@ def test_caseload_query_count_is_constant(
         response = client.get("/")
     assert response.status_code == 200
     assert len(rows(response.content.decode())) == n_clients
+    from bordin.web.audit.models import AuditEvent
+
+    reads = AuditEvent.objects.filter(action="read", object_type="client", detail="caseload")
+    assert reads.count() == n_clients

@@ -263,8 +263,11 @@ def _seed(seed: int) -> None:
                     zip(parts, (float(v) for v in _split(rng, a, len(parts), weak)), strict=True)
                 )
                 comment = ""
-                if _dipped(course.alliance, s) or rng.random() < 0.15:
-                    comment = comments[int(rng.integers(0, len(comments)))]
+                dipped = _dipped(course.alliance, s)
+                if dipped or rng.random() < 0.15:
+                    pick = int(rng.integers(0, len(comments)))
+                    # After a dip the client says what felt off, never "nothing to change".
+                    comment = comments[min(pick, len(comments) - 2) if dipped else pick]
                 alliance_resp = Response.objects.create(
                     session=session,
                     instrument=inst[analysis.ALLIANCE],

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "bordin.web.clinic",
     "bordin.web.checkins",
     "bordin.web.alerts",
+    "bordin.web.audit",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +82,9 @@ def _database() -> dict[str, Any]:
         config["OPTIONS"] = {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
+            # Seconds a write waits for the lock (sqlite3's default of 5 gave "database is
+            # locked" errors under a burst of concurrent check-ins; see tests/web/test_crash.py).
+            "timeout": 30,
         }
     else:
         config["CONN_MAX_AGE"] = env_int("BORDIN_DB_CONN_MAX_AGE", 60)
@@ -126,6 +130,10 @@ SECURE_HSTS_SECONDS = env_int("BORDIN_HSTS_SECONDS", 0)
 if env_bool("BORDIN_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+
+# Audit log: take the client address from the first X-Forwarded-For hop only behind a reverse
+# proxy that overwrites that header (otherwise clients could write any address into the log).
+BORDIN_TRUST_X_FORWARDED_FOR = env_bool("BORDIN_TRUST_X_FORWARDED_FOR", False)
 
 # Check-in links and the caseload's "overdue" badge.
 BORDIN_CHECKIN_LINK_HOURS = env_int("BORDIN_CHECKIN_LINK_HOURS", 72)

@@ -6,7 +6,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from bordin.web.alerts import views as alert_views
+from bordin.web.audit import views as audit_views
 from bordin.web.checkins import views as checkin_views
+from bordin.web.clinic import exports
 from bordin.web.clinic import views as clinic_views
 
 urlpatterns = [
@@ -29,6 +31,10 @@ urlpatterns = [
     path("alerts/", alert_views.alert_list, name="alerts"),
     path("alerts/<int:pk>/acknowledge/", alert_views.acknowledge, name="alert-acknowledge"),
     path("alerts/<int:pk>/resolve/", alert_views.resolve, name="alert-resolve"),
+    path("exports/", exports.index, name="exports"),
+    path("exports/scores.csv", exports.scores_csv, name="export-scores"),
+    path("audit/", audit_views.audit_list, name="audit"),
+    path("audit/export.csv", audit_views.audit_export, name="audit-export"),
     path("c/", checkin_views.checkin, name="checkin"),
     path("c/<str:token>", checkin_views.start, name="checkin-start"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -11,6 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bordin.web.alerts import rules
 from bordin.web.alerts.models import Alert
+from bordin.web.audit import log
+from bordin.web.clinic import scoping
 from bordin.web.clinic.forms import ResolveForm
 from bordin.web.clinic.scoping import alerts_for, get_alert_for
 
@@ -18,16 +21,21 @@ from bordin.web.clinic.scoping import alerts_for, get_alert_for
 @login_required
 @require_GET
 def alert_list(request: HttpRequest) -> HttpResponse:
+    scoping.require(request.user, scoping.CLINICAL_ROLES)
     show = request.GET.get("show", "open")
     qs = alerts_for(request.user).select_related("client", "session")
     if show != "all":
         show = "open"
         qs = qs.filter(status__in=Alert.OPEN_STATUSES)
+    alerts = list(qs.order_by("-created_at", "-pk")[:500])
+    for alert in alerts:
+        alert.can_act = scoping.can_write(request.user, alert.client)  # type: ignore[attr-defined]
+    scoping.record_list(request, "alert", [(a.pk, a.client_id) for a in alerts], "alert list")
     return render(
         request,
         "alerts/list.html",
         {
-            "alerts": qs.order_by("-created_at", "-pk")[:500],
+            "alerts": alerts,
             "show": show,
             "resolve_form": ResolveForm(),
         },
@@ -43,6 +51,17 @@ def _back(request: HttpRequest, alert: Alert) -> HttpResponse:
     return redirect("client", pk=alert.client_id)
 
 
+def _record(request: HttpRequest, alert: Alert, detail: str) -> None:
+    log.record(
+        request,
+        log.Action.UPDATE,
+        object_type="alert",
+        object_id=alert.pk,
+        client_id=alert.client_id,
+        detail=f"{alert.kind} {detail}",
+    )
+
+
 def _refuse(request: HttpRequest, alert: Alert, message: str) -> HttpResponse:
     return render(
         request, "alerts/transition_error.html", {"alert": alert, "message": message}, status=400
@@ -52,9 +71,11 @@ def _refuse(request: HttpRequest, alert: Alert, message: str) -> HttpResponse:
 @login_required
 @require_POST
 def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
-    alert = get_alert_for(request.user, pk)
+    alert = get_alert_for(request, pk, write=True)
     try:
-        rules.acknowledge(alert, request.user)
+        with transaction.atomic():
+            rules.acknowledge(alert, request.user)
+            _record(request, alert, "acknowledged")
     except rules.TransitionError as exc:
         return _refuse(request, alert, str(exc))
     messages.success(request, f"{alert.get_kind_display()} alert acknowledged.")
@@ -64,14 +85,16 @@ def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    alert = get_alert_for(request.user, pk)
+    alert = get_alert_for(request, pk, write=True)
     form = ResolveForm(request.POST)
     if not form.is_valid():
         return _refuse(
             request, alert, "Add a note (up to 2,000 characters) saying how it was resolved."
         )
     try:
-        rules.resolve(alert, request.user, form.cleaned_data["note"])
+        with transaction.atomic():
+            rules.resolve(alert, request.user, form.cleaned_data["note"])
+            _record(request, alert, "resolved")
     except rules.TransitionError as exc:
         return _refuse(request, alert, str(exc))
     messages.success(request, f"{alert.get_kind_display()} alert resolved.")

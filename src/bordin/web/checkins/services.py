@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.alerts.models import Alert
 from bordin.web.alerts.rules import evaluate_checkin
+from bordin.web.audit import log
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
@@ -48,11 +50,14 @@ def completed(link: CheckinLink, key: str) -> Outcome | None:
     return Outcome(risk=bool(wellbeing and wellbeing.risk_flagged))
 
 
-def submit(link: CheckinLink, form: CheckinForm) -> Outcome:
-    """Store a valid check-in; a repeat with the same key returns the first outcome."""
+def submit(link: CheckinLink, form: CheckinForm, request: HttpRequest | None = None) -> Outcome:
+    """Store a valid check-in; a repeat with the same key returns the first outcome.
+
+    A stored check-in is recorded in the audit log (actor: the link) in the same transaction.
+    """
     key = form.cleaned_data["idempotency_key"]
     try:
-        return _submit(link.pk, form, key)
+        return _submit(link.pk, form, key, request)
     except IntegrityError:
         # A concurrent submission with the same key won the race: report its outcome.
         fresh = CheckinLink.objects.get(pk=link.pk)
@@ -63,7 +68,7 @@ def submit(link: CheckinLink, form: CheckinForm) -> Outcome:
 
 
 @transaction.atomic
-def _submit(link_pk: int, form: CheckinForm, key: str) -> Outcome:
+def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | None) -> Outcome:
     link = CheckinLink.objects.select_for_update().get(pk=link_pk)
     now = timezone.now()
     if link.used_at is not None:
@@ -104,6 +109,14 @@ def _submit(link_pk: int, form: CheckinForm, key: str) -> Outcome:
     link.used_at = now
     link.used_key = key
     link.save(update_fields=["used_at", "used_key"])
+    link.client = session.episode.client
+    log.record_checkin(
+        request,
+        link,
+        log.Action.CREATE,
+        object_type="checkin",
+        detail=f"check-in for session {session.number}",
+    )
     # Other open links for the same session can no longer be used.
     CheckinLink.objects.filter(
         session=session, used_at__isnull=True, revoked_at__isnull=True

@@ -92,7 +92,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
                 form.data = data
             return _render_form(request, link, form, status=400)
         try:
-            outcome = services.submit(link, form)
+            outcome = services.submit(link, form, request)
         except services.LinkUnavailable:
             return _invalid(request)
         request.session[SESSION_DONE] = key

@@ -32,6 +32,7 @@ ALLIANCE_PARTS = ("goals", "tasks", "bond")
 #: A therapist's rating this many points above the client's raises a divergence alert.
 DIVERGENCE_POINTS = 2.0
 
+
 @cache
 def registry() -> Registry:
     """The built-in measures (including the therapist's side of the alliance rating)."""

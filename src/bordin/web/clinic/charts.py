@@ -149,14 +149,22 @@ class _Frame:
 
     def marker(self, m: Marker) -> SafeString:
         x, y = self.x(m.session), self.y(m.value)
+        # Labels near the left or right edge grow inwards so that they are not cut off.
+        if x > WIDTH - RIGHT - 40:
+            anchor, label_x = "end", x + 7
+        elif x < LEFT + 40:
+            anchor, label_x = "start", x - 7
+        else:
+            anchor, label_x = "middle", x
         return format_html(
             '<g class="marker {}"><path d="M{},{} l7,-12 h-14 z"/>'
-            '<text x="{}" y="{}" text-anchor="middle">{}</text><title>{}</title></g>',
+            '<text x="{}" y="{}" text-anchor="{}">{}</text><title>{}</title></g>',
             m.css,
             _n(x),
             _n(y - 6),
-            _n(x),
-            _n(y - 22),
+            _n(label_x),
+            _n(max(y - 22, 12)),
+            anchor,
             m.label,
             m.description,
         )
@@ -249,7 +257,7 @@ def _legend(lines: Sequence[Line], has_band: bool, band_name: str) -> SafeString
                 line.name,
             )
         )
-        x += 30 + 7 * len(line.name)
+        x += 34 + 8 * len(line.name)  # room for the name at the legend's font size
     if has_band:
         parts.append(
             format_html(

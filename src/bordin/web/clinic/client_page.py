@@ -98,7 +98,10 @@ def _alliance(page: ClientPage, data: analysis.EpisodeData) -> None:
         if last is not None
         else "No client ratings yet. "
     )
-    summary += f"{len(found)} rupture(s) found." if found else "No ruptures found."
+    if found:
+        summary += f"{len(found)} rupture{'s' if len(found) > 1 else ''} found."
+    else:
+        summary += "No ruptures found."
     if any(v is not None for v in therapist_scores):
         summary += " The therapist's own ratings are shown as a dashed line."
     page.alliance_chart = charts.line_chart(
@@ -115,6 +118,10 @@ def _alliance(page: ClientPage, data: analysis.EpisodeData) -> None:
         y_label="Alliance (0-10)",
         markers=markers,
     )
+
+
+def _sessions(n: int) -> str:
+    return {0: "no session", 1: "1 session"}.get(n, f"{n} sessions")
 
 
 def _outcome(page: ClientPage, client: Client, data: analysis.EpisodeData) -> None:
@@ -150,7 +157,7 @@ def _outcome(page: ClientPage, client: Client, data: analysis.EpisodeData) -> No
         off = sum(p.status == "not_on_track" for p in points)
         summary += (
             f" The shaded band is the range expected for clients who started at the same level;"
-            f" {off} session(s) fell outside it on the worse side."
+            f" {_sessions(off)} fell outside it on the worse side."
         )
     else:
         summary += " Too little data yet for an expected range."

@@ -25,15 +25,25 @@ class Clinic(models.Model):
 
 
 class StaffProfile(models.Model):
+    """A user's role in one clinic. What each role may see is decided in ``clinic.scoping``."""
+
     class Role(models.TextChoices):
         THERAPIST = "therapist", "Therapist"
+        SUPERVISOR = "supervisor", "Supervisor"
         CLINIC_ADMIN = "clinic_admin", "Clinic admin"
+        RESEARCHER = "researcher", "Researcher"
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff"
     )
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="staff")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.THERAPIST)
+    supervisees = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="supervisors",
+        help_text="For a supervisor: the therapists of the same clinic they supervise.",
+    )
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}, {self.clinic})"
@@ -41,6 +51,14 @@ class StaffProfile(models.Model):
     @property
     def is_clinic_admin(self) -> bool:
         return self.role == self.Role.CLINIC_ADMIN
+
+    @property
+    def is_researcher(self) -> bool:
+        return self.role == self.Role.RESEARCHER
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == self.Role.SUPERVISOR
 
 
 class Client(models.Model):

@@ -1,7 +1,8 @@
 """Staff views: caseload, client page, therapist rating, sessions and check-in links.
 
 Plain function views. Every record is fetched through :mod:`bordin.web.clinic.scoping`, so a
-record outside the user's scope is a 404.
+record outside the user's scope is a 404 and every read is in the audit log; each write is
+recorded with :func:`bordin.web.audit.log.record` inside the write's transaction.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from bordin.web.alerts.rules import check_divergence
+from bordin.web.audit import log
 from bordin.web.checkins.models import CheckinLink
-from bordin.web.clinic import analysis, client_page
+from bordin.web.clinic import analysis, client_page, scoping
 from bordin.web.clinic.caseload import caseload as build_caseload
 from bordin.web.clinic.forms import ResolveForm, SessionForm, TherapistRatingForm
 from bordin.web.clinic.models import Client, Episode, Instrument, Response, Session
@@ -31,7 +33,11 @@ from bordin.web.clinic.scoping import get_client_for, staff_profile
 @login_required
 @require_GET
 def caseload(request: HttpRequest) -> HttpResponse:
+    if scoping.has_role(request.user, {scoping.Role.RESEARCHER}):
+        return redirect("exports")  # researchers have no caseload, only de-identified exports
+    scoping.require(request.user, scoping.CLINICAL_ROLES)  # 403 without a staff profile
     rows = build_caseload(request.user)
+    scoping.record_list(request, "client", [(r.client.pk, r.client.pk) for r in rows], "caseload")
     return render(
         request,
         "clinic/caseload.html",
@@ -48,6 +54,12 @@ def _client_page(
     new_link: str | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    if request.method != "GET":
+        # A write view showing the page again (form errors, a new link): that is a read too.
+        # GET comes from client_detail, whose get_client_for already recorded it.
+        log.record(
+            request, log.Action.READ, object_type="client", object_id=client.pk, client_id=client.pk
+        )
     page = client_page.build(client)
     sessions = Session.objects.filter(episode__client=client).order_by("-date", "-number")
     links = list(
@@ -66,6 +78,7 @@ def _client_page(
             open_links=links,
             new_link=new_link,
             can_issue=page.episode is not None and sessions.exists(),
+            can_write=scoping.can_write(request.user, client),
             link_hours=settings.BORDIN_CHECKIN_LINK_HOURS,
         ),
         status=status,
@@ -75,14 +88,14 @@ def _client_page(
 @login_required
 @require_GET
 def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    client = get_client_for(request.user, pk)
+    client = get_client_for(request, pk)
     return _client_page(request, client)
 
 
 @login_required
 @require_POST
 def therapist_rating(request: HttpRequest, pk: int) -> HttpResponse:
-    client = get_client_for(request.user, pk)
+    client = get_client_for(request, pk, write=True)
     sessions = Session.objects.filter(episode__client=client).order_by("-date", "-number")
     form = TherapistRatingForm(request.POST, sessions=sessions)
     if not form.is_valid():
@@ -92,7 +105,7 @@ def therapist_rating(request: HttpRequest, pk: int) -> HttpResponse:
     answers = form.answers()
     score = inst.score(answers)
     with transaction.atomic():
-        Response.objects.update_or_create(
+        rating, created = Response.objects.update_or_create(
             session=session,
             instrument=Instrument.snapshot(inst),
             respondent=Response.Respondent.THERAPIST,
@@ -110,6 +123,14 @@ def therapist_rating(request: HttpRequest, pk: int) -> HttpResponse:
                 "idempotency_key": f"therapist:{secrets.token_urlsafe(16)}",
             },
         )
+        log.record(
+            request,
+            log.Action.CREATE if created else log.Action.UPDATE,
+            object_type="therapist_rating",
+            object_id=rating.pk,
+            client_id=client.pk,
+            detail=f"session {session.number}",
+        )
         alert = check_divergence(client, session)
     messages.success(request, f"Your rating for session {session.number} is saved.")
     if alert is not None:
@@ -121,7 +142,7 @@ def therapist_rating(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def record_session(request: HttpRequest, pk: int) -> HttpResponse:
     """Record a session in the client's current episode; issue a check-in link if attended."""
-    client = get_client_for(request.user, pk)
+    client = get_client_for(request, pk, write=True)
     form = SessionForm(request.POST)
     if not form.is_valid():
         return _client_page(request, client, session_form=form, status=400)
@@ -136,12 +157,21 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
             date=form.cleaned_data["date"],
             attendance=form.cleaned_data["attendance"],
         )
+        log.record(
+            request,
+            log.Action.CREATE,
+            object_type="session",
+            object_id=session.pk,
+            client_id=client.pk,
+            detail=f"session {number}, {session.attendance}",
+        )
         token = None
         if (
             session.attendance == Session.Attendance.ATTENDED
             and settings.BORDIN_ISSUE_LINK_ON_SESSION
         ):
-            _, token = CheckinLink.issue(session, created_by=request.user)
+            link, token = CheckinLink.issue(session, created_by=request.user)
+            _record_link(request, link, "issued with the session")
     messages.success(request, f"Session {number} recorded.")
     if token:
         return _client_page(request, client, new_link=_absolute_link(request, token))
@@ -152,7 +182,7 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def issue_link(request: HttpRequest, pk: int) -> HttpResponse:
     """A fresh check-in link for the client's latest attended session without a check-in."""
-    client = get_client_for(request.user, pk)
+    client = get_client_for(request, pk, write=True)
     session = (
         Session.objects.filter(episode__client=client, attendance=Session.Attendance.ATTENDED)
         .exclude(responses__respondent=Response.Respondent.CLIENT)
@@ -163,7 +193,9 @@ def issue_link(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Every attended session already has a check-in.")
         return redirect("client", pk=client.pk)
     try:
-        _, token = CheckinLink.issue(session, created_by=request.user)
+        with transaction.atomic():
+            link, token = CheckinLink.issue(session, created_by=request.user)
+            _record_link(request, link, "issued")
     except IntegrityError:  # pragma: no cover - a 256-bit collision
         raise Http404 from None
     return _client_page(request, client, new_link=_absolute_link(request, token))
@@ -172,14 +204,34 @@ def issue_link(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def revoke_link(request: HttpRequest, pk: int, link_pk: int) -> HttpResponse:
-    client = get_client_for(request.user, pk)
-    updated = CheckinLink.objects.filter(
-        pk=link_pk, client=client, revoked_at__isnull=True, used_at__isnull=True
-    ).update(revoked_at=timezone.now())
-    if not updated:
-        raise Http404("No such link")
+    client = get_client_for(request, pk, write=True)
+    with transaction.atomic():
+        updated = CheckinLink.objects.filter(
+            pk=link_pk, client=client, revoked_at__isnull=True, used_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        if not updated:
+            raise Http404("No such link")
+        log.record(
+            request,
+            log.Action.UPDATE,
+            object_type="checkin_link",
+            object_id=link_pk,
+            client_id=client.pk,
+            detail="revoked",
+        )
     messages.success(request, "The link is revoked; it can no longer be used.")
     return redirect("client", pk=client.pk)
+
+
+def _record_link(request: HttpRequest, link: CheckinLink, detail: str) -> None:
+    log.record(
+        request,
+        log.Action.CREATE,
+        object_type="checkin_link",
+        object_id=link.pk,
+        client_id=link.client_id,
+        detail=f"{detail}, session {link.session.number}",
+    )
 
 
 def _absolute_link(request: HttpRequest, token: str) -> str:
