@@ -269,11 +269,51 @@ def analysis_demo(data_dir: Path) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="Threads per worker.")] = 4,
 ) -> None:
-    """Serve the web app against the configured database (see docs/deploy.md)."""
+    """Serve the web app with gunicorn against the configured database (see docs/deploy.md)."""
     from bordin.web.commands import run_serve
 
-    run_serve(host=host, port=port)
+    run_serve(host=host, port=port, workers=workers, threads=threads)
+
+
+@app.command()
+def backup(
+    dest: Annotated[
+        Path,
+        typer.Argument(help="Backup file to write, or an existing folder (a dated file is made)."),
+    ],
+) -> None:
+    """Back up the clinic database (DATABASE_URL): SQLite online backup, or pg_dump."""
+    from bordin.web.backup import BackupError
+    from bordin.web.commands import run_backup
+
+    try:
+        written = run_backup(dest)
+    except BackupError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"Backup written to {written}")
+
+
+@app.command()
+def restore(
+    src: Annotated[Path, typer.Argument(help="A file made by `bordin backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the clinic database's contents with a backup, all or nothing."""
+    from bordin.web.backup import BackupError
+    from bordin.web.commands import run_restore
+
+    if not yes:
+        typer.confirm(f"Replace the current database with {src}?", abort=True)
+    try:
+        run_restore(src)
+    except BackupError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"Restored from {src}. Run `bordin manage migrate` if it is from an older version."
+    )
 
 
 @app.command(

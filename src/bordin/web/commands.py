@@ -60,14 +60,58 @@ def run_demo(port: int = 8000, data_dir: Path = Path("demo-data"), host: str = "
     call_command("runserver", f"{host}:{port}", use_reloader=False)
 
 
-def run_serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Apply migrations and serve with Django's threaded server (small sites; see deploy docs)."""
+def run_serve(
+    host: str = "127.0.0.1", port: int = 8000, workers: int = 2, threads: int = 4
+) -> None:
+    """Apply migrations and serve with gunicorn (threaded workers); see ``docs/deploy.md``.
+
+    Static files are served by WhiteNoise. There is no access log: request paths can carry a
+    check-in token on first use, and the reverse proxy's log is the place to configure (and
+    redact) access logging.
+    """
     from django.core.management import call_command
+    from gunicorn.app.base import BaseApplication
 
     _setup()
     call_command("migrate", interactive=False, verbosity=1)
     call_command("collectstatic", interactive=False, verbosity=0)
-    call_command("runserver", f"{host}:{port}", use_reloader=False, insecure_serving=True)
+    from bordin.web.wsgi import application
+
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "timeout": 60,
+        "accesslog": None,
+        "errorlog": "-",
+    }
+
+    class Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> object:
+            return application
+
+    Server().run()
+
+
+def run_backup(dest: Path) -> Path:
+    """``bordin backup DEST``: a consistent snapshot of the configured database."""
+    _setup()
+    from bordin.web.backup import backup
+
+    return backup(dest)
+
+
+def run_restore(src: Path) -> None:
+    """``bordin restore SRC``: replace the database's contents with a backup, all or nothing."""
+    _setup()
+    from bordin.web.backup import restore
+
+    restore(src)
 
 
 def run_manage(argv: list[str]) -> None:
