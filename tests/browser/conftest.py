@@ -93,20 +93,37 @@ def server(live_server: Any) -> str:
     return str(live_server.url)
 
 
+def csp_violations(messages: list[str]) -> list[str]:
+    """Console messages in which Chromium reports a Content-Security-Policy violation."""
+    return [m for m in messages if "Content Security Policy" in m]
+
+
 @pytest.fixture
-def new_context(browser: Any, server: str) -> Iterator[Callable[..., Any]]:
-    """Open browser contexts (``phone=True`` for the phone profile); all closed afterwards."""
+def console() -> list[str]:
+    """Every console message of every page opened by ``new_context`` in this test."""
+    return []
+
+
+@pytest.fixture
+def new_context(browser: Any, server: str, console: list[str]) -> Iterator[Callable[..., Any]]:
+    """Open browser contexts (``phone=True`` for the phone profile); all closed afterwards.
+
+    Console messages are collected into ``console``; a Content-Security-Policy violation on
+    any page fails the test (a blocked style or script would break the page for real users).
+    """
     opened: list[Any] = []
 
     def make(*, phone: bool = False, **options: Any) -> Any:
         context = browser.new_context(base_url=server, **(PHONE if phone else DESKTOP), **options)
         context.set_default_timeout(TIMEOUT_MS)
+        context.on("console", lambda message: console.append(message.text))
         opened.append(context)
         return context
 
     yield make
     for context in opened:
         context.close()
+    assert not csp_violations(console), f"Content-Security-Policy violations: {console}"
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from bordin.web.alerts.models import Alert
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import GoalRating, Response
+from tests.browser.conftest import csp_violations
 from tests.browser.pages import COMMENT, answer_checkin, axe_problems, choose, describe, send
 
 MISSING = "alliance-bond"
@@ -147,3 +148,31 @@ def test_checkin_pages_have_no_serious_accessibility_problems(
     assert not problems, "axe-core found serious or critical problems:\n" + "\n".join(
         f"{where}:\n{text}" for where, text in problems.items()
     )
+
+
+def test_checkin_pages_obey_the_content_security_policy(
+    new_context: Callable[..., Any],
+    server: str,
+    token: str,
+    goals: list[Any],
+    console: list[str],
+) -> None:
+    page = new_context(phone=True).new_page()
+    first = page.goto(f"/c/{token}")
+    assert first is not None
+    policy = first.header_value("content-security-policy") or ""
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert first.header_value("referrer-policy") == "same-origin"  # the form (checkins.privacy)
+    # The stylesheet applied (a blocked one would leave the page unstyled).
+    assert page.evaluate("getComputedStyle(document.body).margin") != "8px"
+    answer_checkin(page, [g.pk for g in goals])
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        send(page)
+    assert posted.value.header_value("referrer-policy") == "no-referrer"  # the thank-you page
+    expect(page.get_by_role("heading", name="Thank you", level=1)).to_be_visible()
+    assert not csp_violations(console), console
+    # The listener does see violations: an inline style attribute is refused and reported.
+    page.evaluate("document.body.setAttribute('style', 'color: red')")
+    page.wait_for_timeout(200)
+    assert csp_violations(console), "a CSP violation went unnoticed"
+    console.clear()  # (deliberate; the fixture fails the test on any violation left here)

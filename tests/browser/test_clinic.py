@@ -15,7 +15,7 @@ from bordin.web.clinic.models import Client
 from tests.browser.pages import answer_checkin, axe_problems, describe, log_in, send
 from tests.web.helpers import record_checkin
 
-BADGE_KINDS = {"risk", "rupture", "not-on-track", "divergence", "overdue"}
+BADGE_KINDS = {"risk", "rupture", "not-on-track", "divergence", "overdue", "hesitant-start"}
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ The database comes from ``BORDIN_TEST_DB``: ``sqlite`` (default, in memory) or `
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -26,6 +27,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"BORDIN_TEST_DB must be one of {sorted(_DB_URLS)}")
     os.environ["DATABASE_URL"] = _DB_URLS[backend]
     os.environ.setdefault("BORDIN_SECRET_KEY", "tests-only-not-a-secret")
+    # Free text is encrypted at rest in every test (and in the crash test's server), with a
+    # key that protects nothing real. tests/web/test_data_protection.py changes keys itself.
+    os.environ.setdefault("BORDIN_FIELD_KEYS", "aRtLv7IdXHap8FXSkkYoiEUR5VQDKDWjZDJYcnVLO5I=")
+    # No check-in lookup limit (the fuzz tests try hundreds of tokens from one address);
+    # tests/web/test_client_pages.py turns it on where it is tested.
+    os.environ.setdefault("BORDIN_CHECKIN_RATE_LIMIT", "0")
+    # WhiteNoise serves STATIC_ROOT; give the tests an existing one of their own.
+    os.environ.setdefault("BORDIN_STATIC_ROOT", tempfile.mkdtemp(prefix="bordin-static-"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bordin.web.settings")
     import django
     from django.conf import settings
@@ -142,6 +151,18 @@ def add_session(episode: Any) -> Callable[..., Any]:
         )
 
     return add
+
+
+@pytest.fixture
+def client() -> Any:
+    """pytest-django's test client, except that ``force_login`` also passes the second factor.
+
+    Every real staff session has passed it (``StaffSessionMiddleware`` sends everyone else to
+    ``/account/2fa/verify/``). Tests of the second factor use a plain ``django.test.Client``.
+    """
+    from tests.web.helpers import VerifiedClient
+
+    return VerifiedClient()
 
 
 @pytest.fixture

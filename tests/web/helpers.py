@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.test import Client as DjangoClient
 from django.utils import timezone
 
 ALLIANCE = {"goals": 8, "tasks": 8, "bond": 9, "overall": 8}
@@ -72,3 +73,65 @@ def checkin_post(goals: list[Any], key: str = "k" * 32, **overrides: Any) -> dic
         else:
             data[name] = value
     return data
+
+
+# --- second factor -----------------------------------------------------------------------------
+
+
+def totp_device(user: Any) -> Any:
+    """The user's confirmed authenticator (TOTP) device, created on first use."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    return device
+
+
+def totp_code(device: Any, ahead: int = 0) -> str:
+    """The code the authenticator app shows now (``ahead`` steps later: the next ones).
+
+    django-otp accepts each time step once; a second log-in within 30 seconds can use the next
+    step's code (``ahead=1``), which the device's clock tolerance of one step allows.
+    """
+    from django_otp.oath import TOTP
+
+    device.refresh_from_db()
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    if device.last_t >= totp.t():
+        ahead = max(ahead, device.last_t - totp.t() + 1)
+    totp.drift += ahead
+    return f"{totp.token():0{device.digits}d}"
+
+
+def verify_session(client: Any, user: Any) -> None:
+    """Mark the logged-in session of ``client`` as having passed the second factor.
+
+    What django-otp stores after a correct code: the persistent id of the user's confirmed
+    TOTP device, under ``otp_device_id``.
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    device = totp_device(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
+def login_verified(client: Any, user: Any) -> Any:
+    """Log ``user`` in on the test ``client`` with a session that passed the second factor."""
+    DjangoClient.force_login(client, user)
+    verify_session(client, user)
+    return client
+
+
+class VerifiedClient(DjangoClient):
+    """A test client whose ``force_login`` gives a session that passed the second factor.
+
+    The ``client`` fixture (``tests/web/conftest.py``) is one, because every real staff session
+    has passed it; tests of the second factor itself use a plain ``django.test.Client``.
+    """
+
+    def force_login(self, user: Any, backend: str | None = None) -> None:
+        super().force_login(user, backend)
+        verify_session(self, user)

@@ -156,6 +156,7 @@ def test_user_without_staff_profile_sees_nothing(client: Any, world: Any) -> Non
 
 def test_login_page_and_redirect(client: Any, owner: Any) -> None:
     from tests.web.conftest import PASSWORD
+    from tests.web.helpers import verify_session
 
     page = client.get("/login/")
     assert page.status_code == 200
@@ -165,6 +166,9 @@ def test_login_page_and_redirect(client: Any, owner: Any) -> None:
     response = client.post("/login/", {"username": "owner", "password": PASSWORD})
     assert response.status_code == 302
     assert response["Location"] == "/"
+    # The password alone is not enough: set up (or enter) the second factor first.
+    assert client.get("/")["Location"] == "/account/2fa/setup/?next=%2F"
+    verify_session(client, owner)
     assert client.get("/").status_code == 200
 
 

@@ -16,12 +16,15 @@ from bordin.web.env import env_bool, env_int, env_list, env_str
 
 @pytest.mark.django_db
 def test_seed_demo_shows_every_signal(client: Any) -> None:
+    from django.contrib.auth import get_user_model
+
     from bordin.web.demo import DEMO_PASSWORD, seed_demo
+    from tests.web.helpers import verify_session
 
     summary = seed_demo(seed=2026)
     assert summary["created"]
     assert seed_demo(seed=2026)["created"] is False  # idempotent
-    assert Client.objects.count() == 40
+    assert Client.objects.count() == 80  # + 4 at stages of the journey, 36 finished (journey)
     kinds = set(Alert.objects.values_list("kind", flat=True))
     assert {"risk", "rupture", "not_on_track", "divergence"} <= kinds
     assert Alert.objects.filter(kind="rupture", status="resolved").exists()
@@ -29,14 +32,18 @@ def test_seed_demo_shows_every_signal(client: Any) -> None:
 
     response = client.post("/login/", {"username": "demo-therapist", "password": DEMO_PASSWORD})
     assert response["Location"] == "/"
+    verify_session(client, get_user_model().objects.get(username="demo-therapist"))
     html = client.get("/").content.decode()
     badges = set(re.findall(r'data-alert-kind="([a-z-]+)"', html))
-    assert badges == {"risk", "rupture", "not-on-track", "divergence", "overdue"}
+    assert badges == {"risk", "rupture", "not-on-track", "divergence", "overdue", "hesitant-start"}
     first_row = re.search(r'<tr data-client-id="\d+">(.*?)</tr>', html, re.S)
     assert first_row and 'data-alert-kind="risk"' in first_row.group(1)
     for username in ("demo-therapist-2", "demo-therapist-3", "demo-admin"):
-        assert client.login(username=username, password=DEMO_PASSWORD)
-    assert len(re.findall(r"<tr data-client-id=", client.get("/").content.decode())) == 39
+        client.post("/logout/")
+        response = client.post("/login/", {"username": username, "password": DEMO_PASSWORD})
+        assert response["Location"] == "/"
+    verify_session(client, get_user_model().objects.get(username="demo-admin"))
+    assert len(re.findall(r"<tr data-client-id=", client.get("/").content.decode())) == 43
 
 
 def test_env_helpers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,7 @@ from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Clinic, Episode, Goal, Response, Session
 from tests.web.conftest import make_staff
 from tests.web.helpers import checkin_post, record_checkin
+from tests.web.journey_helpers import intake_post, journey_fingerprint, make_rematch
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +71,15 @@ MATRIX: dict[str, dict[str, str]] = {
     "caseload": _row("allow", anonymous="login", researcher="redirect"),
     "login": _row("redirect", anonymous="allow"),
     "logout": _row("allow"),
+    # Every staff member manages their own account; the second-factor pages send a user who
+    # already passed the second factor on (to the account page, or to where they were going).
+    "account": _row("allow", anonymous="login"),
+    "2fa-setup": _row("redirect", anonymous="login"),
+    "2fa-verify": _row("redirect", anonymous="login"),
+    "2fa-recovery-codes": _row("allow", anonymous="login"),
+    "logout-everywhere": _row("allow", anonymous="login"),
+    # Only a clinic admin of the same clinic may unlock a colleague's locked log-in.
+    "unlock": _row("deny", anonymous="login", admin="allow"),
     "client": CLIENT_READ,
     "therapist-rating": CLIENT_WRITE,
     "record-session": CLIENT_WRITE,
@@ -85,6 +95,25 @@ MATRIX: dict[str, dict[str, str]] = {
     # The check-in link is the credential: whoever holds a valid token may use it.
     "checkin-start": _row("allow"),
     "checkin": _row("allow"),
+    # The client's journey (docs/journey.md): client pages and PDFs as the client page, links
+    # and goals as client writes, re-match requests and settings for the clinic admin only;
+    # the client's own pages take a journey link as the credential.
+    "journey-intake-link": CLIENT_WRITE,
+    "journey-fit-link": CLIENT_WRITE,
+    "journey-graduation-link": CLIENT_WRITE,
+    "journey-revoke-link": CLIENT_WRITE,
+    "journey-goal-add": CLIENT_WRITE,
+    "journey-goal-revise": CLIENT_WRITE,
+    "journey-graduation": CLIENT_READ,
+    "journey-graduation-pdf": CLIENT_READ,
+    "journey-report-pdf": CLIENT_READ,
+    "journey-rematch-list": AUDIT,
+    "journey-settings": AUDIT,
+    "journey-rematch": _row("deny", anonymous="login", admin="allow"),
+    "journey-rematch-assign": _row("deny", anonymous="login", admin="allow"),
+    "journey-start": _row("allow"),
+    "journey-client": _row("allow"),
+    "journey-client-pdf": _row("allow"),
 }
 
 #: Who finds the owner's client (its name, or its pseudonym in the export) in a list.
@@ -174,10 +203,37 @@ def _client_pk(w: World) -> dict[str, Any]:
     return {"pk": w.client.pk}
 
 
+def lock_out(username: str, ip_address: str = "10.9.8.7") -> None:
+    """``username`` is locked out (from another address) after too many failed log-ins."""
+    from axes.models import AccessAttempt
+    from django.conf import settings
+    from django.utils import timezone
+
+    AccessAttempt.objects.create(
+        username=username,
+        ip_address=ip_address,
+        user_agent="test",
+        failures_since_start=settings.AXES_FAILURE_LIMIT,
+        attempt_time=timezone.now(),
+        get_data="",
+        post_data="",
+        http_accept="",
+        path_info="/login/",
+    )
+
+
 REQUESTS: dict[str, Call] = {
     "caseload": Call("get"),
     "login": Call("get"),
     "logout": Call("post"),
+    "account": Call("get"),
+    "2fa-setup": Call("get"),
+    "2fa-verify": Call("get"),
+    "2fa-recovery-codes": Call("post"),
+    "logout-everywhere": Call("post"),
+    "unlock": Call(
+        "post", lambda w: {"username": "colleague"}, before=lambda c, w: lock_out("colleague")
+    ),
     "client": Call("get", _client_pk),
     "therapist-rating": Call(
         "post",
@@ -207,6 +263,65 @@ REQUESTS: dict[str, Call] = {
         before=lambda c, w: c.get(reverse("checkin-start", kwargs={"token": w.token})),
     ),
 }
+
+
+def _journey_token(purpose: str) -> Callable[[World], str]:
+    def issue(w: World) -> str:
+        from bordin.web.journey.models import JourneyLink
+
+        episode = w.rated_session.episode
+        return JourneyLink.issue(purpose, episode, session=w.rated_session)[1]
+
+    return issue
+
+
+def _follow(purpose: str) -> Callable[[Any, World], None]:
+    return lambda c, w: c.get(
+        reverse("journey-start", kwargs={"token": _journey_token(purpose)(w)})
+    )
+
+
+from bordin.web.journey.models import JourneyLink  # noqa: E402 - next to its use
+
+REQUESTS.update(
+    {
+        "journey-intake-link": Call("post", _client_pk, writes=True),
+        "journey-fit-link": Call("post", _client_pk, writes=True),
+        "journey-graduation-link": Call("post", _client_pk, writes=True),
+        "journey-revoke-link": Call(
+            "post",
+            lambda w: {
+                "pk": w.client.pk,
+                "link_pk": JourneyLink.issue("intake", w.rated_session.episode)[0].pk,
+            },
+            writes=True,
+        ),
+        "journey-goal-add": Call("post", _client_pk, lambda w: {"text": "Walk daily"}, True),
+        "journey-goal-revise": Call(
+            "post",
+            lambda w: {"pk": w.client.pk, "goal_pk": w.goals[0].pk},
+            lambda w: {"text": "Sleep six hours most nights"},
+            True,
+        ),
+        "journey-graduation": Call("get", _client_pk),
+        "journey-graduation-pdf": Call("get", _client_pk),
+        "journey-report-pdf": Call("get", _client_pk),
+        "journey-rematch-list": Call("get"),
+        "journey-settings": Call("post", data=lambda w: {"show_goals_to_client": ""}, writes=True),
+        "journey-rematch": Call("get", lambda w: {"pk": make_rematch(w.client).pk}),
+        "journey-rematch-assign": Call(
+            "post",
+            lambda w: {"pk": make_rematch(w.client).pk},
+            lambda w: {"therapist": str(w.users["colleague"].pk)},
+            writes=True,
+        ),
+        "journey-start": Call("get", lambda w: {"token": _journey_token("intake")(w)}),
+        "journey-client": Call(
+            "post", data=lambda w: intake_post(), writes=True, before=_follow("intake")
+        ),
+        "journey-client-pdf": Call("get", before=_follow("graduation")),
+    }
+)
 
 
 def url_patterns() -> dict[str, URLPattern]:
@@ -256,6 +371,7 @@ def fingerprint() -> tuple[Any, ...]:
         list(Session.objects.order_by("pk").values_list("pk", "date")),
         list(CheckinLink.objects.order_by("pk").values_list("pk", "revoked_at", "used_at")),
         list(Alert.objects.order_by("pk").values_list("pk", "status")),
+        journey_fingerprint(),
     )
 
 

@@ -45,6 +45,9 @@ def run_demo(port: int = 8000, data_dir: Path = Path("demo-data"), host: str = "
     os.environ["BORDIN_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("BORDIN_DEBUG", "true")
     os.environ.setdefault("BORDIN_SECURE_COOKIES", "false")
+    # Made-up data on loopback: no second factor (only honoured with DEBUG, from 127.0.0.1/::1;
+    # every page then shows a banner). Never set this anywhere else.
+    os.environ.setdefault("BORDIN_DEMO_SKIP_2FA", "true")
     if not os.environ.get("BORDIN_SECRET_KEY"):
         os.environ["BORDIN_SECRET_KEY"] = _demo_secret(data_dir)
     os.environ.pop("DATABASE_URL", None)

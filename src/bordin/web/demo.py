@@ -36,6 +36,7 @@ from bordin.web.clinic.models import (
     Session,
     StaffProfile,
 )
+from bordin.web.journey.demo import seed_journey
 
 DEMO_PASSWORD = "bordin-demo-2026"  # noqa: S105 - published demo login, documented in README
 DEMO_CLINIC = "Demo Clinic"
@@ -330,6 +331,7 @@ def _seed(seed: int) -> None:
         if session is not None:
             last_sessions.append((client, session))
     _raise_alerts(clinic, last_sessions)
+    seed_journey(clinic, therapists)  # clients at every stage of the journey
 
 
 def _dipped(alliance: list[float | None], s: int) -> bool:

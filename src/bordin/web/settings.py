@@ -7,10 +7,12 @@ HTTP-only, ``SameSite=Lax`` and secure whenever ``DEBUG`` is off.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from bordin.web.env import env_bool, env_int, env_list, env_str
@@ -37,20 +39,38 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "bordin.web.clinic",
     "bordin.web.checkins",
     "bordin.web.alerts",
     "bordin.web.audit",
+    "bordin.web.accounts",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "bordin.web.journey",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # A stored value no key can decrypt: a plain 503 page, never a traceback (web.crypto).
+    "bordin.web.crypto.DecryptionErrorMiddleware",
+    # Cache-Control: no-store on every page that does not set its own (web.headers).
+    "bordin.web.headers.NoStoreMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Ends logged-out-everywhere and over-age sessions; requires the second factor.
+    "bordin.web.accounts.middleware.StaffSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout detected during the request into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "bordin.web.urls"
@@ -66,6 +86,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "bordin.web.accounts.context_processors.account",
             ],
         },
     },
@@ -95,9 +116,21 @@ def _database() -> dict[str, Any]:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Authentication (docs/security.md, section "Authentication") ----------------------------
+# Argon2id for new and changed passwords; PBKDF2 hashes still verify and are upgraded to
+# Argon2 at the user's next log-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -105,6 +138,27 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "caseload"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes checks every log-in first: 5 failures (password or second-factor code) for one
+# user name from one address lock that pair out for 15 minutes; any attempt during the lockout
+# restarts the wait. A complete log-in (password and code) clears the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("BORDIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("BORDIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = False  # reset only after the second factor (accounts.views)
+AXES_LOCKOUT_CALLABLE = "bordin.web.accounts.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "bordin.web.audit.log.client_ip"  # the audit log's address
+AXES_DISABLE_ACCESS_LOG = True  # successful log-ins are in the audit log already
+AXES_ENABLE_ADMIN = False
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "csrfmiddlewaretoken"]
+AXES_VERBOSE = False
+# Second factor (django-otp): the authenticator app shows "Bordin: <username>".
+OTP_TOTP_ISSUER = env_str("BORDIN_OTP_ISSUER", "Bordin")
+# `bordin demo` only: skip the second factor, honoured only with DEBUG and on loopback.
+BORDIN_DEMO_SKIP_2FA = env_bool("BORDIN_DEMO_SKIP_2FA", False)
 
 LANGUAGE_CODE = env_str("BORDIN_LANGUAGE_CODE", "en")
 TIME_ZONE = env_str("BORDIN_TIME_ZONE", "UTC")
@@ -121,12 +175,37 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("BORDIN_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SESSION_COOKIE_AGE = env_int("BORDIN_SESSION_AGE_SECONDS", 8 * 60 * 60)
+# Idle timeout: each request renews the session; BORDIN_IDLE_TIMEOUT_MINUTES without one ends
+# it. No session lives longer than BORDIN_SESSION_MAX_HOURS (accounts.middleware).
+BORDIN_IDLE_TIMEOUT_MINUTES = env_int("BORDIN_IDLE_TIMEOUT_MINUTES", 30)
+SESSION_COOKIE_AGE = BORDIN_IDLE_TIMEOUT_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+BORDIN_SESSION_MAX_HOURS = env_int("BORDIN_SESSION_MAX_HOURS", 8)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("BORDIN_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("BORDIN_HSTS_SECONDS", 0)
+# HSTS for a year once DEBUG is off. Django sends it on HTTPS responses only and browsers
+# ignore it over plain HTTP, so it cannot lock out a plain-HTTP test install.
+SECURE_HSTS_SECONDS = env_int("BORDIN_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 60 * 60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BORDIN_HSTS_INCLUDE_SUBDOMAINS", True)
+# Only for a registrable domain submitted to hstspreload.org (docs/deploy.md).
+SECURE_HSTS_PRELOAD = env_bool("BORDIN_HSTS_PRELOAD", False)
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): no inline script or style anywhere, nothing from other
+# origins, no framing. See docs/security.md, "Transport and headers".
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+    }
+}
 if env_bool("BORDIN_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
@@ -140,10 +219,38 @@ BORDIN_CHECKIN_LINK_HOURS = env_int("BORDIN_CHECKIN_LINK_HOURS", 72)
 BORDIN_CHECKIN_OVERDUE_DAYS = env_int("BORDIN_CHECKIN_OVERDUE_DAYS", 14)
 BORDIN_CHECKIN_TEXT_LIMIT = env_int("BORDIN_CHECKIN_TEXT_LIMIT", 2000)
 BORDIN_ISSUE_LINK_ON_SESSION = env_bool("BORDIN_ISSUE_LINK_ON_SESSION", True)
+# The client's journey (intake, fit check, graduation summary): link lifetime in hours.
+BORDIN_JOURNEY_LINK_HOURS = env_int("BORDIN_JOURNEY_LINK_HOURS", 7 * 24)
+# Failed check-in link lookups (unknown or unusable token) allowed per client address and
+# window; beyond that every lookup from the address answers 429 until the window ends.
+# 0 turns the limit off. Counted in Django's cache (per process with the default cache).
+BORDIN_CHECKIN_RATE_LIMIT = env_int("BORDIN_CHECKIN_RATE_LIMIT", 20)
+BORDIN_CHECKIN_RATE_WINDOW_SECONDS = env_int("BORDIN_CHECKIN_RATE_WINDOW_SECONDS", 60)
 
+# Encryption at rest of free text (web.crypto; docs/security.md, "Data protection"):
+# comma-separated Fernet keys, the first encrypts, all decrypt.
+BORDIN_FIELD_KEYS = env_list("BORDIN_FIELD_KEYS", [])
+BORDIN_ALLOW_PLAINTEXT_FREE_TEXT = env_bool("BORDIN_ALLOW_PLAINTEXT_FREE_TEXT", False)
+
+# Check-in tokens never reach a log: the filter rewrites "/c/<token>" (and any other long
+# token-like string) in every record, on the loggers that log request paths and on the handler.
+_REDACT = {"redact_tokens": {"()": "bordin.web.logfilters.RedactTokens"}}
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": _REDACT,
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"]}},
+    "loggers": {
+        # Records are filtered where they are created, so every handler (tests' caplog
+        # included) sees the redacted message.
+        "django.request": {"filters": ["redact_tokens"]},
+        "django.security.csrf": {"filters": ["redact_tokens"]},
+        # The development server's request lines (`bordin demo`).
+        "django.server": {
+            "handlers": ["console"],
+            "filters": ["redact_tokens"],
+            "propagate": False,
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("BORDIN_LOG_LEVEL", "INFO")},
 }

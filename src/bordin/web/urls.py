@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
+from bordin.web.accounts import views as account_views
 from bordin.web.alerts import views as alert_views
 from bordin.web.audit import views as audit_views
 from bordin.web.checkins import views as checkin_views
@@ -19,6 +20,12 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", account_views.account, name="account"),
+    path("account/2fa/setup/", account_views.setup, name="2fa-setup"),
+    path("account/2fa/verify/", account_views.verify, name="2fa-verify"),
+    path("account/2fa/recovery-codes/", account_views.recovery_codes, name="2fa-recovery-codes"),
+    path("account/logout-everywhere/", account_views.logout_everywhere, name="logout-everywhere"),
+    path("account/unlock/<str:username>/", account_views.unlock, name="unlock"),
     path("clients/<int:pk>/", clinic_views.client_detail, name="client"),
     path("clients/<int:pk>/rating/", clinic_views.therapist_rating, name="therapist-rating"),
     path("clients/<int:pk>/sessions/", clinic_views.record_session, name="record-session"),
@@ -37,4 +44,5 @@ urlpatterns = [
     path("audit/export.csv", audit_views.audit_export, name="audit-export"),
     path("c/", checkin_views.checkin, name="checkin"),
     path("c/<str:token>", checkin_views.start, name="checkin-start"),
+    path("", include("bordin.web.journey.urls")),
 ]

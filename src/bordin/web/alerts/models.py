@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from bordin.web.clinic.models import Client, Clinic, Session
+from bordin.web.crypto import EncryptedTextField
 
 
 class Alert(models.Model):
@@ -33,7 +34,7 @@ class Alert(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     detail = models.TextField(blank=True, help_text="What triggered the alert, in plain words.")
-    note = models.TextField(blank=True, help_text="Required when resolving.")
+    note = EncryptedTextField(blank=True, help_text="Required when resolving. Encrypted at rest.")
     dedupe_key = models.CharField(
         max_length=120, unique=True, help_text="Identifies the cause, so it is raised once."
     )

@@ -23,7 +23,10 @@ def _logged_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: A
 def _login_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
-    """The attempted username is kept; so is the account's clinic, when it exists."""
+    """The attempted username is kept; so is the account's clinic, when it exists.
+
+    Senders may pass ``detail`` (the second-factor page says "wrong second-factor code").
+    """
     model = get_user_model()
     username = str(credentials.get(model.USERNAME_FIELD, credentials.get("username", "")))
     account = (
@@ -35,6 +38,7 @@ def _login_failed(
         user=account,
         object_type="user",
         object_id=account.pk if account else None,
+        detail=str(kwargs.get("detail", "")),
     )
     row.username = username[:150]
     row.save()

@@ -3,7 +3,9 @@
 Like Django's password reset, the first request with a valid token stores the link id in the
 session and redirects to ``/c/``, so the token does not linger in the address bar, history or
 referrer headers. Every unusable link (unknown, tampered, expired, revoked or used) gets the
-same 404 page, which does not say which case applies.
+same 404 page, which does not say which case applies. Failed lookups are rate-limited per
+client address (:mod:`bordin.web.checkins.throttle`); every client page is sent with
+``Cache-Control: no-store`` and a strict referrer policy (:mod:`bordin.web.checkins.privacy`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import secrets
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from bordin.web.checkins import services
+from bordin.web.checkins import services, throttle
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
+from bordin.web.checkins.privacy import FORM_REFERRER_POLICY, client_page
+from bordin.web.journey.progress import client_goals
 
 SESSION_LINK = "bordin_checkin_link"
 SESSION_DONE = "bordin_checkin_done"
@@ -26,6 +29,12 @@ SESSION_DONE = "bordin_checkin_done"
 
 def _invalid(request: HttpRequest) -> HttpResponse:
     return render(request, "checkins/invalid.html", status=404)
+
+
+def _too_many(request: HttpRequest) -> HttpResponse:
+    response = render(request, "checkins/too_many.html", status=429)
+    response["Retry-After"] = str(throttle.window())
+    return response
 
 
 def _build_form(link: CheckinLink, data: object | None = None) -> CheckinForm:
@@ -46,15 +55,23 @@ def _thanks(request: HttpRequest, link: CheckinLink, outcome: services.Outcome) 
     return render(
         request,
         "checkins/thanks.html",
-        {"clinic": clinic, "risk": outcome.risk, "crisis_contacts": contacts},
+        {
+            "clinic": clinic,
+            "risk": outcome.risk,
+            "crisis_contacts": contacts,
+            "client_goals": client_goals(link.episode),  # the client's journey, if enabled
+        },
     )
 
 
-@never_cache
+@client_page
 @require_GET
 def start(request: HttpRequest, token: str) -> HttpResponse:
+    if throttle.blocked(request):
+        return _too_many(request)  # before the lookup: the same answer for any token
     link = CheckinLink.find(token)
     if link is None or not link.is_usable():
+        throttle.record_failure(request)
         return _invalid(request)
     request.session.cycle_key()  # a fresh session id for the client's check-in
     request.session[SESSION_LINK] = link.pk
@@ -62,7 +79,7 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
     return redirect("checkin")
 
 
-@never_cache
+@client_page
 @require_http_methods(["GET", "POST"])
 def checkin(request: HttpRequest) -> HttpResponse:
     link_id = request.session.get(SESSION_LINK)
@@ -109,9 +126,11 @@ def checkin(request: HttpRequest) -> HttpResponse:
 def _render_form(
     request: HttpRequest, link: CheckinLink, form: CheckinForm, status: int = 200
 ) -> HttpResponse:
-    return render(
+    response = render(
         request,
         "checkins/checkin.html",
         {"form": form, "sections": form.sections(), "link": link, "clinic": link.client.clinic},
         status=status,
     )
+    response["Referrer-Policy"] = FORM_REFERRER_POLICY  # why: checkins.privacy
+    return response

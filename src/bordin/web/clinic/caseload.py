@@ -20,15 +20,17 @@ from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Client, Response, Session
 from bordin.web.clinic.scoping import clients_for
+from bordin.web.journey.services import hesitant_start_exists
 
 #: Badge hooks in urgency order (``data-alert-kind`` values).
-BADGES = ("risk", "rupture", "not-on-track", "divergence", "overdue")
+BADGES = ("risk", "rupture", "not-on-track", "divergence", "overdue", "hesitant-start")
 BADGE_LABELS = {
     "risk": "Risk",
     "rupture": "Rupture",
     "not-on-track": "Not on track",
     "divergence": "Divergence",
     "overdue": "Check-in overdue",
+    "hesitant-start": "Hesitant start",
 }
 
 
@@ -117,6 +119,8 @@ def caseload(user: Any, now: datetime | None = None) -> list[Row]:
                 .order_by("-submitted_at")
                 .values("submitted_at")[:1]
             ),
+            # The client's journey: earlier therapy did not help (see docs/journey.md).
+            hesitant_start=hesitant_start_exists(),
             first_session_date=Subquery(
                 Session.objects.filter(episode__client=OuterRef("pk"))
                 .order_by("date", "pk")
@@ -152,6 +156,8 @@ def caseload(user: Any, now: datetime | None = None) -> list[Row]:
         kinds = open_kinds.get(c.pk, set())
         if is_overdue(c, now, overdue_after):
             kinds.add("overdue")
+        if c.hesitant_start:
+            kinds.add("hesitant-start")
         rows.append(
             Row(
                 client=c,

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from bordin.measures.instruments import Instrument as MeasureDefinition
+from bordin.web.crypto import EncryptedTextField
 
 
 class Clinic(models.Model):
@@ -181,7 +182,7 @@ class Response(models.Model):
     )
     answers = models.JSONField(default=dict)
     total = models.FloatField()
-    free_text = models.TextField(blank=True)
+    free_text = EncryptedTextField(blank=True, help_text="Encrypted at rest.")
     risk_flagged = models.BooleanField(default=False)
     submitted_at = models.DateTimeField()
     idempotency_key = models.CharField(max_length=100, unique=True)
@@ -202,7 +203,9 @@ class Response(models.Model):
 
 class Goal(models.Model):
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="goals")
-    text = models.CharField(max_length=300, help_text="In the client's own words.")
+    text = EncryptedTextField(
+        max_length=300, help_text="In the client's own words. Encrypted at rest."
+    )
     position = models.PositiveSmallIntegerField(default=0)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -28,6 +28,7 @@ from bordin.web.clinic.caseload import caseload as build_caseload
 from bordin.web.clinic.forms import ResolveForm, SessionForm, TherapistRatingForm
 from bordin.web.clinic.models import Client, Episode, Instrument, Response, Session
 from bordin.web.clinic.scoping import get_client_for, staff_profile
+from bordin.web.journey import panels as journey_panels
 
 
 @login_required
@@ -80,6 +81,7 @@ def _client_page(
             can_issue=page.episode is not None and sessions.exists(),
             can_write=scoping.can_write(request.user, client),
             link_hours=settings.BORDIN_CHECKIN_LINK_HOURS,
+            journey=journey_panels.build(client, request.user),
         ),
         status=status,
     )

@@ -1,0 +1,1 @@
+"""Staff authentication: second factor, session epochs ("log out everywhere"), lockout page."""

@@ -1,0 +1,1 @@
+"""The client's journey: intake, fit check, shared goals and ending with evidence."""

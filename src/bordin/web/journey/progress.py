@@ -1,0 +1,14 @@
+"""What the client sees of their own progress (when the clinic enables it)."""
+
+from __future__ import annotations
+
+from bordin.web.clinic.models import Episode
+from bordin.web.journey import services
+from bordin.web.journey.models import JourneySettings
+
+
+def client_goals(episode: Episode) -> list[services.GoalHistory]:
+    """The episode's active goals with their ratings, or nothing if the clinic turned it off."""
+    if not JourneySettings.for_clinic(episode.client.clinic_id).show_goals_to_client:
+        return []
+    return services.goal_histories(episode)
