@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Self
 
 from django.conf import settings
 from django.db import models
@@ -18,10 +19,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class CheckinLink(models.Model):
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="checkin_links")
-    episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="checkin_links")
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="checkin_links")
+class SecureLink(models.Model):
+    """What every private client link shares: a 256-bit token shown once and stored only as a
+    SHA-256 hash, an expiry, revocation and single use (check-ins and journey steps)."""
+
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
@@ -39,38 +40,28 @@ class CheckinLink(models.Model):
     )
 
     class Meta:
-        ordering = ("-created_at",)
-        indexes = (models.Index(fields=["session", "expires_at"]),)
-
-    def __str__(self) -> str:
-        return f"Check-in link for {self.session} ({self.state})"
+        abstract = True
 
     @classmethod
-    def issue(
-        cls, session: Session, *, created_by: object | None = None, hours: int | None = None
-    ) -> tuple[CheckinLink, str]:
-        """Create a link for ``session`` and return it with its one-time plain token."""
+    def create_with_token(cls, *, hours: int, **fields: object) -> tuple[Self, str]:
+        """Create a link valid for ``hours`` and return it with its one-time plain token."""
         token = secrets.token_urlsafe(32)  # 256 bits
-        lifetime = hours if hours is not None else settings.BORDIN_CHECKIN_LINK_HOURS
         now = timezone.now()
-        link = cls.objects.create(
-            client=session.episode.client,
-            episode=session.episode,
-            session=session,
+        link = cls._default_manager.create(
             token_hash=hash_token(token),
             created_at=now,
-            expires_at=now + timedelta(hours=lifetime),
-            created_by=created_by,
+            expires_at=now + timedelta(hours=hours),
+            **fields,
         )
         return link, token
 
     @classmethod
-    def find(cls, token: str) -> CheckinLink | None:
+    def find(cls, token: str) -> Self | None:
         """The link for a token, whatever its state; ``None`` for an unknown token."""
         if not token or len(token) > 200:
             return None
         return (
-            cls.objects.select_related("client__clinic", "episode", "session")
+            cls._default_manager.select_related("client__clinic", "episode", "session")
             .filter(token_hash=hash_token(token))
             .first()
         )
@@ -88,3 +79,29 @@ class CheckinLink(models.Model):
         if timezone.now() >= self.expires_at:
             return "expired"
         return "open"
+
+
+class CheckinLink(SecureLink):
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="checkin_links")
+    episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="checkin_links")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="checkin_links")
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = (models.Index(fields=["session", "expires_at"]),)
+
+    def __str__(self) -> str:
+        return f"Check-in link for {self.session} ({self.state})"
+
+    @classmethod
+    def issue(
+        cls, session: Session, *, created_by: object | None = None, hours: int | None = None
+    ) -> tuple[CheckinLink, str]:
+        """Create a link for ``session`` and return it with its one-time plain token."""
+        return cls.create_with_token(
+            hours=hours if hours is not None else settings.BORDIN_CHECKIN_LINK_HOURS,
+            client=session.episode.client,
+            episode=session.episode,
+            session=session,
+            created_by=created_by,
+        )

@@ -6,15 +6,12 @@ token shown once, stored only as a SHA-256 hash, expiring, revocable and single-
 
 from __future__ import annotations
 
-import secrets
-from datetime import datetime, timedelta
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from bordin.web.checkins.models import hash_token
+from bordin.web.checkins.models import SecureLink
 from bordin.web.clinic.models import Client, Clinic, Episode, Goal, Session
 from bordin.web.crypto import EncryptedTextField
 
@@ -40,7 +37,7 @@ TIMES = (
 )
 
 
-class JourneyLink(models.Model):
+class JourneyLink(SecureLink):
     """A private link for one step of the journey (intake, fit check or graduation summary)."""
 
     class Purpose(models.TextChoices):
@@ -54,15 +51,6 @@ class JourneyLink(models.Model):
     session = models.ForeignKey(
         Session, on_delete=models.CASCADE, null=True, blank=True, related_name="journey_links"
     )
-    token_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    used_at = models.DateTimeField(null=True, blank=True)
-    used_key = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ("-created_at", "-pk")
@@ -82,44 +70,14 @@ class JourneyLink(models.Model):
         hours: int | None = None,
     ) -> tuple[JourneyLink, str]:
         """Create a link and return it with its one-time plain token."""
-        token = secrets.token_urlsafe(32)  # 256 bits
-        lifetime = hours if hours is not None else settings.BORDIN_JOURNEY_LINK_HOURS
-        now = timezone.now()
-        link = cls.objects.create(
+        return cls.create_with_token(
+            hours=hours if hours is not None else settings.BORDIN_JOURNEY_LINK_HOURS,
             purpose=purpose,
             client=episode.client,
             episode=episode,
             session=session,
-            token_hash=hash_token(token),
-            created_at=now,
-            expires_at=now + timedelta(hours=lifetime),
             created_by=created_by,
         )
-        return link, token
-
-    @classmethod
-    def find(cls, token: str) -> JourneyLink | None:
-        if not token or len(token) > 200:
-            return None
-        return (
-            cls.objects.select_related("client__clinic", "episode", "session")
-            .filter(token_hash=hash_token(token))
-            .first()
-        )
-
-    def is_usable(self, now: datetime | None = None) -> bool:
-        now = now or timezone.now()
-        return self.revoked_at is None and self.used_at is None and now < self.expires_at
-
-    @property
-    def state(self) -> str:
-        if self.used_at is not None:
-            return "used"
-        if self.revoked_at is not None:
-            return "revoked"
-        if timezone.now() >= self.expires_at:
-            return "expired"
-        return "open"
 
 
 class Intake(models.Model):
