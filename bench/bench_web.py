@@ -775,7 +775,7 @@ def report(results: list[dict[str, Any]], plan: Plan, load: tuple[float, float])
     )
     variant = " with TCP_NODELAY (bench/bench_web_server.py)" if plan.nodelay else ""
     print(
-        f"server: `bordin serve` (Django threaded runserver, 1 process){variant} on {HOST}; "
+        f"server: `bordin serve` (gunicorn: 2 workers × 4 threads){variant} on {HOST}; "
         f"clients: {plan.concurrency} threads, http.client, a new keep-alive connection each"
     )
     for r in results:

@@ -198,8 +198,10 @@ def trajectory(
 def episode_data(episode: Episode) -> EpisodeData:
     from bordin.web.clinic.models import Response
 
-    responses = Response.objects.filter(session__episode=episode).select_related(
-        "session", "instrument"
+    responses = (
+        Response.objects.filter(session__episode=episode)
+        .select_related("session", "instrument")
+        .defer("instrument__definition")  # only the code is needed; the snapshot is large
     )
     last = episode.sessions.order_by("-number").values_list("number", flat=True).first()
     return EpisodeData.from_responses(responses, last or 0)
