@@ -20,8 +20,8 @@ What it measures, per database, all in one run on this machine:
    client (the whole middleware stack, sequential), each inside ``CaptureQueriesContext``:
    p50/p95/max latency and the SQL query count per request. Target: p95 < 150 ms with a
    bounded query count.
-2. **Check-ins under concurrency.** ``bordin serve`` (Django's threaded runserver, as the app
-   ships it; gunicorn is not a dependency) runs in a subprocess on 127.0.0.1 against the same
+2. **Check-ins under concurrency.** ``bordin serve`` (gunicorn, 2 workers × 4 threads, as the
+   app ships it) runs in a subprocess on 127.0.0.1 against the same
    database. ``--checkins`` links are issued (each for a new session), then ``--concurrency``
    client threads (stdlib ``http.client``) each take links from a queue and do what a browser
    does: GET ``/c/<token>`` (302 + session cookie), GET ``/c/`` (the form, CSRF cookie and
@@ -29,7 +29,9 @@ What it measures, per database, all in one run on this machine:
    also sends its POST a second time on another connection at the same moment (a
    double-click), which must not store anything twice. Afterwards the stored rows are
    counted: each successful check-in must have exactly one alliance and one wellbeing
-   response. Target: POST p95 < 100 ms.
+   response. Target: POST p95 < 100 ms. By default the clients go back to back (a saturation
+   test: 50 clients each submitting as fast as the server answers); ``--think-ms N`` makes
+   each client wait 0.5-1.5 × N ms between loading the form and sending it, as people do.
 3. **Baseline, same run.** ``/bench/ok``, a bare view returning "ok" (bench-only URLconf in
    ``bench/bench_web_urls.py``, same settings and middleware), in-process and sequential like
    the caseload, and over HTTP with the same flow shape (GET, GET, timed POST on a new
@@ -48,6 +50,7 @@ import http.client
 import json
 import os
 import queue
+import random
 import re
 import secrets
 import shutil
@@ -110,6 +113,12 @@ class Browser:
     def close(self) -> None:
         self.conn.close()
 
+    def reconnect(self) -> None:
+        """A fresh connection with the same cookies, as a browser opens after an idle pause
+        (the server closes idle keep-alive connections after a couple of seconds)."""
+        self.conn.close()
+        self.conn = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
+
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Host": f"{HOST}:{self.port}", "User-Agent": "bordin-bench"}
         if self.cookies:
@@ -170,7 +179,16 @@ class FlowResult:
     error: str = ""
 
 
-def checkin_flow(port: int, token: str, timeout: float, duplicate: bool) -> FlowResult:
+def think(browser: Browser, think_ms: int) -> None:
+    """A person filling in the form: wait 0.5 to 1.5 times ``think_ms`` (0: no wait)."""
+    if think_ms > 0:
+        time.sleep(random.uniform(0.5, 1.5) * think_ms / 1000)
+        browser.reconnect()
+
+
+def checkin_flow(
+    port: int, token: str, timeout: float, duplicate: bool, think_ms: int = 0
+) -> FlowResult:
     """GET /c/<token>, GET /c/ (the form), timed POST; optionally a simultaneous double POST."""
     browser = Browser(port, timeout)
     twin: Browser | None = None
@@ -183,6 +201,7 @@ def checkin_flow(port: int, token: str, timeout: float, duplicate: bool) -> Flow
             return FlowResult(False, error=f"form {status}")
         data, key = checkin_form_data(html)
         body = urlencode(data).encode()
+        think(browser, think_ms)
         if duplicate:
             twin = Browser(port, timeout)
             twin.cookies = dict(browser.cookies)
@@ -203,7 +222,7 @@ def checkin_flow(port: int, token: str, timeout: float, duplicate: bool) -> Flow
             twin.close()
 
 
-def bare_flow(port: int, timeout: float) -> FlowResult:
+def bare_flow(port: int, timeout: float, think_ms: int = 0) -> FlowResult:
     """The same shape on the bare view: new connection, GET, GET, timed POST."""
     browser = Browser(port, timeout)
     try:
@@ -211,6 +230,7 @@ def bare_flow(port: int, timeout: float) -> FlowResult:
             status, _, _ = browser.request("GET", "/bench/ok")
             if status != 200:
                 return FlowResult(False, error=f"get {status}")
+        think(browser, think_ms)
         started = time.perf_counter()
         status, _, page = browser.request("POST", "/bench/ok", b"x=1")
         post_ms = (time.perf_counter() - started) * 1000
@@ -585,6 +605,7 @@ class Plan:
     concurrency: int
     timeout: float
     warmup: int = 5
+    think_ms: int = 0
     nodelay: bool = False
     keep: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -703,12 +724,18 @@ def run_one_db(db: str, plan: Plan, pg_url: str) -> dict[str, Any]:
             bare_flow(port, plan.timeout)
         for token in tokens[: plan.warmup]:
             checkin_flow(port, token, plan.timeout, duplicate=False)
-        deadline = max(60.0, plan.checkins * 1.0)
+        deadline = max(60.0, plan.checkins * (1.0 + plan.think_ms / 1000))
         bare, bare_wall = run_concurrent(
-            [lambda: bare_flow(port, plan.timeout)] * plan.checkins, plan.concurrency, deadline
+            [lambda: bare_flow(port, plan.timeout, plan.think_ms)] * plan.checkins,
+            plan.concurrency,
+            deadline,
         )
         jobs = [
-            (lambda t=t, d=(k % DUPLICATE_EVERY == 0): checkin_flow(port, t, plan.timeout, d))
+            (
+                lambda t=t, d=(k % DUPLICATE_EVERY == 0): checkin_flow(
+                    port, t, plan.timeout, d, plan.think_ms
+                )
+            )
             for k, t in enumerate(tokens[plan.warmup :])
         ]
         flows, wall = run_concurrent(jobs, plan.concurrency, deadline)
@@ -776,7 +803,8 @@ def report(results: list[dict[str, Any]], plan: Plan, load: tuple[float, float])
     variant = " with TCP_NODELAY (bench/bench_web_server.py)" if plan.nodelay else ""
     print(
         f"server: `bordin serve` (gunicorn: 2 workers × 4 threads){variant} on {HOST}; "
-        f"clients: {plan.concurrency} threads, http.client, a new keep-alive connection each"
+        f"clients: {plan.concurrency} threads, http.client, a new keep-alive connection each, "
+        f"think time {plan.think_ms} ms"
     )
     for r in results:
         v = r["volume"]
@@ -862,6 +890,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--timeout", type=float, default=30.0, help="per socket operation")
     parser.add_argument(
+        "--think-ms",
+        type=int,
+        default=0,
+        help="each client waits 0.5-1.5x this between loading the form and sending it, as a "
+        "person filling it in would (default 0: back-to-back, a saturation test)",
+    )
+    parser.add_argument(
         "--nodelay",
         action="store_true",
         help="serve with TCP_NODELAY (bench/bench_web_server.py) to take out the delayed-ACK wait",
@@ -881,6 +916,7 @@ def main() -> None:
         concurrency=args.concurrency or defaults[4],
         timeout=args.timeout,
         warmup=2 if args.quick else 5,
+        think_ms=args.think_ms,
         nodelay=args.nodelay,
         keep=args.keep,
     )
