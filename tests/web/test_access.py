@@ -195,7 +195,7 @@ def test_security_settings() -> None:
     assert settings.SESSION_COOKIE_HTTPONLY
     assert settings.SESSION_COOKIE_SAMESITE == "Lax"
     assert "django.middleware.security.SecurityMiddleware" in settings.MIDDLEWARE
-    assert "django.middleware.csrf.CsrfViewMiddleware" in settings.MIDDLEWARE
+    assert "bordin.web.csrf.ClientFormCsrfMiddleware" in settings.MIDDLEWARE  # Django's, subclassed
     assert not settings.DEBUG
     assert settings.SESSION_COOKIE_SECURE
     assert settings.CSRF_COOKIE_SECURE

@@ -194,6 +194,17 @@ def test_checkin_submission_actor_is_the_link(
     assert not AuditEvent.objects.filter(path__contains=token).exists()
 
 
+def test_opening_the_checkin_form_is_a_read_by_the_link(
+    client: Any, owner: Any, world: dict[str, Any], add_session: Any
+) -> None:
+    link, token = CheckinLink.issue(add_session(days_ago=0), created_by=owner)
+    client.get(f"/c/{token}")
+    assert client.get("/c/").status_code == 200
+    e = only(action="read", object_type="checkin")
+    assert (e.user_id, e.role, e.checkin_link_id) == (None, "checkin_link", link.pk)
+    assert e.client_id == world["client"].pk and e.path == "/c/"
+
+
 def test_denied_lookup_is_recorded(client: Any, colleague: Any, world: dict[str, Any]) -> None:
     client.force_login(colleague)
     assert client.get(f"/clients/{world['client'].pk}/").status_code == 404

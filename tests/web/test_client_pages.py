@@ -57,15 +57,15 @@ def assert_common_headers(response: Any) -> None:
     assert response["X-Content-Type-Options"] == "nosniff"
 
 
-def assert_client_headers(response: Any, referrer_policy: str = "no-referrer") -> None:
-    """No copy in any cache, the given referrer policy (header and, for HTML, meta tag)."""
+def assert_client_headers(response: Any) -> None:
+    """No copy in any cache, no referrer (header and, for HTML, meta tag)."""
     assert "no-store" in response["Cache-Control"]
     assert "private" in response["Cache-Control"]
-    assert response["Referrer-Policy"] == referrer_policy
+    assert response["Referrer-Policy"] == "no-referrer"
     assert_common_headers(response)
     if response.content:  # (a redirect and a 405 have no body)
         html = response.content.decode()
-        assert f'<meta name="referrer" content="{referrer_policy}">' in html
+        assert '<meta name="referrer" content="no-referrer">' in html
         assert not re.search(r"<script|<style|\sstyle=|\son[a-z]+=", html), "inline code/style"
 
 
@@ -79,15 +79,13 @@ def test_every_client_page_has_private_headers(
     start = client.get(f"/c/{token}")
     assert start.status_code == 302
     assert_client_headers(start)
-    # The form, and the form again with errors: "same-origin" (checkins.privacy explains why:
-    # "no-referrer" would make the browser send "Origin: null" with the POST). Its URL has no
-    # token, and a same-origin referrer only ever goes to Bordin itself.
+    # The form, and the form again with errors.
     form = client.get("/c/")
     assert form.status_code == 200
-    assert_client_headers(form, "same-origin")
+    assert_client_headers(form)
     refused = client.post("/c/", checkin_post(goals, alliance__bond=None))
     assert refused.status_code == 400
-    assert_client_headers(refused, "same-origin")
+    assert_client_headers(refused)
     # The thank-you page.
     thanks = client.post("/c/", checkin_post(goals))
     assert thanks.status_code == 200 and b"Thank you" in thanks.content

@@ -2,12 +2,10 @@
 
 * ``Cache-Control: no-store`` (with Django's other never-cache headers): a shared or public
   device keeps no copy of a check-in page, its answers or the crisis contacts shown.
-* ``Referrer-Policy: no-referrer``: a page whose URL may hold a token (``/c/<token>``: the
-  redirect and the "link isn't valid" page) never sends its URL anywhere, not even to Bordin's
-  own static files (a reverse proxy's access log records referrers).
-
-The one exception is the check-in **form** at ``/c/``, which answers ``same-origin`` (see
-:data:`FORM_REFERRER_POLICY`).
+* ``Referrer-Policy: no-referrer``: a client page never sends its URL anywhere, not even to
+  Bordin's own static files (a reverse proxy's access log records referrers). Browsers then
+  send ``Origin: null`` with the forms' POSTs; :mod:`bordin.web.csrf` accepts that for client
+  forms only, with the session-bound CSRF token still required.
 """
 
 from __future__ import annotations
@@ -21,19 +19,11 @@ from django.utils.cache import add_never_cache_headers
 
 CLIENT_REFERRER_POLICY = "no-referrer"
 
-#: The check-in form posts back to ``/c/``. Under ``no-referrer`` browsers send
-#: ``Origin: null`` with that POST (Fetch standard, "serializing a request origin"), and
-#: Django's CSRF origin check rightly refuses it. Accepting ``null`` safely would need
-#: ``Sec-Fetch-Site``, which older browsers (Safari before 16.4) do not send, locking those
-#: clients out of their check-in. ``same-origin`` leaks nothing: the page's URL is ``/c/``
-#: (the token is gone by then), and the only referrer sent goes to Bordin itself.
-FORM_REFERRER_POLICY = "same-origin"
-
 View = Callable[..., HttpResponse]
 
 
 def client_page(view: View) -> View:
-    """Decorate a client-facing view: never cached, no referrer unless the view chose one."""
+    """Decorate a client-facing view: never cached, no referrer."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

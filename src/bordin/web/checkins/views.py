@@ -17,10 +17,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from bordin.web.audit import log
 from bordin.web.checkins import services, throttle
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
-from bordin.web.checkins.privacy import FORM_REFERRER_POLICY, client_page
+from bordin.web.checkins.privacy import client_page
 from bordin.web.journey.progress import client_goals
 
 SESSION_LINK = "bordin_checkin_link"
@@ -120,6 +121,10 @@ def checkin(request: HttpRequest) -> HttpResponse:
         return _thanks(request, link, earlier) if earlier else _invalid(request)
     if not link.is_usable():
         return _invalid(request)
+    # The form shows the client's own goals: a read of client data, by the link.
+    log.record_checkin(
+        request, link, log.Action.READ, object_type="checkin", detail="check-in form opened"
+    )
     return _render_form(request, link, _build_form(link))
 
 
@@ -132,5 +137,4 @@ def _render_form(
         {"form": form, "sections": form.sections(), "link": link, "clinic": link.client.clinic},
         status=status,
     )
-    response["Referrer-Policy"] = FORM_REFERRER_POLICY  # why: checkins.privacy
     return response

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from bordin.web.audit import log
 from bordin.web.checkins import throttle
-from bordin.web.checkins.privacy import FORM_REFERRER_POLICY, client_page
+from bordin.web.checkins.privacy import client_page
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Goal, StaffProfile
 from bordin.web.clinic.scoping import get_client_for
@@ -487,7 +487,6 @@ def _client_form(
         },
         status=status,
     )
-    response["Referrer-Policy"] = FORM_REFERRER_POLICY  # why: checkins.privacy
     return response
 
 
