@@ -7,13 +7,12 @@ from typing import Any
 
 from axes.signals import user_locked_out
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest
 
 from bordin.web.accounts.middleware import LOGIN_AT_KEY
 from bordin.web.accounts.models import SessionEpoch
-from bordin.web.audit import log
+from bordin.web.audit.signals import record_login_failed
 
 
 def _logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
@@ -26,22 +25,9 @@ def _locked_out(
     sender: Any, request: HttpRequest | None, username: str | None = None, **kwargs: Any
 ) -> None:
     """One ``login_failed`` event saying the user name (and address) is now locked out."""
-    model = get_user_model()
-    account = (
-        model._default_manager.filter(**{model.USERNAME_FIELD: username}).first()
-        if username
-        else None
+    record_login_failed(
+        request, username or "", f"locked out after {settings.AXES_FAILURE_LIMIT} failed attempts"
     )
-    row = log.event(
-        request,
-        log.Action.LOGIN_FAILED,
-        user=account,
-        object_type="user",
-        object_id=account.pk if account else None,
-        detail=f"locked out after {settings.AXES_FAILURE_LIMIT} failed attempts",
-    )
-    row.username = (username or "")[:150]
-    row.save()
 
 
 def connect() -> None:

@@ -29,16 +29,26 @@ def _login_failed(
     """
     model = get_user_model()
     username = str(credentials.get(model.USERNAME_FIELD, credentials.get("username", "")))
+    record_login_failed(request, username, str(kwargs.get("detail", "")))
+
+
+def record_login_failed(request: HttpRequest | None, username: str, detail: str) -> None:
+    """One ``login_failed`` event for the attempted user name (its account, when it exists)."""
+    model = get_user_model()
     account = (
-        model._default_manager.select_related("staff").filter(**{model.USERNAME_FIELD: username})
-    ).first()
+        model._default_manager.select_related("staff")
+        .filter(**{model.USERNAME_FIELD: username})
+        .first()
+        if username
+        else None
+    )
     row = log.event(
         request,
         log.Action.LOGIN_FAILED,
         user=account,
         object_type="user",
         object_id=account.pk if account else None,
-        detail=str(kwargs.get("detail", "")),
+        detail=detail,
     )
     row.username = username[:150]
     row.save()
