@@ -944,7 +944,7 @@ def main() -> None:
             started = time.perf_counter()
             # Re-runs this file with the same arguments; its own process group, so a timeout
             # stops the server it started too.
-            proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)  # noqa: S603
+            proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)  # noqa: S603 - own script
             try:
                 proc.wait(timeout=child_timeout)
             except subprocess.TimeoutExpired:
