@@ -147,7 +147,7 @@ def test_session_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from django.conf import settings
 
     assert settings.SESSION_COOKIE_AGE == 30 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST
+    assert not settings.SESSION_SAVE_EVERY_REQUEST  # staff sessions: renewed by middleware
     assert settings.SESSION_COOKIE_HTTPONLY
     assert settings.SESSION_COOKIE_SAMESITE == "Lax"
     assert settings.SESSION_COOKIE_SECURE  # DEBUG is off

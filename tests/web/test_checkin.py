@@ -83,6 +83,34 @@ def test_valid_link_redirects_and_strips_token(
     assert "Sleep better" in html
 
 
+def test_opening_the_form_writes_only_its_audit_row(
+    client: Any, issued: tuple[CheckinLink, str], goals: list[Any]
+) -> None:
+    """The link stores the link id and the CSRF secret in one session write; the form page
+    itself changes nothing but the audit log (a read of the client's goals)."""
+    _, token = issued
+    assert client.get(f"/c/{token}").status_code == 302
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/c/").status_code == 200
+    writes = [
+        q["sql"].split()[0] + " " + q["sql"].split()[2]
+        for q in queries.captured_queries
+        if q["sql"].split()[0] in ("INSERT", "UPDATE", "DELETE")
+    ]
+    assert writes == ['INSERT "audit_auditevent"']
+
+
+def test_a_session_the_browser_already_had_is_not_reused(
+    client: Any, issued: tuple[CheckinLink, str], owner: Any
+) -> None:
+    _, token = issued
+    client.force_login(owner)  # e.g. a shared computer with a staff session
+    before = client.session.session_key
+    assert client.get(f"/c/{token}").status_code == 302
+    assert client.session.session_key != before
+    assert client.get("/c/").status_code == 200
+
+
 @pytest.mark.parametrize("case", ["tampered", "expired", "revoked", "used", "unknown"])
 def test_unusable_links_all_get_the_same_page(
     client: Any, issued: tuple[CheckinLink, str], case: str

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 
 from bordin.web.alerts.models import Alert
 from bordin.web.checkins.models import CheckinLink
@@ -114,6 +115,15 @@ def test_latest_comment_and_goals(
     assert "Sleep better</th><td>6</td><td>4</td>" in html
 
 
+def reference_clients(clinic: Any, therapist: Any, n: int, first: int = 0) -> None:
+    """``n`` clients of the clinic whose wellbeing improves steadily over four sessions."""
+    for k in range(first, first + n):
+        other = Client.objects.create(clinic=clinic, therapist=therapist, display_name=f"Ref {k}")
+        ep = Episode.objects.create(client=other, start=date.today() - timedelta(days=60))
+        start = 2 + (k % 4)
+        history(ep, [8, 8, 8, 8], [start, start + k % 2, start + 1 + k % 3, start + 2 + k % 2])
+
+
 def test_expected_band_needs_enough_reference_data(
     client: Any, owner: Any, client_record: Any, episode: Any
 ) -> None:
@@ -123,13 +133,11 @@ def test_expected_band_needs_enough_reference_data(
     assert "Too little data yet for an expected range." in html
     assert 'class="band"' not in html.split('id="outcome-chart-figure"')[1].split("</svg>")[0]
     # Twelve more clients who improve steadily give the model enough data.
-    for k in range(12):
-        other = Client.objects.create(
-            clinic=client_record.clinic, therapist=owner, display_name=f"Ref {k}"
-        )
-        ep = Episode.objects.create(client=other, start=date.today() - timedelta(days=60))
-        start = 2 + (k % 4)
-        history(ep, [8, 8, 8, 8], [start, start + k % 2, start + 1 + k % 3, start + 2 + k % 2])
+    reference_clients(client_record.clinic, owner, 12)
+    # The fitted model is cached for analysis.REFIT_SECONDS: until then the page keeps it.
+    html = client.get(f"/clients/{client_record.pk}/").content.decode()
+    assert "Too little data yet for an expected range." in html
+    cache.clear()  # stands in for the wait
     html = client.get(f"/clients/{client_record.pk}/").content.decode()
     outcome = html.split('id="outcome-chart-figure"')[1].split("</figure>")[0]
     assert '<polygon class="band"' in outcome
@@ -223,3 +231,49 @@ def test_issue_and_revoke_link(
     link.refresh_from_db()
     assert link.revoked_at is not None
     assert type(client)().get(f"/c/{token}").status_code == 404
+
+
+# ------------------------------------------------------------------- expected trajectories
+
+
+def test_trajectory_model_is_cached_then_refitted(client_record: Any, owner: Any) -> None:
+    from bordin.web.clinic import analysis
+
+    clinic = client_record.clinic
+    reference_clients(clinic, owner, 12)
+    first = analysis.reference_model(clinic, analysis.WELLBEING)
+    assert first is not None
+    reference_clients(clinic, owner, 6, first=12)
+    cached = analysis.reference_model(clinic, analysis.WELLBEING)
+    assert cached is not None
+    assert cached.n_reference_sessions == first.n_reference_sessions  # not refitted yet
+    cache.clear()  # what REFIT_SECONDS of waiting does
+    refitted = analysis.reference_model(clinic, analysis.WELLBEING)
+    assert refitted is not None
+    assert refitted.n_reference_sessions > first.n_reference_sessions
+
+
+def test_off_track_checkin_raises_a_not_on_track_alert(
+    client: Any, client_record: Any, episode: Any, goals: list[Any], owner: Any
+) -> None:
+    from tests.web.helpers import checkin_post
+
+    reference_clients(client_record.clinic, owner, 12)
+    history(episode, [8, 8, 8], [3, 2, 2])
+    session = Session.objects.create(episode=episode, number=4, date=date.today())
+    _, token = CheckinLink.issue(session, created_by=owner)
+    assert client.get(f"/c/{token}").status_code == 302
+    assert client.get("/c/").status_code == 200
+    worse = {f"wellbeing__{k}": "1" for k in ("mood", "daily", "connection", "coping")}
+    response = client.post("/c/", checkin_post(goals, **worse))
+    assert response.status_code == 200
+    alert = Alert.objects.get(client=client_record, kind="not_on_track")
+    assert alert.session == session
+    assert "worse than expected" in alert.detail
+    # One open not-on-track alert at a time: the next off-track session raises none.
+    nxt = Session.objects.create(episode=episode, number=5, date=date.today())
+    _, token = CheckinLink.issue(nxt, created_by=owner)
+    client.get(f"/c/{token}")
+    client.get("/c/")
+    client.post("/c/", checkin_post(goals, key="n" * 32, **worse))
+    assert Alert.objects.filter(client=client_record, kind="not_on_track").count() == 1

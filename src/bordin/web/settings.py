@@ -181,11 +181,13 @@ CSRF_USE_SESSIONS = True
 SILENCED_SYSTEM_CHECKS = ["security.W003"]
 SESSION_COOKIE_SECURE = env_bool("BORDIN_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Idle timeout: each request renews the session; BORDIN_IDLE_TIMEOUT_MINUTES without one ends
-# it. No session lives longer than BORDIN_SESSION_MAX_HOURS (accounts.middleware).
+# Idle timeout: each request of a signed-in user renews the session (accounts.middleware);
+# BORDIN_IDLE_TIMEOUT_MINUTES without one ends it. No session lives longer than
+# BORDIN_SESSION_MAX_HOURS. Other sessions (a client's check-in) are saved only when they
+# change, so opening a form is not a database write.
 BORDIN_IDLE_TIMEOUT_MINUTES = env_int("BORDIN_IDLE_TIMEOUT_MINUTES", 30)
 SESSION_COOKIE_AGE = BORDIN_IDLE_TIMEOUT_MINUTES * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_SAVE_EVERY_REQUEST = False
 BORDIN_SESSION_MAX_HOURS = env_int("BORDIN_SESSION_MAX_HOURS", 8)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

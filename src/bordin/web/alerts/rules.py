@@ -141,7 +141,7 @@ def evaluate_checkin(
 ) -> list[Alert]:
     """All alerts a client's check-in raises. Call inside the submission's transaction."""
     client = session.episode.client
-    data = analysis.episode_data(session.episode)
+    data = analysis.episode_data(session.episode, comments=False)
     found = [
         check_risk(client, session, wellbeing),
         check_rupture(client, session, data) if alliance else None,

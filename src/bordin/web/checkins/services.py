@@ -56,6 +56,8 @@ def submit(link: CheckinLink, form: CheckinForm, request: HttpRequest | None = N
     A stored check-in is recorded in the audit log (actor: the link) in the same transaction.
     """
     key = form.cleaned_data["idempotency_key"]
+    # Refit an expired trajectory model before the transaction, not while holding its locks.
+    analysis.warm_reference_models(link.client.clinic)
     try:
         return _submit(link.pk, form, key, request)
     except IntegrityError:

@@ -14,6 +14,7 @@ import secrets
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -74,9 +75,11 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
     if link is None or not link.is_usable():
         throttle.record_failure(request)
         return _invalid(request)
-    request.session.cycle_key()  # a fresh session id for the client's check-in
+    if not request.session.is_empty():
+        request.session.cycle_key()  # never reuse a session id the browser already had
     request.session[SESSION_LINK] = link.pk
     request.session.pop(SESSION_DONE, None)
+    get_token(request)  # the form's CSRF secret, stored with the link in one session write
     return redirect("checkin")
 
 
@@ -93,6 +96,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
     )
     if link is None:
         return _invalid(request)
+    link.episode.client = link.client  # already loaded; the pages below need both
 
     if request.method == "POST":
         key = request.POST.get("idempotency_key", "")

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bordin.measures.instruments import Registry, builtin_registry
 
@@ -27,8 +27,12 @@ ALLIANCE = "alliance"
 WELLBEING = "wellbeing"
 PHQ9 = "phq9"
 THERAPIST_ALLIANCE = "alliance_therapist"
+#: Outcome measures, in order of preference (see :meth:`EpisodeData.outcome_code`).
+OUTCOME_CODES = (PHQ9, WELLBEING)
 #: Parts of the alliance (Bordin 1979) rated by both client and therapist.
 ALLIANCE_PARTS = ("goals", "tasks", "bond")
+#: One stored response as :meth:`EpisodeData.from_rows` reads it.
+ResponseRow = tuple[int, str, str, float, dict[str, Any], str | None]
 #: A therapist's rating this many points above the client's raises a divergence alert.
 DIVERGENCE_POINTS = 2.0
 
@@ -68,22 +72,22 @@ class EpisodeData:
     n_sessions: int = 0
 
     @classmethod
-    def from_responses(cls, responses: Iterable[Response], n_sessions: int = 0) -> EpisodeData:
+    def from_rows(cls, rows: Iterable[ResponseRow], n_sessions: int = 0) -> EpisodeData:
+        """From ``(session number, code, respondent, total, answers, free text)`` rows in
+        session order (free text ``None`` when it was not read)."""
         data = cls(n_sessions=n_sessions)
-        for r in responses:
-            number = r.session.number
+        for number, code, respondent, total, answers, free_text in rows:
             data.n_sessions = max(data.n_sessions, number)
-            code = r.instrument.code
-            if r.respondent == "therapist":
-                data.therapist[number] = r.total
+            if respondent == "therapist":
+                data.therapist[number] = total
                 continue
-            data.client.setdefault(code, {})[number] = r.total
+            data.client.setdefault(code, {})[number] = total
             if code == ALLIANCE:
                 data.items[number] = {
-                    k: float(v) for k, v in r.answers.items() if isinstance(v, int | float)
+                    k: float(v) for k, v in answers.items() if isinstance(v, int | float)
                 }
-                if r.free_text:
-                    data.comments.append((number, r.free_text))
+                if free_text:
+                    data.comments.append((number, free_text))
         return data
 
     def scores(self, code: str) -> list[float | None]:
@@ -94,7 +98,7 @@ class EpisodeData:
 
     def outcome_code(self) -> str | None:
         """PHQ-9 when the episode has it, else the wellbeing check-in, else ``None``."""
-        for code in (PHQ9, WELLBEING):
+        for code in OUTCOME_CODES:
             if self.client.get(code):
                 return code
         return None
@@ -131,28 +135,33 @@ def sudden_changes(code: str, scores: Sequence[float | None]) -> list[SuddenChan
     return identify_scores(scores, cutoff=cutoff, lower_is_better=inst.lower_is_better)
 
 
-#: The clinic's expected-trajectory model is refitted after this many new responses (and is
-#: otherwise served from the cache), so a check-in does not refit it inside its transaction.
-REFIT_EVERY = 25
+#: The clinic's expected-trajectory model is cached this many seconds, then refitted on next
+#: use. Fitting reads every response of the clinic; a check-in must not pay for that (nor for
+#: counting them) on each submission, and a few minutes of new data barely move a model fitted
+#: on all of the clinic's episodes.
+REFIT_SECONDS = 300
 
 
 def reference_model(clinic: Clinic, code: str) -> TrajectoryModel | None:
     """Expected-trajectory model fitted on all episodes of the clinic (``None``: too few data).
 
-    Fitting reads every response of the clinic, so the model is cached (Django's cache) per
-    clinic, measure and block of :data:`REFIT_EVERY` responses: one cheap count query decides
-    whether the cached fit is still current.
+    Served from Django's cache (per clinic and measure) for :data:`REFIT_SECONDS`, then
+    refitted. Each server process holds its own copy with the default local-memory cache.
     """
     from django.core.cache import cache
 
-    responses = _reference_responses(clinic, code)
-    block = responses.count() // REFIT_EVERY
-    key = f"bordin:trajectory:{clinic.pk}:{code}:{block}"
+    key = f"bordin:trajectory:{clinic.pk}:{code}"
     cached: tuple[TrajectoryModel | None] | None = cache.get(key)
     if cached is None:
-        cached = (_fit_reference(responses, code),)
-        cache.set(key, cached, timeout=None)
+        cached = (_fit_reference(_reference_responses(clinic, code), code),)
+        cache.set(key, cached, timeout=REFIT_SECONDS)
     return cached[0]
+
+
+def warm_reference_models(clinic: Clinic) -> None:
+    """Fit any expired outcome models now, e.g. before a check-in opens its transaction."""
+    for code in OUTCOME_CODES:
+        reference_model(clinic, code)
 
 
 def _reference_responses(clinic: Clinic, code: str) -> QuerySet[Response]:
@@ -195,13 +204,16 @@ def trajectory(
     return [p for p in evaluate_scores(model, scores) if math.isfinite(p.expected)]
 
 
-def episode_data(episode: Episode) -> EpisodeData:
+def episode_data(episode: Episode, *, comments: bool = True) -> EpisodeData:
+    """Every score of the episode; ``comments=False`` skips reading (decrypting) free text."""
     from bordin.web.clinic.models import Response
 
-    responses = (
-        Response.objects.filter(session__episode=episode)
-        .select_related("session", "instrument")
-        .defer("instrument__definition")  # only the code is needed; the snapshot is large
+    fields = ["session__number", "instrument__code", "respondent", "total", "answers"]
+    responses = Response.objects.filter(session__episode=episode)
+    rows: Iterable[ResponseRow] = (
+        responses.values_list(*fields, "free_text")
+        if comments
+        else ((*r, None) for r in responses.values_list(*fields))
     )
     last = episode.sessions.order_by("-number").values_list("number", flat=True).first()
-    return EpisodeData.from_responses(responses, last or 0)
+    return EpisodeData.from_rows(rows, last or 0)

@@ -145,6 +145,9 @@ class Instrument(models.Model):
     @classmethod
     def snapshot(cls, definition: MeasureDefinition) -> Instrument:
         """The stored row for this definition's code and version, created on first use."""
+        row = cls.objects.filter(code=definition.code, version=definition.version).first()
+        if row is not None:
+            return row
         row, _ = cls.objects.get_or_create(
             code=definition.code,
             version=definition.version,
