@@ -286,12 +286,12 @@ def free_port() -> int:
 
 
 def start_server(
-    env: dict[str, str], log: Path, timeout: float, *, nodelay: bool = False
+    env: dict[str, str], log: Path, timeout: float, *, workers: int = 2, threads: int = 4
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``bordin serve`` (threaded runserver) with the bench settings; waits until it answers."""
     port = free_port()
-    module = "bench.bench_web_server" if nodelay else "bordin.cli"
-    cmd = [sys.executable, "-m", module, "serve", "--host", HOST, "--port", str(port)]
+    cmd = [sys.executable, "-m", "bordin.cli", "serve", "--host", HOST, "--port", str(port)]
+    cmd += ["--workers", str(workers), "--threads", str(threads)]
     with log.open("wb") as out:
         # Fixed argv (this interpreter, our module, a port we chose): no shell, no user input.
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=out)  # noqa: S603
@@ -606,7 +606,8 @@ class Plan:
     timeout: float
     warmup: int = 5
     think_ms: int = 0
-    nodelay: bool = False
+    workers: int = 2
+    threads: int = 4
     keep: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -718,7 +719,9 @@ def run_one_db(db: str, plan: Plan, pg_url: str) -> dict[str, Any]:
     # 2. + 3. Over HTTP: the bare view, then the check-ins, same flow shape and concurrency.
     tokens, session_ids = issue_links(user, plan.checkins + plan.warmup)
     connection.close()
-    proc, port = start_server(env, workdir / "server.log", timeout=60, nodelay=plan.nodelay)
+    proc, port = start_server(
+        env, workdir / "server.log", timeout=60, workers=plan.workers, threads=plan.threads
+    )
     try:
         for _ in range(plan.warmup):
             bare_flow(port, plan.timeout)
@@ -800,9 +803,9 @@ def report(results: list[dict[str, Any]], plan: Plan, load: tuple[float, float])
         f"Django {django.get_version()}, {sys.platform}; load average (1 min) "
         f"{load[0]:.1f} at start, {load[1]:.1f} at end"
     )
-    variant = " with TCP_NODELAY (bench/bench_web_server.py)" if plan.nodelay else ""
     print(
-        f"server: `bordin serve` (gunicorn: 2 workers × 4 threads){variant} on {HOST}; "
+        f"server: `bordin serve` (gunicorn: {plan.workers} workers × {plan.threads} threads) "
+        f"on {HOST}; "
         f"clients: {plan.concurrency} threads, http.client, a new keep-alive connection each, "
         f"think time {plan.think_ms} ms"
     )
@@ -896,11 +899,8 @@ def main() -> None:
         help="each client waits 0.5-1.5x this between loading the form and sending it, as a "
         "person filling it in would (default 0: back-to-back, a saturation test)",
     )
-    parser.add_argument(
-        "--nodelay",
-        action="store_true",
-        help="serve with TCP_NODELAY (bench/bench_web_server.py) to take out the delayed-ACK wait",
-    )
+    parser.add_argument("--workers", type=int, default=2, help="`bordin serve --workers`")
+    parser.add_argument("--threads", type=int, default=4, help="`bordin serve --threads`")
     parser.add_argument("--keep", action="store_true", help="keep the work dir and server log")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--child", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
@@ -917,7 +917,8 @@ def main() -> None:
         timeout=args.timeout,
         warmup=2 if args.quick else 5,
         think_ms=args.think_ms,
-        nodelay=args.nodelay,
+        workers=args.workers,
+        threads=args.threads,
         keep=args.keep,
     )
     if args.child:
