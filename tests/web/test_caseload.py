@@ -174,3 +174,18 @@ def test_caseload_query_count_is_constant(
 
     reads = AuditEvent.objects.filter(action="read", object_type="client", detail="caseload")
     assert reads.count() == n_clients
+
+
+def test_names_are_escaped(client: Any, owner: Any, admin: Any) -> None:
+    """Rows are built in Python (caseload.Row.html): names must still be escaped."""
+    owner.first_name, owner.last_name = "<i>Sam", '"Lee"'
+    owner.save()
+    c = make_client(owner, "<script>alert(1)</script> & Co")
+    client.force_login(admin)
+    html = client.get("/").content.decode()
+    row = html.split(f'<tr data-client-id="{c.pk}">')[1].split("</tr>")[0]
+    assert "<script>" not in row and "<i>" not in row
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in row
+    assert "<td>&lt;i&gt;Sam &quot;Lee&quot;</td>" in row
+    assert '<span class="muted">None</span>' in row  # no badges
+    assert re.search(r'<time datetime="[^"]+">2\xa0days ago</time>', row)

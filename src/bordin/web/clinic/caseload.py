@@ -15,9 +15,12 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Subquery
 from django.template.defaultfilters import floatformat
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
+from django.utils.timezone import localtime
 
 from bordin.web.alerts.models import Alert
 from bordin.web.checkins.models import CheckinLink
@@ -61,38 +64,30 @@ class Trend:
     def label(self) -> str:
         return analysis.registry()[self.code].name.split(" (")[0]
 
-    def html(self, show_label: bool = False) -> SafeString:
-        """The score and an arrow for the change, with words for screen readers.
+    def html(self, show_label: bool = False) -> str:
+        """The score and an arrow for the change, with words for screen readers (escaped HTML).
 
         Built here rather than by including a template once per cell: the caseload has two
         per client and the includes were most of the page's rendering time.
         """
         value = _one_decimal(self.value)
-        label = (
-            format_html(' <span class="muted small">{}</span>', self.label) if show_label else ""
-        )
+        label = f' <span class="muted small">{escape(self.label)}</span>' if show_label else ""
         direction = self.direction
         if direction == "flat":
-            arrow = format_html(
+            arrow = (
                 '<span class="trend flat" title="No change">▬'
                 '<span class="visually-hidden"> no change</span></span>'
             )
         else:
             word = "Up" if direction == "up" else "Down"
             previous = _one_decimal(self.previous)
-            better = self.better
-            arrow = format_html(
-                '<span class="trend {}" title="{} from {}">{}<span class="visually-hidden"> {} '
-                "from {}{}</span></span>",
-                "better" if better else "worse",
-                word,
-                previous,
-                "▲" if direction == "up" else "▼",
-                word.lower(),
-                previous,
-                " (better)" if better else " (worse)",
+            quality = "better" if self.better else "worse"
+            arrow = (
+                f'<span class="trend {quality}" title="{word} from {previous}">'
+                f'{"▲" if direction == "up" else "▼"}<span class="visually-hidden"> '
+                f"{word.lower()} from {previous} ({quality})</span></span>"
             )
-        return format_html('<span class="score">{}</span>{}\n{}', value, label, arrow)
+        return f'<span class="score">{value}</span>{label}\n{arrow}'
 
 
 @lru_cache(maxsize=4096)
@@ -101,9 +96,9 @@ def _one_decimal(value: float | None) -> str:
     return str(floatformat(value, "-1"))
 
 
-def trend_html(trend: Trend | None, show_label: bool = False) -> SafeString:
+def trend_html(trend: Trend | None, show_label: bool = False) -> str:
     if trend is None:
-        return format_html('<span class="muted">No data</span>')
+        return '<span class="muted">No data</span>'
     return trend.html(show_label)
 
 
@@ -127,13 +122,46 @@ class Row:
     def badge_items(self) -> list[tuple[str, str]]:
         return [(b, BADGE_LABELS[b]) for b in self.badges]
 
-    @property
-    def alliance_html(self) -> SafeString:
-        return trend_html(self.alliance)
+    def html(self, show_therapist: bool) -> str:
+        """The table row (escaped HTML): client, (therapist,) badges, alliance, outcome, last
+        check-in.
 
-    @property
-    def outcome_html(self) -> SafeString:
-        return trend_html(self.outcome, show_label=True)
+        Built here with plain strings rather than in the template or with ``format_html``: at
+        150 rows either of those was most of the page's time (see ``bench/bench_web.py``).
+        """
+        c = self.client
+        therapist = ""
+        if show_therapist:
+            t = c.therapist
+            therapist = f"<td>{escape(t.get_full_name() or t.get_username())}</td>"
+        badges = " ".join(
+            f'<span class="badge badge-{kind}" data-alert-kind="{kind}">{label}</span>'
+            for kind, label in self.badge_items
+        )
+        if self.last_checkin is not None:
+            when = localtime(self.last_checkin)
+            last = f'<time datetime="{when.isoformat()}">{escape(timesince(when))} ago</time>'
+        else:
+            last = '<span class="muted">Never</span>'
+        return (
+            f'<tr data-client-id="{c.pk}"><th scope="row"><a href="{_client_url(c.pk)}">'
+            f"{escape(c.display_name)}</a></th>{therapist}"
+            f"<td>{badges or NO_BADGES}</td>"
+            f"<td>{trend_html(self.alliance)}</td>"
+            f"<td>{trend_html(self.outcome, show_label=True)}</td><td>{last}</td></tr>"
+        )
+
+
+NO_BADGES = '<span class="muted">None</span>'
+
+
+def _client_url(pk: int) -> str:
+    return reverse("client", args=[pk])
+
+
+def rows_html(rows: list[Row], show_therapist: bool) -> SafeString:
+    """Every row of the caseload table. Everything that is not our own markup is escaped."""
+    return mark_safe("\n".join(r.html(show_therapist) for r in rows))  # noqa: S308  # nosec B308 B703
 
 
 def _trend(values: list[float], code: str) -> Trend | None:

@@ -25,6 +25,7 @@ from bordin.web.audit import log
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis, client_page, scoping
 from bordin.web.clinic.caseload import caseload as build_caseload
+from bordin.web.clinic.caseload import rows_html
 from bordin.web.clinic.forms import ResolveForm, SessionForm, TherapistRatingForm
 from bordin.web.clinic.models import Client, Episode, Instrument, Response, Session
 from bordin.web.clinic.scoping import get_client_for, staff_profile
@@ -39,10 +40,15 @@ def caseload(request: HttpRequest) -> HttpResponse:
     scoping.require(request.user, scoping.CLINICAL_ROLES)  # 403 without a staff profile
     rows = build_caseload(request.user)
     scoping.record_list(request, "client", [(r.client.pk, r.client.pk) for r in rows], "caseload")
+    profile = staff_profile(request.user)
     return render(
         request,
         "clinic/caseload.html",
-        {"rows": rows, "profile": staff_profile(request.user)},
+        {
+            "rows": rows,
+            "profile": profile,
+            "table_rows": rows_html(rows, show_therapist=bool(profile and profile.is_clinic_admin)),
+        },
     )
 
 
