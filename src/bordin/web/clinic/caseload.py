@@ -144,8 +144,9 @@ class Row:
         else:
             last = '<span class="muted">Never</span>'
         return (
-            f'<tr data-client-id="{c.pk}"><th scope="row"><a href="{_client_url(c.pk)}">'
-            f"{escape(c.display_name)}</a></th>{therapist}"
+            f'<tr data-client-id="{c.pk}"><th scope="row">'
+            f'<a href="{reverse("client", args=[c.pk])}">{escape(c.display_name)}</a></th>'
+            f"{therapist}"
             f"<td>{badges or NO_BADGES}</td>"
             f"<td>{trend_html(self.alliance)}</td>"
             f"<td>{trend_html(self.outcome, show_label=True)}</td><td>{last}</td></tr>"
@@ -155,12 +156,8 @@ class Row:
 NO_BADGES = '<span class="muted">None</span>'
 
 
-def _client_url(pk: int) -> str:
-    return reverse("client", args=[pk])
-
-
 def rows_html(rows: list[Row], show_therapist: bool) -> SafeString:
-    """Every row of the caseload table. Everything that is not our own markup is escaped."""
+    """Every row of the caseload table. Everything but our own markup and labels is escaped."""
     return mark_safe("\n".join(r.html(show_therapist) for r in rows))  # noqa: S308  # nosec B308 B703
 
 
