@@ -147,7 +147,8 @@ def test_session_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from django.conf import settings
 
     assert settings.SESSION_COOKIE_AGE == 30 * 60
-    assert not settings.SESSION_SAVE_EVERY_REQUEST  # staff sessions: renewed by middleware
+    assert not settings.SESSION_SAVE_EVERY_REQUEST  # web.session_renewal renews them
+    assert settings.BORDIN_SESSION_RENEW_SECONDS == 60
     assert settings.SESSION_COOKIE_HTTPONLY
     assert settings.SESSION_COOKIE_SAMESITE == "Lax"
     assert settings.SESSION_COOKIE_SECURE  # DEBUG is off
@@ -160,13 +161,44 @@ def test_session_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         importlib.reload(module)
 
 
-def test_idle_session_is_renewed_on_each_request(client: Any, owner: Any) -> None:
+def test_idle_session_is_renewed_on_each_request(client: Any, owner: Any, settings: Any) -> None:
+    settings.BORDIN_SESSION_RENEW_SECONDS = 0
     client.force_login(owner)
     client.get("/")
     first = client.session.get_expiry_date()
     time.sleep(1.1)
     client.get("/")
     assert client.session.get_expiry_date() > first
+
+
+def test_idle_session_is_renewed_at_most_once_a_minute(client: Any, owner: Any) -> None:
+    from django.contrib.sessions.models import Session as StoredSession
+
+    from bordin.web.session_renewal import RENEWED_AT_KEY
+
+    client.force_login(owner)
+    client.get("/")
+    key = client.session.session_key
+    stored = StoredSession.objects.get(session_key=key).expire_date
+    client.get("/")  # within the minute: not written again
+    assert StoredSession.objects.get(session_key=key).expire_date == stored
+    session = client.session
+    session[RENEWED_AT_KEY] = int(time.time()) - 61  # the last renewal a minute ago
+    session.save()
+    before = StoredSession.objects.get(session_key=key).expire_date
+    time.sleep(1.1)
+    client.get("/")
+    assert StoredSession.objects.get(session_key=key).expire_date > before
+    assert client.session[RENEWED_AT_KEY] >= int(time.time()) - 5
+
+
+def test_empty_sessions_are_not_created(client: Any) -> None:
+    from django.contrib.sessions.models import Session as StoredSession
+
+    client.cookies["sessionid"] = "x" * 32  # unknown, e.g. expired
+    assert client.get("/").status_code == 302  # to the log-in page
+    assert client.get("/c/").status_code == 404
+    assert not StoredSession.objects.exists()
 
 
 def test_session_ends_after_the_maximum_age(client: Any, owner: Any, settings: Any) -> None:

@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "bordin.web.headers.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The idle timeout: renews a session at most once a minute (web.session_renewal).
+    "bordin.web.session_renewal.SessionRenewalMiddleware",
     "django.middleware.common.CommonMiddleware",
     "bordin.web.csrf.ClientFormCsrfMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -181,13 +183,13 @@ CSRF_USE_SESSIONS = True
 SILENCED_SYSTEM_CHECKS = ["security.W003"]
 SESSION_COOKIE_SECURE = env_bool("BORDIN_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Idle timeout: each request of a signed-in user renews the session (accounts.middleware);
-# BORDIN_IDLE_TIMEOUT_MINUTES without one ends it. No session lives longer than
-# BORDIN_SESSION_MAX_HOURS. Other sessions (a client's check-in) are saved only when they
-# change, so opening a form is not a database write.
+# Idle timeout: BORDIN_IDLE_TIMEOUT_MINUTES without a request ends a session. Requests renew
+# it, at most once every BORDIN_SESSION_RENEW_SECONDS (web.session_renewal), so most page
+# views do not write the session. No staff session lives longer than BORDIN_SESSION_MAX_HOURS.
 BORDIN_IDLE_TIMEOUT_MINUTES = env_int("BORDIN_IDLE_TIMEOUT_MINUTES", 30)
 SESSION_COOKIE_AGE = BORDIN_IDLE_TIMEOUT_MINUTES * 60
 SESSION_SAVE_EVERY_REQUEST = False
+BORDIN_SESSION_RENEW_SECONDS = env_int("BORDIN_SESSION_RENEW_SECONDS", 60)
 BORDIN_SESSION_MAX_HOURS = env_int("BORDIN_SESSION_MAX_HOURS", 8)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

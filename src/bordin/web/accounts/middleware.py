@@ -1,8 +1,7 @@
 """The one place where staff sessions are checked, on every request.
 
-:class:`StaffSessionMiddleware` does three things for an authenticated user:
+:class:`StaffSessionMiddleware` does two things for an authenticated user:
 
-* it renews the session on every request (the idle timeout, ``SESSION_COOKIE_AGE``);
 * it ends the session if the user logged out everywhere since it began (its session epoch is
   behind the user's, see :class:`~bordin.web.accounts.models.SessionEpoch`) or if it is older
   than ``BORDIN_SESSION_MAX_HOURS``; the request then goes on as anonymous, so staff pages
@@ -55,11 +54,8 @@ class StaffSessionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated:
-            if session_ended(request, request.user):
-                logout(request)
-            else:
-                request.session.modified = True  # renewed on each request: the idle timeout
+        if request.user.is_authenticated and session_ended(request, request.user):
+            logout(request)
         return self.get_response(request)
 
     def process_view(
