@@ -35,8 +35,8 @@ What it measures, per database, all in one run on this machine:
    * **paced** (``--paced`` check-ins; the target, POST p95 < 100 ms): 50 clients at once,
      each spending 0.5-1.5 × ``--think-ms`` (default 10 s, so 5-15 s) on the form between
      loading and sending it. People take longer: the form has about a dozen questions and
-     says it takes about two minutes, so this is a heavy clinic load (about 5 check-ins a
-     second, some 18,000 an hour) rather than a typical one.
+     says it takes about two minutes, so this is a heavy clinic load (over 4 check-ins a
+     second, some 15,000 an hour) rather than a typical one.
    * **back to back** (``--checkins``): the same 50 clients without any pause, each sending
      its next check-in as soon as the last one is answered. Nobody uses a clinic like this;
      it measures capacity (check-ins per second) and is reported without a target. With 50
