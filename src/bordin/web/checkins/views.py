@@ -14,7 +14,6 @@ import secrets
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -22,7 +21,7 @@ from bordin.web.audit import log
 from bordin.web.checkins import services, throttle
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
-from bordin.web.checkins.privacy import client_page
+from bordin.web.checkins.privacy import client_page, start_link_session
 from bordin.web.journey.progress import client_goals
 
 SESSION_LINK = "bordin_checkin_link"
@@ -75,11 +74,7 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
     if link is None or not link.is_usable():
         throttle.record_failure(request)
         return _invalid(request)
-    if not request.session.is_empty():
-        request.session.cycle_key()  # never reuse a session id the browser already had
-    request.session[SESSION_LINK] = link.pk
-    request.session.pop(SESSION_DONE, None)
-    get_token(request)  # the form's CSRF secret, stored with the link in one session write
+    start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
     return redirect("checkin")
 
 

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from bordin.web.audit import log
 from bordin.web.checkins import throttle
-from bordin.web.checkins.privacy import client_page
+from bordin.web.checkins.privacy import client_page, start_link_session
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Goal, StaffProfile
 from bordin.web.clinic.scoping import get_client_for
@@ -380,9 +380,7 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
     if link is None or not link.is_usable():
         throttle.record_failure(request)
         return _invalid(request)
-    request.session.cycle_key()
-    request.session[SESSION_LINK] = link.pk
-    request.session.pop(SESSION_DONE, None)
+    start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
     if link.purpose == JourneyLink.Purpose.GRADUATION:
         # A summary link opens once; this browser session keeps the page afterwards.
         with transaction.atomic():
