@@ -365,6 +365,15 @@ def test_divergence_alert_when_therapist_rated_higher(
     assert client.post("/c/", data).status_code == 200
     alert = Alert.objects.get()
     assert alert.kind == "divergence"
+    assert "bond 9.0 on average; the client rated them 6.7." in alert.detail
+    # The check-in's rule read the episode's rows; the therapist-rating path queries the
+    # session: both decide the same.
+    from bordin.web.alerts.rules import check_divergence
+    from bordin.web.clinic import analysis
+
+    data = analysis.episode_data(session.episode, comments=False)
+    assert check_divergence(session.episode.client, session, data) == alert
+    assert check_divergence(session.episode.client, session) == alert
 
 
 def test_dedupe_key_is_unique_in_the_database(client_record: Any, session: Any) -> None:

@@ -83,25 +83,36 @@ def rupture_detail(rupture: Rupture, data: analysis.EpisodeData) -> str:
     )
 
 
-def check_divergence(client: ClinicClient, session: Session) -> Alert | None:
-    """Therapist's rating at least 2 points above the client's, on goals, tasks and bond."""
-    responses = {
-        r.respondent: r
-        for r in Response.objects.filter(
-            session=session, instrument__code__in=[analysis.ALLIANCE, analysis.THERAPIST_ALLIANCE]
-        ).select_related("instrument")
-    }
-    mine, theirs = responses.get("therapist"), responses.get("client")
+def check_divergence(
+    client: ClinicClient, session: Session, data: analysis.EpisodeData | None = None
+) -> Alert | None:
+    """Therapist's rating at least 2 points above the client's, on goals, tasks and bond.
+
+    ``data``: the episode's scores when the caller has them already (saves a query).
+    """
+    if data is not None:
+        mine, theirs = data.therapist.get(session.number), data.items.get(session.number)
+    else:
+        responses = {
+            r.respondent: r
+            for r in Response.objects.filter(
+                session=session,
+                instrument__code__in=[analysis.ALLIANCE, analysis.THERAPIST_ALLIANCE],
+            )
+        }
+        therapist, client_alliance = responses.get("therapist"), responses.get("client")
+        mine = therapist.total if therapist else None
+        theirs = client_alliance.answers if client_alliance else None
     if mine is None or theirs is None:
         return None
-    comparable = analysis.comparable_client_alliance(theirs.answers)
-    if comparable is None or not analysis.is_divergent(mine.total, comparable):
+    comparable = analysis.comparable_client_alliance(theirs)
+    if comparable is None or not analysis.is_divergent(mine, comparable):
         return None
     alert, _ = raise_alert(
         client,
         Kind.DIVERGENCE,
         session,
-        f"At session {session.number} you rated goals, tasks and bond {mine.total:.1f} on "
+        f"At session {session.number} you rated goals, tasks and bond {mine:.1f} on "
         f"average; the client rated them {comparable:.1f}.",
     )
     return alert
@@ -145,7 +156,7 @@ def evaluate_checkin(
     found = [
         check_risk(client, session, wellbeing),
         check_rupture(client, session, data) if alliance else None,
-        check_divergence(client, session),
+        check_divergence(client, session, data),
         check_not_on_track(client, session, data) if wellbeing else None,
     ]
     return [a for a in found if a is not None]

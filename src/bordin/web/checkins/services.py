@@ -16,7 +16,7 @@ from bordin.web.audit import log
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
-from bordin.web.clinic.models import GoalRating, Instrument, Response, Session
+from bordin.web.clinic.models import GoalRating, Instrument, Response
 
 
 class LinkUnavailable(Exception):
@@ -71,7 +71,11 @@ def submit(link: CheckinLink, form: CheckinForm, request: HttpRequest | None = N
 
 @transaction.atomic
 def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | None) -> Outcome:
-    link = CheckinLink.objects.select_for_update().get(pk=link_pk)
+    link = (
+        CheckinLink.objects.select_for_update(of=("self",))
+        .select_related("session__episode__client__clinic")
+        .get(pk=link_pk)
+    )
     now = timezone.now()
     if link.used_at is not None:
         earlier = completed(link, key)
@@ -80,15 +84,16 @@ def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | No
         return earlier
     if not link.is_usable(now):
         raise LinkUnavailable
-    session = Session.objects.select_related("episode__client__clinic").get(pk=link.session_id)
+    session = link.session
 
+    instruments = Instrument.snapshots(form.instruments)
     stored: dict[str, Response] = {}
     for inst in form.instruments:
         answers, free_text = form.answers(inst)
         score = inst.score(answers)
-        stored[inst.code] = Response.objects.create(
+        stored[inst.code] = Response(
             session=session,
-            instrument=Instrument.snapshot(inst),
+            instrument=instruments[inst.code],
             respondent=Response.Respondent.CLIENT,
             answers=answers,
             total=score.total,
@@ -97,6 +102,7 @@ def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | No
             submitted_at=now,
             idempotency_key=response_key(key, inst.code),
         )
+    Response.objects.bulk_create(stored.values())  # sets their primary keys (RETURNING)
     ratings = form.goal_ratings()
     if ratings:
         GoalRating.objects.bulk_create(

@@ -8,7 +8,7 @@ trajectories). Series are per episode; ``scores[k]`` is session ``k + 1`` of the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,7 @@ def registry() -> Registry:
     return builtin_registry()
 
 
-def comparable_client_alliance(answers: dict[str, float | str | None]) -> float | None:
+def comparable_client_alliance(answers: Mapping[str, float | str | None]) -> float | None:
     """The client's goals/tasks/bond answers scored as the therapist's rating is scored."""
     parts = {k: answers.get(k) for k in ALLIANCE_PARTS}
     if any(v is None or v == "" for v in parts.values()):

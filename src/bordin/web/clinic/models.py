@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -154,6 +155,23 @@ class Instrument(models.Model):
             defaults={"definition": definition_as_json(definition)},
         )
         return row
+
+    @classmethod
+    def snapshots(cls, definitions: Iterable[MeasureDefinition]) -> dict[str, Instrument]:
+        """:meth:`snapshot` of each definition, by code: one query when all rows exist.
+
+        Only the key columns are read (the stored definition is large and not needed to
+        reference a row).
+        """
+        wanted = {(d.code, d.version): d for d in definitions}
+        match = Q(pk__in=[])
+        for code, version in wanted:
+            match |= Q(code=code, version=version)
+        rows = {(r.code, r.version): r for r in cls.objects.filter(match).only("code", "version")}
+        return {
+            code: rows.get((code, version)) or cls.snapshot(d)
+            for (code, version), d in wanted.items()
+        }
 
 
 def definition_as_json(definition: MeasureDefinition) -> dict[str, Any]:
