@@ -20,6 +20,11 @@ class Clinic(models.Model):
         blank=True,
         help_text="Shown to a client who reports thoughts of self-harm. One contact per line.",
     )
+    time_zone = models.CharField(
+        max_length=64,
+        default="Europe/London",
+        help_text="IANA time zone name: staff pages, quiet hours and reminders use it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -70,6 +75,19 @@ class Client(models.Model):
     )
     display_name = models.CharField(max_length=120)
     active = models.BooleanField(default=True)
+    # Contact details and consent (encrypted at rest like other free text).
+    contact_email = EncryptedTextField(blank=True, help_text="Encrypted at rest.")
+    contact_mobile = EncryptedTextField(blank=True, help_text="Encrypted at rest.")
+    preferred_language = models.CharField(
+        max_length=10, default="en", help_text="Language code of the client's pages and messages."
+    )
+    consent_email = models.BooleanField(default=False)
+    consent_email_at = models.DateTimeField(null=True, blank=True)
+    consent_sms = models.BooleanField(default=False)
+    consent_sms_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="Off the caseload, records kept."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -85,10 +103,23 @@ class Episode(models.Model):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
+    class EndingReason(models.TextChoices):
+        PLANNED = "planned", "Planned ending"
+        DROPPED_OUT = "dropped_out", "Dropped out"
+        REFERRED_ON = "referred_on", "Referred on"
+        MOVED_AWAY = "moved_away", "Moved away"
+        OTHER = "other", "Other"
+
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="episodes")
     start = models.DateField()
     end = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    ending_reason = models.CharField(
+        max_length=20,
+        choices=EndingReason.choices,
+        blank=True,
+        help_text="Why the episode ended; dropout is an outcome, so it is recorded.",
+    )
 
     class Meta:
         ordering = ("-start", "-pk")
@@ -106,13 +137,15 @@ class Episode(models.Model):
 class Session(models.Model):
     class Attendance(models.TextChoices):
         ATTENDED = "attended", "Attended"
-        MISSED = "missed", "Missed"
+        MISSED = "missed", "Missed (no-show)"
+        CANCELLED = "cancelled", "Cancelled by the client with notice"
+        LATE_CANCELLED = "late_cancelled", "Cancelled by the client late"
 
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="sessions")
     number = models.PositiveIntegerField(help_text="1 for the first session of the episode.")
     date = models.DateField()
     attendance = models.CharField(
-        max_length=10, choices=Attendance.choices, default=Attendance.ATTENDED
+        max_length=20, choices=Attendance.choices, default=Attendance.ATTENDED
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
