@@ -189,3 +189,26 @@ def store(request: HttpRequest | None, plan: Plan, clinic_id: int) -> int:
     for row in plan.rows:
         clients.create(request, clinic_id, row)
     return len(plan.rows)
+
+
+def import_file(path: Any, clinic_id: int, *, commit: bool) -> tuple[Plan, int]:
+    """``bordin import-clients``: check the file; with ``commit`` and no problem, store it."""
+    from django.db import transaction
+
+    from bordin.web.clinic.models import Clinic
+
+    if not Clinic.objects.filter(pk=clinic_id).exists():
+        return Plan(
+            problems=[Problem(0, "--clinic", f"There is no clinic with id {clinic_id}.")]
+        ), 0
+    try:
+        text = decode(path.read_bytes())
+    except OSError as exc:
+        return Plan(problems=[Problem(0, "file", f"Cannot read {path}: {exc.strerror}.")]), 0
+    except UnicodeDecodeError:
+        return Plan(problems=[Problem(0, "file", "The file is not UTF-8 text.")]), 0
+    plan = check(text, clinic_id)
+    if not commit or not plan.ok:
+        return plan, 0
+    with transaction.atomic():
+        return plan, store(None, plan, clinic_id)
