@@ -121,9 +121,9 @@ def test_edit_contact_and_consent(login: Any, owner: Any, client_record: Any) ->
 def test_reassign_moves_access_at_once(
     login: Any, admin: Any, owner: Any, colleague: Any, client_record: Any
 ) -> None:
-    from tests.web.helpers import login_verified
-
     from django.test import Client as DjangoClient
+
+    from tests.web.helpers import login_verified
 
     old = login_verified(DjangoClient(), owner)
     assert old.get(f"/clients/{client_record.pk}/").status_code == 200
