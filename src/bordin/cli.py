@@ -370,8 +370,8 @@ def purge(
 
     due = run_purge(dry_run=dry_run)
     verb = "would be erased" if dry_run else "erased"
-    for clinic, client, old_events in due:
-        console.print(f"{clinic.name}: client {client.pk} {verb}", highlight=False)
+    for clinic, client_id, old_events in due:
+        console.print(f"{clinic.name}: client {client_id} {verb}", highlight=False)
         if old_events:
             console.print(
                 f"  {old_events} audit events are older than the audit retention; the log is "

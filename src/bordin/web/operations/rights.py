@@ -175,16 +175,16 @@ def audit_events_past_retention(clinic: Clinic) -> int:
     return int(AuditEvent.objects.filter(clinic_id=clinic.pk, at__lt=cutoff).count())
 
 
-def purge(*, dry_run: bool) -> list[tuple[Clinic, Client, int]]:
+def purge(*, dry_run: bool) -> list[tuple[Clinic, int, int]]:
     """``bordin purge``: erase every client past their clinic's retention (or only list them).
 
-    Returns ``(clinic, client, audit events past retention)`` for each client due.
+    Returns ``(clinic, client id, audit events past retention)`` for each client due.
     """
     due = []
     for clinic in Clinic.objects.order_by("pk"):
         old_events = audit_events_past_retention(clinic)
         for client in due_for_purge(clinic):
-            due.append((clinic, client, old_events))
+            due.append((clinic, client.pk, old_events))
             if not dry_run:
                 erase(None, client, reason="by the retention schedule (bordin purge)")
     return due
