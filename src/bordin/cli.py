@@ -368,17 +368,17 @@ def purge(
     """Erase clients whose last episode closed longer ago than their clinic's retention."""
     from bordin.web.commands import run_purge
 
-    due = run_purge(dry_run=dry_run)
+    due, old_events = run_purge(dry_run=dry_run)
     verb = "would be erased" if dry_run else "erased"
-    for clinic, client_id, old_events in due:
+    for clinic, client_id in due:
         console.print(f"{clinic.name}: client {client_id} {verb}", highlight=False)
-        if old_events:
-            console.print(
-                f"  {old_events} audit events are older than the audit retention; the log is "
-                "append-only: archive them with the database backups (docs/admin.md).",
-                highlight=False,
-            )
     console.print(f"{len(due)} client(s) {verb}.")
+    for clinic, n in old_events:
+        console.print(
+            f"{clinic.name}: {n} audit events are older than the audit retention; the log is "
+            "append-only, so they are kept (docs/admin.md).",
+            highlight=False,
+        )
 
 
 @app.command(

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bordin.cli import app
@@ -126,3 +128,30 @@ def test_command_line_import_dry_run_and_errors(
     assert Client.objects.count() == 2
     wrong = runner.invoke(app, ["import-clients", str(good), "--clinic", "999999", "--yes"])
     assert wrong.exit_code == 2 and "no clinic with id 999999" in wrong.output
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.lists(
+        st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12),
+                 min_size=0, max_size=4),
+        max_size=5,
+    ),
+    sep=st.sampled_from([",", ";"]),
+)  # fmt: skip
+def test_any_file_is_checked_without_crashing_and_problems_point_at_real_rows(
+    admin: Any, owner: Any, body: list[list[str]], sep: str
+) -> None:
+    """Property: whatever the file holds, ``check`` answers (never raises); every problem names
+    row 0 (the file) or a data row that exists; a plan without problems stores every row."""
+    header = sep.join(["display_name", "therapist", "contact_email"])
+    lines = [header] + [sep.join(cells) for cells in body]
+    text = "\n".join(lines) + "\n"
+    plan = imports.check(text, admin.staff.clinic_id)
+    last_line = len(text.splitlines())
+    for problem in plan.problems:
+        assert 0 <= problem.row <= last_line + 1 and problem.column and problem.message
+    if plan.ok:
+        assert all(row["therapist"] is not None and row["display_name"] for row in plan.rows)

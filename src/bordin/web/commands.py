@@ -126,7 +126,7 @@ def run_import_clients(path: Path, clinic_id: int, *, commit: bool) -> tuple[Any
     return import_file(path, clinic_id, commit=commit)
 
 
-def run_purge(*, dry_run: bool) -> list[tuple[Any, Any, int]]:
+def run_purge(*, dry_run: bool) -> tuple[list[tuple[Any, int]], list[tuple[Any, int]]]:
     """``bordin purge`` (issue 9): apply each clinic's retention setting."""
     _setup()
     from bordin.web.operations.rights import purge

@@ -30,6 +30,25 @@ def therapists_of(clinic_id: int) -> QuerySet[Any]:
     )
 
 
+def _record(
+    request: HttpRequest | None,
+    action: str,
+    object_type: str,
+    object_id: int,
+    client: Client,
+    detail: str,
+) -> None:
+    log.record(
+        request,
+        action,
+        object_type=object_type,
+        object_id=object_id,
+        client_id=client.pk,
+        clinic_id=client.clinic_id,
+        detail=detail,
+    )
+
+
 def _consent(client: Client, data: dict[str, Any]) -> list[str]:
     """Apply the consent boxes; a change records the date it was given or withdrawn."""
     changed = []
@@ -57,14 +76,13 @@ def create(request: HttpRequest | None, clinic_id: int, data: dict[str, Any]) ->
         client.save()
         ClientEmailDigest.store(client)
         Episode.objects.create(client=client, start=timezone.localdate())
-        log.record(
+        _record(
             request,
             log.Action.CREATE,
-            object_type="client",
-            object_id=client.pk,
-            client_id=client.pk,
-            clinic_id=clinic_id,
-            detail=f"client added for therapist {data['therapist'].get_username()}",
+            "client",
+            client.pk,
+            client,
+            f"client added for therapist {data['therapist'].get_username()}",
         )
     return client
 
@@ -78,13 +96,13 @@ def update_contact(request: HttpRequest, client: Client, data: dict[str, Any]) -
         changes = _consent(client, data)
         client.save()
         ClientEmailDigest.store(client)
-        log.record(
+        _record(
             request,
             log.Action.UPDATE,
-            object_type="client",
-            object_id=client.pk,
-            client_id=client.pk,
-            detail="; ".join(["contact details saved", *changes]),
+            "client",
+            client.pk,
+            client,
+            "; ".join(["contact details saved", *changes]),
         )
 
 
@@ -94,13 +112,13 @@ def reassign(request: HttpRequest, client: Client, therapist: Any) -> None:
         old = client.therapist.get_username()
         client.therapist = therapist
         client.save(update_fields=["therapist"])
-        log.record(
+        _record(
             request,
             log.Action.UPDATE,
-            object_type="client",
-            object_id=client.pk,
-            client_id=client.pk,
-            detail=f"therapist {old} -> {therapist.get_username()}",
+            "client",
+            client.pk,
+            client,
+            f"therapist {old} -> {therapist.get_username()}",
         )
 
 
@@ -114,13 +132,13 @@ def close_episode(request: HttpRequest, episode: Episode, reason: str, end: date
         episode.ending_reason = reason
         episode.end = end
         episode.save(update_fields=["status", "ending_reason", "end"])
-        log.record(
+        _record(
             request,
             log.Action.UPDATE,
-            object_type="episode",
-            object_id=episode.pk,
-            client_id=episode.client_id,
-            detail=f"episode closed: {reason}",
+            "episode",
+            episode.pk,
+            episode.client,
+            f"episode closed: {reason}",
         )
 
 
@@ -132,13 +150,13 @@ def start_episode(request: HttpRequest, client: Client) -> Episode:
             client.archived_at = None
             client.active = True
             client.save(update_fields=["archived_at", "active"])
-        log.record(
+        _record(
             request,
             log.Action.CREATE,
-            object_type="episode",
-            object_id=episode.pk,
-            client_id=client.pk,
-            detail="returning client: new episode",
+            "episode",
+            episode.pk,
+            client,
+            "returning client: new episode",
         )
     return episode
 
@@ -149,11 +167,4 @@ def archive(request: HttpRequest, client: Client) -> None:
         client.archived_at = timezone.now()
         client.active = False
         client.save(update_fields=["archived_at", "active"])
-        log.record(
-            request,
-            log.Action.UPDATE,
-            object_type="client",
-            object_id=client.pk,
-            client_id=client.pk,
-            detail="archived",
-        )
+        _record(request, log.Action.UPDATE, "client", client.pk, client, "archived")

@@ -14,16 +14,19 @@ from bordin.web.operations.imports import LANGUAGE, MOBILE
 from bordin.web.operations.models import ClientEmailDigest, ClinicSettings
 
 
+def _user_label(obj: Any) -> str:
+    full = obj.get_full_name()
+    return f"{full} ({obj.get_username()})" if full else str(obj.get_username())
+
+
 class _UserChoice(forms.ModelChoiceField):  # type: ignore[type-arg]
     def label_from_instance(self, obj: Any) -> str:
-        full = obj.get_full_name()
-        return f"{full} ({obj.get_username()})" if full else str(obj.get_username())
+        return _user_label(obj)
 
 
 class _UsersChoice(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
     def label_from_instance(self, obj: Any) -> str:
-        full = obj.get_full_name()
-        return f"{full} ({obj.get_username()})" if full else str(obj.get_username())
+        return _user_label(obj)
 
 
 def _therapists_only(clinic_id: int) -> Any:

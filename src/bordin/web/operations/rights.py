@@ -175,16 +175,19 @@ def audit_events_past_retention(clinic: Clinic) -> int:
     return int(AuditEvent.objects.filter(clinic_id=clinic.pk, at__lt=cutoff).count())
 
 
-def purge(*, dry_run: bool) -> list[tuple[Clinic, int, int]]:
+def purge(*, dry_run: bool) -> tuple[list[tuple[Clinic, int]], list[tuple[Clinic, int]]]:
     """``bordin purge``: erase every client past their clinic's retention (or only list them).
 
-    Returns ``(clinic, client id, audit events past retention)`` for each client due.
+    Returns the ``(clinic, client id)`` pairs due, and ``(clinic, number of audit events older
+    than its audit retention)`` for each clinic that has any (they are kept: append-only).
     """
-    due = []
+    due, old_events = [], []
     for clinic in Clinic.objects.order_by("pk"):
-        old_events = audit_events_past_retention(clinic)
+        n = audit_events_past_retention(clinic)
+        if n:
+            old_events.append((clinic, n))
         for client in due_for_purge(clinic):
-            due.append((clinic, client.pk, old_events))
+            due.append((clinic, client.pk))
             if not dry_run:
                 erase(None, client, reason="by the retention schedule (bordin purge)")
-    return due
+    return due, old_events

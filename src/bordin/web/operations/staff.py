@@ -49,6 +49,10 @@ def _keeps_an_admin(profile: StaffProfile, *, new_role: str | None, active: bool
         )
 
 
+def _record_user(request: HttpRequest, user: Any, detail: str) -> None:
+    log.record(request, log.Action.UPDATE, object_type="user", object_id=user.pk, detail=detail)
+
+
 def username_taken(email: str) -> bool:
     return bool(get_user_model()._default_manager.filter(username__iexact=email.strip()).exists())
 
@@ -152,14 +156,10 @@ def change(request: HttpRequest, profile: StaffProfile, role: str, supervisees: 
         profile.save(update_fields=["role"])
         profile.supervisees.set(supervisees if role == Role.SUPERVISOR else [])
         names = ", ".join(sorted(u.get_username() for u in supervisees)) or "none"
-        log.record(
+        _record_user(
             request,
-            log.Action.UPDATE,
-            object_type="user",
-            object_id=profile.user_id,
-            detail=(
-                f"{profile.user.get_username()}: role {old_role} -> {role}; supervisees: {names}"
-            ),
+            profile.user,
+            (f"{profile.user.get_username()}: role {old_role} -> {role}; supervisees: {names}"),
         )
 
 
@@ -171,13 +171,7 @@ def deactivate(request: HttpRequest, profile: StaffProfile) -> None:
         user.is_active = False
         user.save(update_fields=["is_active"])
         SessionEpoch.advance(user)
-        log.record(
-            request,
-            log.Action.UPDATE,
-            object_type="user",
-            object_id=user.pk,
-            detail=f"deactivated {user.get_username()}; every session ended",
-        )
+        _record_user(request, user, f"deactivated {user.get_username()}; every session ended")
 
 
 def reactivate(request: HttpRequest, profile: StaffProfile) -> None:
@@ -185,13 +179,7 @@ def reactivate(request: HttpRequest, profile: StaffProfile) -> None:
     with transaction.atomic():
         user.is_active = True
         user.save(update_fields=["is_active"])
-        log.record(
-            request,
-            log.Action.UPDATE,
-            object_type="user",
-            object_id=user.pk,
-            detail=f"reactivated {user.get_username()}",
-        )
+        _record_user(request, user, f"reactivated {user.get_username()}")
 
 
 def reset_second_factor(request: HttpRequest, profile: StaffProfile) -> None:
@@ -204,14 +192,10 @@ def reset_second_factor(request: HttpRequest, profile: StaffProfile) -> None:
         TOTPDevice.objects.filter(user_id=user.pk).delete()
         StaticDevice.objects.filter(user_id=user.pk).delete()
         SessionEpoch.advance(user)
-        log.record(
+        _record_user(
             request,
-            log.Action.UPDATE,
-            object_type="user",
-            object_id=user.pk,
-            detail=(
-                f"second factor of {user.get_username()} reset by {request.user.get_username()}"
-            ),
+            user,
+            (f"second factor of {user.get_username()} reset by {request.user.get_username()}"),
         )
 
 
