@@ -138,3 +138,39 @@ def test_admin_runs_the_clinic_from_the_browser(
     raw = raw_database_text()
     for secret_text in (NAME, EMAIL, "Philippa"):
         assert secret_text not in raw
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_imports_clients_after_a_preview(
+    new_context: Callable[..., Any], server: str, clinic: Any, tmp_path: Path, axe_source: str
+) -> None:
+    from bordin.web.clinic.models import Client
+
+    admin = make_staff("kim-admin", clinic, role="clinic_admin")
+    make_staff("ada", clinic)
+    page = new_context().new_page()
+    log_in(page, admin.username)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("\ufeffdisplay_name;therapist\nAmy B.;nobody\n".encode())
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "display_name;therapist;contact_email;consent_email\n"
+        "Amy B.;ada;amy@example.org;yes\nBo C.;ada;;no\n",
+        encoding="utf-8",
+    )
+    page.goto("/clients/import/")
+    page.set_input_files("#id_file", str(bad))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Check the file (preview)").click()
+    expect(page.locator('[data-problem-row="2"]')).to_contain_text("No active therapist")
+    page.set_input_files("#id_file", str(good))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Check the file (preview)").click()
+    expect(page.locator("[data-import-preview]")).to_contain_text("Bo C.")
+    problems = axe_problems(page, axe_source)
+    assert not problems, describe(problems)
+    assert not Client.objects.exists()
+    with page.expect_navigation():
+        page.locator('[data-action="confirm-import"]').click()
+    assert sorted(Client.objects.values_list("display_name", flat=True)) == ["Amy B.", "Bo C."]
+    assert Client.objects.get(display_name="Amy B.").contact_email == "amy@example.org"
