@@ -316,6 +316,71 @@ def restore(
     )
 
 
+@app.command("import-clients")
+def import_clients(
+    file: Annotated[
+        Path, typer.Argument(help="CSV file: display_name, therapist, ... (docs/admin.md).")
+    ],
+    clinic: Annotated[int, typer.Option("--clinic", help="Id of the clinic to import into.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only check the file and show the preview.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Import clients from a CSV file: checked in full first, stored all or nothing."""
+    from bordin.web.commands import run_import_clients
+
+    plan, _ = run_import_clients(file, clinic, commit=False)
+    if plan.problems:
+        for problem in plan.problems:
+            err.print(f"  {problem}", highlight=False, soft_wrap=True)
+        raise fail(f"{len(plan.problems)} problem(s) in {file}; nothing was stored.")
+    table = Table("Row", "Name", "Therapist", "Email", "Consent email/SMS", title="Preview")
+    for row in plan.rows:
+        consent = (
+            f"{'yes' if row['consent_email'] else 'no'}/{'yes' if row['consent_sms'] else 'no'}"
+        )
+        table.add_row(
+            str(row["line"]),
+            row["display_name"],
+            row["therapist"].get_username(),
+            row["contact_email"],
+            consent,
+        )
+    console.print(table)
+    if dry_run:
+        console.print(f"Dry run: {len(plan.rows)} clients would be imported; nothing stored.")
+        return
+    if not yes:
+        typer.confirm(f"Import these {len(plan.rows)} clients?", abort=True)
+    plan, stored = run_import_clients(file, clinic, commit=True)
+    if plan.problems:
+        raise fail("The data changed meanwhile: " + "; ".join(map(str, plan.problems)))
+    console.print(f"{stored} clients imported.")
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list the clients that would be erased.")
+    ] = False,
+) -> None:
+    """Erase clients whose last episode closed longer ago than their clinic's retention."""
+    from bordin.web.commands import run_purge
+
+    due, old_events = run_purge(dry_run=dry_run)
+    verb = "would be erased" if dry_run else "erased"
+    for clinic, client_id in due:
+        console.print(f"{clinic.name}: client {client_id} {verb}", highlight=False)
+    console.print(f"{len(due)} client(s) {verb}.")
+    for clinic, n in old_events:
+        console.print(
+            f"{clinic.name}: {n} audit events are older than the audit retention; the log is "
+            "append-only, so they are kept (docs/admin.md).",
+            highlight=False,
+        )
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )

@@ -324,6 +324,146 @@ REQUESTS.update(
 )
 
 
+# --- clinic operations (issue 9): staff for clinic admins, client writes, data rights ----------
+
+from bordin.web.operations.models import StaffInvite  # noqa: E402 - next to its use
+
+# Staff, imports and settings: the clinic admin of each clinic, for their own clinic.
+ADMIN_PAGE = _row("deny", anonymous="login", admin="allow", other_clinic_admin="allow")
+# One client or staff member, for the clinic admin of its clinic only.
+ADMIN_RECORD = _row("deny", anonymous="login", admin="allow")
+
+MATRIX.update(
+    {
+        "staff": ADMIN_PAGE,
+        "staff-invite": ADMIN_PAGE,
+        "staff-invite-revoke": ADMIN_RECORD,
+        "staff-detail": ADMIN_RECORD,
+        "staff-deactivate": ADMIN_RECORD,
+        "staff-reset-2fa": ADMIN_RECORD,
+        # The enrolment link is the credential, like a check-in link.
+        "enrol": _row("allow"),
+        # Adding a client: any clinical role (a therapist for themself); a researcher never.
+        "client-new": CLINICAL_LIST,
+        "client-import": ADMIN_PAGE,
+        "client-manage": CLIENT_WRITE,
+        "client-contact": CLIENT_WRITE,
+        "episode-close": CLIENT_WRITE,
+        "episode-new": CLIENT_WRITE,
+        "client-reassign": ADMIN_RECORD,
+        "client-archive": ADMIN_RECORD,
+        "client-export": ADMIN_RECORD,
+        "client-erase": ADMIN_RECORD,
+        "operations-settings": ADMIN_PAGE,
+    }
+)
+
+
+def _invite(w: World) -> tuple[StaffInvite, str]:
+    return StaffInvite.create_with_token(
+        hours=72,
+        clinic=w.client.clinic,
+        first_name="New",
+        email="new@example.org",
+        role="therapist",
+    )
+
+
+def _colleague_pk(w: World) -> dict[str, Any]:
+    return {"pk": w.users["colleague"].pk}
+
+
+def _recent_second_factor(c: Any, w: World) -> None:
+    """The session passed the second factor just now (as after entering a code)."""
+    import time
+
+    from bordin.web.accounts.second_factor import VERIFIED_AT_KEY
+
+    session = c.session
+    session[VERIFIED_AT_KEY] = int(time.time())
+    session.save()
+
+
+def _close_episodes(c: Any, w: World) -> None:
+    Episode.objects.filter(client=w.client).update(status="closed", end=date.today())
+
+
+REQUESTS.update(
+    {
+        "staff": Call("get"),
+        "staff-invite": Call(
+            "post",
+            data=lambda w: {"first_name": "Ada", "email": "ada@example.org", "role": "therapist"},
+            writes=True,
+        ),
+        "staff-invite-revoke": Call("post", lambda w: {"pk": _invite(w)[0].pk}, writes=True),
+        "staff-detail": Call("get", _colleague_pk),
+        "staff-deactivate": Call("post", _colleague_pk, writes=True),
+        "staff-reset-2fa": Call("post", _colleague_pk, writes=True, before=_recent_second_factor),
+        "enrol": Call("get", lambda w: {"token": _invite(w)[1]}),
+        "client-new": Call("get"),
+        "client-import": Call("get"),
+        "client-manage": Call("get", _client_pk),
+        "client-contact": Call(
+            "post",
+            _client_pk,
+            lambda w: {
+                "display_name": "Client A",
+                "preferred_language": "en",
+                "contact_email": "a@example.org",
+                "consent_email": "on",
+            },
+            writes=True,
+        ),
+        "episode-close": Call(
+            "post",
+            _client_pk,
+            lambda w: {"ending_reason": "dropped_out", "end": date.today().isoformat()},
+            writes=True,
+        ),
+        "episode-new": Call("post", _client_pk, writes=True, before=_close_episodes),
+        "client-reassign": Call(
+            "post", _client_pk, lambda w: {"therapist": str(w.users["colleague"].pk)}, True
+        ),
+        "client-archive": Call("post", _client_pk, writes=True),
+        "client-export": Call("get", _client_pk),
+        "client-erase": Call(
+            "post",
+            _client_pk,
+            lambda w: {"confirm": "ERASE"},
+            writes=True,
+            before=_recent_second_factor,
+        ),
+        "operations-settings": Call(
+            "post",
+            data=lambda w: {"retention_years": "7", "audit_retention_years": "0"},
+            writes=True,
+        ),
+    }
+)
+
+
+def operations_fingerprint() -> tuple[Any, ...]:
+    from django.contrib.auth import get_user_model
+
+    from bordin.web.accounts.models import SessionEpoch
+    from bordin.web.clinic.models import StaffProfile
+    from bordin.web.operations.models import ClinicSettings
+
+    return (
+        [
+            (c.pk, c.display_name, c.therapist_id, c.archived_at, c.contact_email)
+            for c in Client.objects.order_by("pk")
+        ],
+        list(Episode.objects.order_by("pk").values_list("pk", "status", "ending_reason")),
+        list(StaffInvite.objects.order_by("pk").values_list("pk", "revoked_at", "used_at")),
+        list(StaffProfile.objects.order_by("pk").values_list("pk", "role")),
+        list(get_user_model().objects.order_by("pk").values_list("pk", "is_active")),
+        list(SessionEpoch.objects.order_by("pk").values_list("pk", "epoch")),
+        list(ClinicSettings.objects.order_by("pk").values_list("pk", "retention_years")),
+    )
+
+
 def url_patterns() -> dict[str, URLPattern]:
     """Every named URL pattern, walking included resolvers (``namespace:name`` when nested)."""
     found: dict[str, URLPattern] = {}
@@ -372,6 +512,7 @@ def fingerprint() -> tuple[Any, ...]:
         list(CheckinLink.objects.order_by("pk").values_list("pk", "revoked_at", "used_at")),
         list(Alert.objects.order_by("pk").values_list("pk", "status")),
         journey_fingerprint(),
+        operations_fingerprint(),
     )
 
 

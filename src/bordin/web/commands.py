@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 SETTINGS = "bordin.web.settings"
 
@@ -115,6 +116,22 @@ def run_restore(src: Path) -> None:
     from bordin.web.backup import restore
 
     restore(src)
+
+
+def run_import_clients(path: Path, clinic_id: int, *, commit: bool) -> tuple[Any, int]:
+    """``bordin import-clients FILE --clinic ID`` (issue 9): check, then store all or nothing."""
+    _setup()
+    from bordin.web.operations.imports import import_file
+
+    return import_file(path, clinic_id, commit=commit)
+
+
+def run_purge(*, dry_run: bool) -> tuple[list[tuple[Any, int]], list[tuple[Any, int]]]:
+    """``bordin purge`` (issue 9): apply each clinic's retention setting."""
+    _setup()
+    from bordin.web.operations.rights import purge
+
+    return purge(dry_run=dry_run)
 
 
 def run_manage(argv: list[str]) -> None:

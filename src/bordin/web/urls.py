@@ -45,4 +45,5 @@ urlpatterns = [
     path("c/", checkin_views.checkin, name="checkin"),
     path("c/<str:token>", checkin_views.start, name="checkin-start"),
     path("", include("bordin.web.journey.urls")),
+    path("", include("bordin.web.operations.urls")),  # issue 9
 ]

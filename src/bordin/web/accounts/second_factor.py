@@ -10,6 +10,7 @@ authenticated but unverified request to set-up or verification.
 from __future__ import annotations
 
 import ipaddress
+import time
 from base64 import b32encode
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,10 +129,26 @@ def check_code(user: Any, code: str, device: Any = None) -> Outcome:
     return Outcome()
 
 
+#: Session key: when (Unix time) the second factor was last passed in this session.
+VERIFIED_AT_KEY = "bordin_2fa_at"
+#: Sensitive actions (resetting a colleague's second factor, erasing a client) need the
+#: second factor passed within this many minutes.
+RECENT_MINUTES = 10
+
+
 def mark_verified(request: HttpRequest, device: Any) -> None:
     """Record in the session that the second factor was passed (and give it a new key)."""
     django_otp.login(request, device)
     request.session.cycle_key()
+    request.session[VERIFIED_AT_KEY] = int(time.time())
+
+
+def passed_recently(request: HttpRequest, minutes: int = RECENT_MINUTES) -> bool:
+    """Whether the second factor was passed in this session within the last ``minutes``."""
+    if demo_skip(request):
+        return True
+    at = request.session.get(VERIFIED_AT_KEY)
+    return isinstance(at, int | float) and 0 <= time.time() - at <= minutes * 60
 
 
 def demo_skip(request: HttpRequest) -> bool:

@@ -183,3 +183,34 @@ def audit_events_for(user: Any) -> QuerySet[AuditEvent]:
     """The audit events of the user's clinic, for a clinic admin (403 for everyone else)."""
     profile = require(user, AUDIT_ROLES)
     return AuditEvent.objects.filter(clinic_id=profile.clinic_id)
+
+
+# --- clinic operations (issue 9) --------------------------------------------------------------
+
+#: Roles that manage staff, import clients, export and erase a client's records.
+ADMIN_ROLES = frozenset({Role.CLINIC_ADMIN})
+
+
+def get_staff_for(request: HttpRequest, user_pk: int) -> StaffProfile:
+    """A staff profile of the admin's own clinic (by user id); 404 for anyone else."""
+    profile = staff_profile(request.user)
+    found = None
+    if profile is not None and profile.is_clinic_admin:
+        found = (
+            StaffProfile.objects.select_related("user")
+            .filter(clinic_id=profile.clinic_id, user_id=user_pk)
+            .first()
+        )
+    if found is None:
+        _denied(request, "user", user_pk)
+        raise Http404("No such staff member")
+    return found
+
+
+def get_client_for_admin(request: HttpRequest, pk: int) -> Client:
+    """The client ``pk`` for a clinic admin of its clinic (nothing recorded); 404 otherwise."""
+    client = get_client_for(request, pk, write=True)
+    if not has_role(request.user, ADMIN_ROLES):
+        _denied(request, "client", pk)
+        raise Http404("No such client")
+    return client
