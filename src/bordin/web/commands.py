@@ -76,10 +76,14 @@ def run_serve(
     from gunicorn.app.base import BaseApplication
 
     _setup()
+    # Refuses to start on any system check error, e.g. bordin.E004 (a proxy without a
+    # trusted client address) or bordin.E001 (no field key).
+    call_command("check")
     call_command("migrate", interactive=False, verbosity=1)
     call_command("collectstatic", interactive=False, verbosity=0)
     from bordin.web.wsgi import application
 
+    _hide_server_header()
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -99,6 +103,21 @@ def run_serve(
             return application
 
     Server().run()
+
+
+def _hide_server_header() -> None:
+    """Send no ``Server: gunicorn`` header: the software's name only helps an attacker."""
+    from gunicorn.http import wsgi
+
+    default_headers = wsgi.Response.default_headers
+    if getattr(default_headers, "bordin_hidden", False):
+        return
+
+    def without_server(self: object) -> list[str]:
+        return [h for h in default_headers(self) if not h.lower().startswith("server:")]
+
+    without_server.bordin_hidden = True  # type: ignore[attr-defined]
+    wsgi.Response.default_headers = without_server
 
 
 def run_backup(dest: Path) -> Path:

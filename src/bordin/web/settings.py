@@ -50,10 +50,13 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "axes",
     "bordin.web.journey",
+    "bordin.web.guard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Behind a proxy without a trusted client address: 503 and an error log (web.guard.proxy).
+    "bordin.web.guard.proxy.ProxyAddressMiddleware",
     "csp.middleware.CSPMiddleware",
     # A stored value no key can decrypt: a plain 503 page, never a traceback (web.crypto).
     "bordin.web.crypto.DecryptionErrorMiddleware",
@@ -147,6 +150,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Failures and lockouts are rows in the database, shared by every worker (not per process).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = env_int("BORDIN_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("BORDIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -180,7 +185,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_USE_SESSIONS = True
 # security.W003 looks for Django's CSRF middleware by name and cannot see our subclass of it;
 # bordin.E003 (bordin.web.csrf) checks for it instead.
-SILENCED_SYSTEM_CHECKS = ["security.W003"]
+# security.W021 asks for HSTS preload, a commitment for a whole registrable domain that most
+# clinics cannot make for a subdomain; BORDIN_HSTS_PRELOAD turns it on (docs/security.md).
+SILENCED_SYSTEM_CHECKS = ["security.W003", "security.W021"]
 SESSION_COOKIE_SECURE = env_bool("BORDIN_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Idle timeout: BORDIN_IDLE_TIMEOUT_MINUTES without a request ends a session. Requests renew
@@ -216,7 +223,8 @@ CONTENT_SECURITY_POLICY: dict[str, Any] = {
         "base-uri": [NONE],
     }
 }
-if env_bool("BORDIN_BEHIND_PROXY", False):
+BORDIN_BEHIND_PROXY = env_bool("BORDIN_BEHIND_PROXY", False)
+if BORDIN_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 
@@ -233,7 +241,7 @@ BORDIN_ISSUE_LINK_ON_SESSION = env_bool("BORDIN_ISSUE_LINK_ON_SESSION", True)
 BORDIN_JOURNEY_LINK_HOURS = env_int("BORDIN_JOURNEY_LINK_HOURS", 7 * 24)
 # Failed check-in link lookups (unknown or unusable token) allowed per client address and
 # window; beyond that every lookup from the address answers 429 until the window ends.
-# 0 turns the limit off. Counted in Django's cache (per process with the default cache).
+# 0 turns the limit off. Counted in the database, shared by all workers (web.guard.counters).
 BORDIN_CHECKIN_RATE_LIMIT = env_int("BORDIN_CHECKIN_RATE_LIMIT", 20)
 BORDIN_CHECKIN_RATE_WINDOW_SECONDS = env_int("BORDIN_CHECKIN_RATE_WINDOW_SECONDS", 60)
 

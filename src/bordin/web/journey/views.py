@@ -378,7 +378,7 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
         return response  # before the lookup: the same answer for any token
     link = JourneyLink.find(token)
     if link is None or not link.is_usable():
-        throttle.record_failure(request)
+        throttle.record_failure(request, "journey_link")
         return _invalid(request)
     start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
     if link.purpose == JourneyLink.Purpose.GRADUATION:
