@@ -316,6 +316,27 @@ def restore(
     )
 
 
+audit_app = typer.Typer(help="The clinic audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 and name the first event that fails."""
+    from bordin.web.commands import run_audit_verify
+
+    checked, bad = run_audit_verify()
+    if bad is not None:
+        err.print(
+            f"[bold red]Audit log tampered:[/] the chain breaks at {bad} "
+            f"({checked} events before it verified).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    console.print(f"Audit log intact: {checked} events verified.")
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )

@@ -136,6 +136,20 @@ def run_restore(src: Path) -> None:
     restore(src)
 
 
+def run_audit_verify() -> tuple[int, str | None]:
+    """``bordin audit verify``: ``(events checked, description of the first bad one or None)``."""
+    _setup()
+    from bordin.web.audit.models import verify_chain
+
+    checked, bad = verify_chain()
+    if bad is None:
+        return checked, None
+    return (
+        checked,
+        f"event #{bad.pk} ({bad.at:%Y-%m-%d %H:%M:%S} {bad.action} by {bad.username or '-'})",
+    )
+
+
 def run_manage(argv: list[str]) -> None:
     """Django's ``manage.py`` with Bordin's settings: ``bordin manage createsuperuser``."""
     from django.core.management import execute_from_command_line

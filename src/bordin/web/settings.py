@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "bordin.web.csrf.ClientFormCsrfMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Every 403 and every anonymous request for a staff page is audited (web.audit.middleware).
+    "bordin.web.audit.middleware.RefusalAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Ends logged-out-everywhere and over-age sessions; requires the second factor.
     "bordin.web.accounts.middleware.StaffSessionMiddleware",

@@ -1,6 +1,7 @@
 """The audit log for clinic admins: ``/audit/`` (paginated, filtered) and ``/audit/export.csv``.
 
-Only clinic admins, and only their clinic's events (:func:`scoping.audit_events_for`). There is
+Only clinic admins, and only their clinic's events; superusers (site operators) also see the
+events that belong to no clinic (:func:`scoping.audit_events_for`). There is
 no view that changes or removes an event. Reading or exporting the log is itself recorded.
 """
 
@@ -85,6 +86,7 @@ def _filtered(request: HttpRequest) -> tuple[AuditFilter, QuerySet[AuditEvent]]:
 def audit_list(request: HttpRequest) -> HttpResponse:
     form, qs = _filtered(request)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)  # before this read's own event is stored
     log.record(request, log.Action.READ, object_type="audit_log", detail=form.summary())
     query = request.GET.copy()
     query.pop("page", None)
