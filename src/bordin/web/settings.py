@@ -239,6 +239,9 @@ BORDIN_CHECKIN_LINK_HOURS = env_int("BORDIN_CHECKIN_LINK_HOURS", 72)
 BORDIN_CHECKIN_OVERDUE_DAYS = env_int("BORDIN_CHECKIN_OVERDUE_DAYS", 14)
 BORDIN_CHECKIN_TEXT_LIMIT = env_int("BORDIN_CHECKIN_TEXT_LIMIT", 2000)
 BORDIN_ISSUE_LINK_ON_SESSION = env_bool("BORDIN_ISSUE_LINK_ON_SESSION", True)
+# A client's session after following a link ends this many minutes after the link was
+# followed, however active (and after the thank-you page was shown once).
+BORDIN_LINK_SESSION_MINUTES = env_int("BORDIN_LINK_SESSION_MINUTES", 15)
 # The client's journey (intake, fit check, graduation summary): link lifetime in hours.
 BORDIN_JOURNEY_LINK_HOURS = env_int("BORDIN_JOURNEY_LINK_HOURS", 7 * 24)
 # Failed check-in link lookups (unknown or unusable token) allowed per client address and

@@ -23,7 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -31,16 +31,13 @@ from bordin.web.accounts import second_factor
 from bordin.web.accounts.models import SessionEpoch
 from bordin.web.audit import log
 from bordin.web.clinic import scoping
+from bordin.web.nexturl import safe_next
 
 
 def _next(request: HttpRequest) -> str:
     """Where to go after the second factor: a safe ``next``, or the caseload."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return reverse(settings.LOGIN_REDIRECT_URL)
+    target = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    return target or reverse(settings.LOGIN_REDIRECT_URL)
 
 
 def _wrong_code_message(outcome: second_factor.Outcome) -> str:

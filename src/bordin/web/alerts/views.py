@@ -5,9 +5,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from bordin.web.alerts import rules
@@ -16,6 +15,7 @@ from bordin.web.audit import log
 from bordin.web.clinic import scoping
 from bordin.web.clinic.forms import ResolveForm
 from bordin.web.clinic.scoping import alerts_for, get_alert_for
+from bordin.web.nexturl import safe_next
 
 
 @login_required
@@ -43,11 +43,9 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 
 
 def _back(request: HttpRequest, alert: Alert) -> HttpResponse:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
+    target = safe_next(request, request.POST.get("next"))
+    if target is not None:
+        return HttpResponseRedirect(target)
     return redirect("client", pk=alert.client_id)
 
 

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from bordin.web.audit import log
 from bordin.web.checkins import throttle
-from bordin.web.checkins.privacy import client_page, start_link_session
+from bordin.web.checkins.privacy import client_page, link_session_alive, start_link_session
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Goal, StaffProfile
 from bordin.web.clinic.scoping import get_client_for
@@ -370,7 +370,7 @@ def _invalid(request: HttpRequest) -> HttpResponse:
 
 
 @client_page
-@require_GET
+@require_http_methods(["GET", "POST"])
 def start(request: HttpRequest, token: str) -> HttpResponse:
     if throttle.blocked(request):
         response = render(request, "checkins/too_many.html", status=429)
@@ -380,22 +380,29 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
     if link is None or not link.is_usable():
         throttle.record_failure(request, "journey_link")
         return _invalid(request)
-    start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
     if link.purpose == JourneyLink.Purpose.GRADUATION:
-        # A summary link opens once; this browser session keeps the page afterwards.
+        if request.method != "POST":
+            # A summary link opens once: a GET (a mail scanner, a link preview) only shows a
+            # button, so that nothing but a person's click uses it up.
+            return render(request, "journey/open_summary.html", {"clinic": link.client.clinic})
         with transaction.atomic():
             updated = JourneyLink.objects.filter(pk=link.pk, used_at__isnull=True).update(
                 used_at=timezone.now(), used_key="opened"
             )
             if not updated:
                 return _invalid(request)
+        start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
         request.session[SESSION_DONE] = "graduation"
+        return redirect("journey-client")
+    if request.method != "GET":
+        return _invalid(request)
+    start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
     return redirect("journey-client")
 
 
 def _session_link(request: HttpRequest) -> JourneyLink | None:
     link_id = request.session.get(SESSION_LINK)
-    if not isinstance(link_id, int):
+    if not isinstance(link_id, int) or not link_session_alive(request):
         return None
     return (
         JourneyLink.objects.select_related("client__clinic", "client__therapist", "episode")
