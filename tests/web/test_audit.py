@@ -407,3 +407,17 @@ def test_no_edit_path_in_urls() -> None:
 
     names = {p.name for p in get_resolver().url_patterns if "audit" in str(p.pattern)}
     assert names == {"audit", "audit-export"}
+
+
+def test_csv_export_quotes_every_cell_and_neutralises_after_separators(
+    client: Any, admin: Any
+) -> None:
+    client.force_login(admin)
+    client.get("/audit/", HTTP_USER_AGENT="Mozilla/5.0;=1+2;@SUM(1+1)")
+    body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
+    assert "\"Mozilla/5.0;'=1+2;'@SUM(1+1)\"" in body
+    header, first = body.splitlines()[:2]
+    assert header.startswith('"at","user_id"')
+    assert first.startswith('"') and first.endswith('"') and first.count('","') == 12
+    scores = client.get("/exports/scores.csv").content.decode()
+    assert scores.startswith('"client_id","session","measure","score","date"')
