@@ -284,13 +284,17 @@ def backup(
         Path,
         typer.Argument(help="Backup file to write, or an existing folder (a dated file is made)."),
     ],
+    encrypt: Annotated[
+        bool,
+        typer.Option("--encrypt", help="Encrypt the backup with the key in BORDIN_BACKUP_KEY."),
+    ] = False,
 ) -> None:
     """Back up the clinic database (DATABASE_URL): SQLite online backup, or pg_dump."""
     from bordin.web.backup import BackupError
     from bordin.web.commands import run_backup
 
     try:
-        written = run_backup(dest)
+        written = run_backup(dest, encrypt=encrypt)
     except BackupError as exc:
         raise fail(str(exc)) from None
     console.print(f"Backup written to {written}")
@@ -298,7 +302,10 @@ def backup(
 
 @app.command()
 def restore(
-    src: Annotated[Path, typer.Argument(help="A file made by `bordin backup`.")],
+    src: Annotated[
+        Path,
+        typer.Argument(help="A file made by `bordin backup` (encrypted: BORDIN_BACKUP_KEY)."),
+    ],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Replace the clinic database's contents with a backup, all or nothing."""

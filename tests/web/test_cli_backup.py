@@ -17,8 +17,8 @@ pytestmark = pytest.mark.skipif(
 
 
 INSERT_CLINIC = (
-    "INSERT INTO clinic_clinic (name, crisis_contacts, created_at) "
-    "VALUES ('Harbour', '', '2026-01-01 00:00:00')"
+    "INSERT INTO clinic_clinic (name, crisis_contacts, created_at, time_zone) "
+    "VALUES ('Harbour', '', '2026-01-01 00:00:00', 'UTC')"
 )
 
 

@@ -120,20 +120,62 @@ def _hide_server_header() -> None:
     wsgi.Response.default_headers = without_server
 
 
-def run_backup(dest: Path) -> Path:
-    """``bordin backup DEST``: a consistent snapshot of the configured database."""
-    _setup()
-    from bordin.web.backup import backup
+def run_backup(dest: Path, encrypt: bool = False) -> Path:
+    """``bordin backup DEST``: a consistent snapshot of the configured database.
 
-    return backup(dest)
+    ``encrypt``: the snapshot is written encrypted with ``BORDIN_BACKUP_KEY`` (web.backup_crypto);
+    the plaintext only ever exists in a private temporary folder next to ``dest``.
+    """
+    _setup()
+    import tempfile
+
+    from bordin.web.backup import BackupError, backup
+    from bordin.web.backup_crypto import BackupKeyError, encrypt_file, key_from_environment
+
+    if not encrypt:
+        return backup(dest)
+    try:
+        fernet = key_from_environment()
+    except BackupKeyError as exc:
+        raise BackupError(str(exc)) from None
+    folder = dest if dest.is_dir() else dest.parent
+    if not folder.is_dir():
+        raise BackupError(f"The folder {folder} does not exist; create it first.")
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".bordin-backup-") as private:
+        plain = backup(Path(private))
+        target = dest / f"{plain.name}.enc" if dest.is_dir() else dest
+        encrypt_file(plain, target, fernet)
+    return target
 
 
 def run_restore(src: Path) -> None:
-    """``bordin restore SRC``: replace the database's contents with a backup, all or nothing."""
-    _setup()
-    from bordin.web.backup import restore
+    """``bordin restore SRC``: replace the database's contents with a backup, all or nothing.
 
-    restore(src)
+    An encrypted backup is decrypted with ``BORDIN_BACKUP_KEY`` into a private temporary
+    folder first.
+    """
+    _setup()
+    import tempfile
+
+    from bordin.web.backup import BackupError, restore
+    from bordin.web.backup_crypto import (
+        BackupKeyError,
+        decrypt_file,
+        is_encrypted,
+        key_from_environment,
+    )
+
+    if not (src.is_file() and is_encrypted(src)):
+        restore(src)
+        return
+    try:
+        fernet = key_from_environment()
+        with tempfile.TemporaryDirectory(dir=src.parent, prefix=".bordin-restore-") as private:
+            plain = Path(private) / "backup"
+            decrypt_file(src, plain, fernet)
+            restore(plain)
+    except BackupKeyError as exc:
+        raise BackupError(str(exc)) from None
 
 
 def run_audit_verify() -> tuple[int, str | None]:
