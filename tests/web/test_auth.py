@@ -77,6 +77,7 @@ def test_password_validators_are_on(settings: Any, owner: Any) -> None:
         "MinimumLengthValidator",
         "CommonPasswordValidator",
         "NumericPasswordValidator",
+        "LowVarietyPasswordValidator",
     ]
     with pytest.raises(ValidationError, match="at least 12 characters"):
         validate_password("Tr0ub4dor&3", owner)  # 11 characters

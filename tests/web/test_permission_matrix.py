@@ -78,6 +78,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "2fa-verify": _row("redirect", anonymous="login"),
     "2fa-recovery-codes": _row("allow", anonymous="login"),
     "logout-everywhere": _row("allow", anonymous="login"),
+    "password-change": _row("allow", anonymous="login"),
     # Only a clinic admin of the same clinic may unlock a colleague's locked log-in.
     "unlock": _row("deny", anonymous="login", admin="allow"),
     "client": CLIENT_READ,
@@ -231,6 +232,7 @@ REQUESTS: dict[str, Call] = {
     "2fa-verify": Call("get"),
     "2fa-recovery-codes": Call("post"),
     "logout-everywhere": Call("post"),
+    "password-change": Call("get"),
     "unlock": Call(
         "post", lambda w: {"username": "colleague"}, before=lambda c, w: lock_out("colleague")
     ),
@@ -276,7 +278,9 @@ def _journey_token(purpose: str) -> Callable[[World], str]:
 
 
 def _follow(purpose: str) -> Callable[[Any, World], None]:
-    return lambda c, w: c.get(
+    # A graduation link opens with a click (POST); a GET only shows the button.
+    method = "post" if purpose == "graduation" else "get"
+    return lambda c, w: getattr(c, method)(
         reverse("journey-start", kwargs={"token": _journey_token(purpose)(w)})
     )
 

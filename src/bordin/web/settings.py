@@ -140,6 +140,8 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # aaaaaaaaaaaa, abcabcabcabc, 123456789012 (NIST SP 800-63B 5.1.1.2; issue 15).
+    {"NAME": "bordin.web.accounts.passwords.LowVarietyPasswordValidator"},
 ]
 
 LOGIN_URL = "login"

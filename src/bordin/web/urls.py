@@ -24,6 +24,7 @@ urlpatterns = [
     path("account/2fa/setup/", account_views.setup, name="2fa-setup"),
     path("account/2fa/verify/", account_views.verify, name="2fa-verify"),
     path("account/2fa/recovery-codes/", account_views.recovery_codes, name="2fa-recovery-codes"),
+    path("account/password/", account_views.password_change, name="password-change"),
     path("account/logout-everywhere/", account_views.logout_everywhere, name="logout-everywhere"),
     path("account/unlock/<str:username>/", account_views.unlock, name="unlock"),
     path("clients/<int:pk>/", clinic_views.client_detail, name="client"),

@@ -15,8 +15,9 @@ from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model, logout
+from django.contrib.auth import get_user_model, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -214,6 +215,30 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
     return render(
         request, "accounts/recovery_codes.html", {"codes": codes, "next": reverse("account")}
     )
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change one's own password (the old one, then the new one twice; the validators apply)."""
+    form = PasswordChangeForm(request.user, request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if form.is_valid():
+            with transaction.atomic():
+                user = form.save()
+                log.record(
+                    request,
+                    log.Action.UPDATE,
+                    object_type="user",
+                    object_id=user.pk,
+                    detail="password changed",
+                )
+            update_session_auth_hash(request, user)  # this session stays logged in
+            messages.success(request, "Your password has been changed.")
+            return redirect("account")
+        return render(request, "accounts/password_change.html", {"form": form}, status=400)
+    return render(request, "accounts/password_change.html", {"form": form})
 
 
 @login_required
