@@ -55,6 +55,8 @@ def assert_common_headers(response: Any) -> None:
     assert "unsafe-inline" not in csp
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
+    assert "camera=()" in response["Permissions-Policy"]
+    assert "geolocation=()" in response["Permissions-Policy"]
 
 
 def assert_client_headers(response: Any) -> None:

@@ -207,11 +207,17 @@ def test_documented_proxy_keeps_one_outsider_from_blocking_everyone(tmp_path: Pa
                 assert attacker.log_in("therapist", "a long right password")[0] == 429
                 status, page = client.log_in("therapist", "a long right password")
                 assert status == 302, page
-                # No server software named in the answer.
-                conn = http.client.HTTPConnection("127.0.0.1", app_port, timeout=10)
-                conn.request("GET", "/login/", headers={"X-Forwarded-For": "192.0.2.1"})
-                assert conn.getresponse().getheader("Server") is None
-                conn.close()
+                # No server software named; static files not readable by other sites.
+                for path in ("/login/", "/static/bordin/bordin.css"):
+                    conn = http.client.HTTPConnection("127.0.0.1", app_port, timeout=10)
+                    conn.request("GET", path, headers={"X-Forwarded-For": "192.0.2.1"})
+                    answer = conn.getresponse()
+                    answer.read()
+                    conn.close()
+                    assert answer.status == 200, path
+                    assert answer.getheader("Server") is None, path
+                    assert answer.getheader("Access-Control-Allow-Origin") is None, path
+                    assert "camera=()" in answer.getheader("Permissions-Policy", ""), path
         finally:
             server.kill()
         log = server.log.read_text()

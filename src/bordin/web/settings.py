@@ -60,7 +60,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # A stored value no key can decrypt: a plain 503 page, never a traceback (web.crypto).
     "bordin.web.crypto.DecryptionErrorMiddleware",
-    # Cache-Control: no-store on every page that does not set its own (web.headers).
+    # Cache-Control: no-store on every page that does not set its own, and a
+    # Permissions-Policy on every response (web.headers).
     "bordin.web.headers.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -179,6 +180,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 STATIC_ROOT = Path(env_str("BORDIN_STATIC_ROOT", str(DATA_DIR / "static")))
+# No `Access-Control-Allow-Origin: *` on the stylesheet: no other site needs to read it.
+WHITENOISE_ALLOW_ALL_ORIGINS = False
 
 # Security: secure defaults, relaxed only for local development with DEBUG on.
 SESSION_COOKIE_HTTPONLY = True
