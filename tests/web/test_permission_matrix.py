@@ -84,6 +84,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "client": CLIENT_READ,
     "therapist-rating": CLIENT_WRITE,
     "record-session": CLIENT_WRITE,
+    "correct-session": CLIENT_WRITE,
+    "delete-session": CLIENT_WRITE,
     "issue-link": CLIENT_WRITE,
     "revoke-link": CLIENT_WRITE,
     "alerts": CLINICAL_LIST,
@@ -245,6 +247,15 @@ REQUESTS: dict[str, Call] = {
     ),
     "record-session": Call(
         "post", _client_pk, lambda w: {"date": "2026-01-05", "attendance": "attended"}, True
+    ),
+    "correct-session": Call(
+        "post",
+        lambda w: {"pk": w.client.pk, "session_pk": w.open_session.pk},
+        lambda w: {"date": "2026-01-06", "attendance": "attended"},
+        True,
+    ),
+    "delete-session": Call(
+        "post", lambda w: {"pk": w.client.pk, "session_pk": w.open_session.pk}, writes=True
     ),
     "issue-link": Call("post", _client_pk, writes=True),
     "revoke-link": Call("post", lambda w: {"pk": w.client.pk, "link_pk": w.link.pk}, writes=True),

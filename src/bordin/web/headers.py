@@ -15,7 +15,6 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import add_never_cache_headers
 
-
 #: Browser features no Bordin page uses, switched off for the page and anything it embeds.
 PERMISSIONS_POLICY = ", ".join(
     f"{feature}=()"

@@ -30,6 +30,16 @@ urlpatterns = [
     path("clients/<int:pk>/", clinic_views.client_detail, name="client"),
     path("clients/<int:pk>/rating/", clinic_views.therapist_rating, name="therapist-rating"),
     path("clients/<int:pk>/sessions/", clinic_views.record_session, name="record-session"),
+    path(
+        "clients/<int:pk>/sessions/<int:session_pk>/correct/",
+        clinic_views.correct_session,
+        name="correct-session",
+    ),
+    path(
+        "clients/<int:pk>/sessions/<int:session_pk>/delete/",
+        clinic_views.delete_session,
+        name="delete-session",
+    ),
     path("clients/<int:pk>/links/", clinic_views.issue_link, name="issue-link"),
     path(
         "clients/<int:pk>/links/<int:link_pk>/revoke/",
