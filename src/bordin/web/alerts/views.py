@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.db.models import Case, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -27,7 +28,12 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     if show != "all":
         show = "open"
         qs = qs.filter(status__in=Alert.OPEN_STATUSES)
-    alerts = list(qs.order_by("-created_at", "-pk")[:500])
+    # Open risk alerts first (issue 15), then newest first.
+    risk_first = Case(
+        When(kind=Alert.Kind.RISK, status__in=Alert.OPEN_STATUSES, then=Value(0)),
+        default=Value(1),
+    )
+    alerts = list(qs.order_by(risk_first, "-created_at", "-pk")[:500])
     for alert in alerts:
         alert.can_act = scoping.can_write(request.user, alert.client)  # type: ignore[attr-defined]
     scoping.record_list(request, "alert", [(a.pk, a.client_id) for a in alerts], "alert list")

@@ -64,6 +64,7 @@ def _thanks(request: HttpRequest, link: CheckinLink, outcome: services.Outcome) 
         {
             "clinic": clinic,
             "risk": outcome.risk,
+            "notified": outcome.notified,
             "crisis_contacts": contacts,
             "client_goals": client_goals(link.episode),  # the client's journey, if enabled
         },
