@@ -1,3 +1,4 @@
+# ruff: noqa: RUF012 - operations as makemigrations writes them
 from django.db import migrations, models
 
 
