@@ -287,14 +287,22 @@ def _rematch_page(
 ) -> HttpResponse:
     therapists = _therapists(rematch)
     intake = Intake.objects.filter(episode_id=rematch.episode_id).first()
+    shortlist = matching_ui.build(rematch, intake, therapists)
+    if form is None:
+        # The assign list follows the shortlist and starts on its top-ranked therapist, not on
+        # the first name in the alphabet (issue 15).
+        rank = {tid: i for i, tid in enumerate(shortlist.ranked_ids)}
+        ordered = sorted(therapists, key=lambda t: rank.get(str(t.pk), len(rank)))
+        initial = {"therapist": shortlist.ranked_ids[0]} if shortlist.ranked_ids else {}
+        form = AssignForm(therapists=ordered, initial=initial)
     return render(
         request,
         "journey/rematch.html",
         {
             "rematch": rematch,
             "intake": intake,
-            "form": form or AssignForm(therapists=therapists),
-            "shortlist": matching_ui.build(rematch, intake, therapists),
+            "form": form,
+            "shortlist": shortlist,
         },
         status=status,
     )
