@@ -102,7 +102,7 @@ def verify_chain(using: str = "default") -> tuple[int, AuditEvent | None]:
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def bulk_create(self, objs: Iterable[AuditEvent], *args: Any, **kwargs: Any) -> Any:
         rows = list(objs)
-        with transaction.atomic(using=self.db):
+        with transaction.atomic(using=self.db, savepoint=False):
             previous = _lock_and_last_hash(self.db)
             for row in rows:
                 row.chain_hash = previous = chain_hash(previous, row)
@@ -172,7 +172,7 @@ class AuditEvent(models.Model):
         if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
             raise AppendOnlyError("Audit events cannot be updated.")
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with transaction.atomic(using=using):
+        with transaction.atomic(using=using, savepoint=False):
             self.chain_hash = chain_hash(_lock_and_last_hash(using), self)
             super().save(*args, **kwargs)
 
