@@ -104,6 +104,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "journey-intake-link": CLIENT_WRITE,
     "journey-fit-link": CLIENT_WRITE,
     "journey-graduation-link": CLIENT_WRITE,
+    "journey-new-link": CLIENT_WRITE,
     "journey-revoke-link": CLIENT_WRITE,
     "journey-goal-add": CLIENT_WRITE,
     "journey-goal-revise": CLIENT_WRITE,
@@ -303,6 +304,7 @@ REQUESTS.update(
         "journey-intake-link": Call("post", _client_pk, writes=True),
         "journey-fit-link": Call("post", _client_pk, writes=True),
         "journey-graduation-link": Call("post", _client_pk, writes=True),
+        "journey-new-link": Call("get", _client_pk),
         "journey-revoke-link": Call(
             "post",
             lambda w: {

@@ -45,6 +45,11 @@ ADMIN_ROLES = frozenset({scoping.Role.CLINIC_ADMIN})
 # --- staff: links, goals ----------------------------------------------------------------------
 
 
+#: Session key of a just-issued journey link: shown once by :func:`new_link` after the
+#: POST/redirect/GET, so a reload neither issues another link nor shows this one again.
+NEW_LINK_KEY = "bordin_new_journey_link"
+
+
 def _show_link(request: HttpRequest, client: Client, link: JourneyLink, token: str) -> HttpResponse:
     log.record(
         request,
@@ -55,10 +60,26 @@ def _show_link(request: HttpRequest, client: Client, link: JourneyLink, token: s
         detail=f"{link.purpose} link issued",
     )
     url = request.build_absolute_uri(reverse("journey-start", args=[token]))
+    request.session[NEW_LINK_KEY] = [client.pk, link.pk, url]
+    return redirect("journey-new-link", pk=client.pk)
+
+
+@login_required
+@require_GET
+def new_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """The journey link just issued for this client, once; afterwards the client page."""
+    client = get_client_for(request, pk, write=True)
+    stored = request.session.get(NEW_LINK_KEY)
+    if not (isinstance(stored, list) and len(stored) == 3 and stored[0] == client.pk):
+        return redirect("client", pk=client.pk)
+    del request.session[NEW_LINK_KEY]
+    link = JourneyLink.objects.filter(pk=stored[1], client=client).first()
+    if link is None:
+        return redirect("client", pk=client.pk)
     return render(
         request,
         "journey/new_link.html",
-        {"client": client, "link": link, "url": url},
+        {"client": client, "link": link, "url": str(stored[2])},
     )
 
 
