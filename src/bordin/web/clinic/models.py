@@ -27,6 +27,7 @@ class Clinic(models.Model):
     )
     duty_email = models.EmailField(
         blank=True,
+        db_default="",  # rows inserted outside Django (scripts, restores) get no address
         help_text="The clinic's duty contact, e-mailed at once (with the therapist) when a "
         "client reports a risk.",
     )

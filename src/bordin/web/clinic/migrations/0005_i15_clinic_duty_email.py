@@ -11,6 +11,7 @@ class Migration(migrations.Migration):
             name="duty_email",
             field=models.EmailField(
                 blank=True,
+                db_default="",
                 help_text="The clinic's duty contact, e-mailed at once (with the therapist) "
                 "when a client reports a risk.",
                 max_length=254,
