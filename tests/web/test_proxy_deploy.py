@@ -156,6 +156,7 @@ class Browser:
 
 
 def test_documented_proxy_keeps_one_outsider_from_blocking_everyone(tmp_path: Path) -> None:
+    assert Path(NGINX).exists(), "install nginx (Debian: apt-get install nginx); .ci/run does"
     static = tmp_path / "static"
     static.mkdir()
     with fresh_database(tmp_path) as db:
