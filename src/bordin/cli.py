@@ -284,13 +284,17 @@ def backup(
         Path,
         typer.Argument(help="Backup file to write, or an existing folder (a dated file is made)."),
     ],
+    encrypt: Annotated[
+        bool,
+        typer.Option("--encrypt", help="Encrypt the backup with the key in BORDIN_BACKUP_KEY."),
+    ] = False,
 ) -> None:
     """Back up the clinic database (DATABASE_URL): SQLite online backup, or pg_dump."""
     from bordin.web.backup import BackupError
     from bordin.web.commands import run_backup
 
     try:
-        written = run_backup(dest)
+        written = run_backup(dest, encrypt=encrypt)
     except BackupError as exc:
         raise fail(str(exc)) from None
     console.print(f"Backup written to {written}")
@@ -298,7 +302,10 @@ def backup(
 
 @app.command()
 def restore(
-    src: Annotated[Path, typer.Argument(help="A file made by `bordin backup`.")],
+    src: Annotated[
+        Path,
+        typer.Argument(help="A file made by `bordin backup` (encrypted: BORDIN_BACKUP_KEY)."),
+    ],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Replace the clinic database's contents with a backup, all or nothing."""
@@ -379,6 +386,27 @@ def purge(
             "append-only, so they are kept (docs/admin.md).",
             highlight=False,
         )
+
+
+audit_app = typer.Typer(help="The clinic audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 and name the first event that fails."""
+    from bordin.web.commands import run_audit_verify
+
+    checked, bad = run_audit_verify()
+    if bad is not None:
+        err.print(
+            f"[bold red]Audit log tampered:[/] the chain breaks at {bad} "
+            f"({checked} events before it verified).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    console.print(f"Audit log intact: {checked} events verified.")
 
 
 @app.command(

@@ -177,3 +177,16 @@ def test_checkin_pages_obey_the_content_security_policy(
     page.wait_for_timeout(200)
     assert csp_violations(console), "a CSP violation went unnoticed"
     console.clear()  # (deliberate; the fixture fails the test on any violation left here)
+
+
+def test_answer_buttons_are_at_least_44px_wide_on_a_phone(
+    new_context: Callable[..., Any], server: str, token: str
+) -> None:
+    page = new_context(phone=True).new_page()
+    open_link(page, server, token)
+    widths = page.eval_on_selector_all(
+        ".scale .option", "els => els.map(e => e.getBoundingClientRect().width)"
+    )
+    assert len(widths) >= 11
+    assert min(widths) >= 44, f"narrowest 0-10 answer is {min(widths):.1f} px wide"
+    assert fits_the_screen(page)

@@ -134,3 +134,20 @@ def test_demo_caseload_and_client_page(
     no_serious_problems(found)
     for name in ("caseload.png", "client-page.png"):
         assert (screenshot_dir / name).stat().st_size < 300_000
+
+
+def test_form_errors_on_the_client_page_are_where_the_eye_is(
+    new_context: Callable[..., Any], server: str, history: Any, owner: Any
+) -> None:
+    page = new_context().new_page()
+    log_in(page, owner.username)
+    page.goto(f"/clients/{history.pk}/")
+    form = page.locator(f'form[action="/clients/{history.pk}/sessions/#error-summary"]')
+    # An empty date (a browser without date validation would send it): refused, nothing saved.
+    form.evaluate("f => { f.noValidate = true; f.querySelector('[name=date]').value = ''; }")
+    with page.expect_navigation():
+        form.get_by_role("button", name="Record session").click()
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_in_viewport()
+    expect(summary).to_contain_text("Record a session")
+    assert page.url.endswith("#error-summary")

@@ -217,6 +217,10 @@ def test_the_whole_journey(
     reader = new_context().new_page()
     reader.set_viewport_size({"width": 820, "height": 1100})
     reader.goto(summary_url)
+    # A GET only shows the button (mail scanners and previews do not use the link up).
+    no_serious_problems(reader, axe_source, "graduation summary button")
+    with reader.expect_navigation():
+        reader.get_by_role("button", name="Open my summary").click()
     expect(reader.get_by_role("heading", name="You are welcome back")).to_be_visible()
     expect(reader.locator("[data-plain-change]")).to_contain_text("bigger than those day-to-day")
     no_serious_problems(reader, axe_source, "graduation summary")

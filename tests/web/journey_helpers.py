@@ -53,7 +53,15 @@ def open_link(client: Any, purpose: str, episode: Any, session: Any = None) -> t
     from bordin.web.journey.models import JourneyLink
 
     link, token = JourneyLink.issue(purpose, episode, session=session)
-    response = client.get(reverse("journey-start", kwargs={"token": token}))
+    url = reverse("journey-start", kwargs={"token": token})
+    response = client.get(url)
+    if purpose == "graduation":
+        # A GET only shows the button (a mail scanner must not use the link up); a click opens.
+        assert response.status_code == 200, response.status_code
+        assert 'data-action="open-summary"' in response.content.decode()
+        link.refresh_from_db()
+        assert link.used_at is None
+        response = client.post(url)
     assert response.status_code == 302, response.status_code
     return link, token
 

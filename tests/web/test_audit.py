@@ -251,12 +251,13 @@ def test_forwarded_for_only_when_trusted(
     url = f"/clients/{world['client'].pk}/"
     hops = "203.0.113.7, 10.0.0.1"
     settings.BORDIN_TRUST_X_FORWARDED_FOR = False
-    client.get(url, HTTP_X_FORWARDED_FOR=hops)
+    # Straight from the internet (from a nearby proxy it would be refused: tests/web/test_proxy).
+    client.get(url, HTTP_X_FORWARDED_FOR=hops, REMOTE_ADDR="93.184.216.34")
     settings.BORDIN_TRUST_X_FORWARDED_FOR = True
     client.get(url, HTTP_X_FORWARDED_FOR=hops)
     client.get(url, HTTP_X_FORWARDED_FOR="not-an-address")
     untrusted, trusted, garbage = events(action="read")
-    assert untrusted.ip_address == "127.0.0.1"
+    assert untrusted.ip_address == "93.184.216.34"
     assert trusted.ip_address == "203.0.113.7"
     assert garbage.ip_address is None
 
@@ -406,3 +407,17 @@ def test_no_edit_path_in_urls() -> None:
 
     names = {p.name for p in get_resolver().url_patterns if "audit" in str(p.pattern)}
     assert names == {"audit", "audit-export"}
+
+
+def test_csv_export_quotes_every_cell_and_neutralises_after_separators(
+    client: Any, admin: Any
+) -> None:
+    client.force_login(admin)
+    client.get("/audit/", HTTP_USER_AGENT="Mozilla/5.0;=1+2;@SUM(1+1)")
+    body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
+    assert "\"Mozilla/5.0;'=1+2;'@SUM(1+1)\"" in body
+    header, first = body.splitlines()[:2]
+    assert header.startswith('"at","user_id"')
+    assert first.startswith('"') and first.endswith('"') and first.count('","') == 12
+    scores = client.get("/exports/scores.csv").content.decode()
+    assert scores.startswith('"client_id","session","measure","score","date"')

@@ -77,6 +77,7 @@ def test_password_validators_are_on(settings: Any, owner: Any) -> None:
         "MinimumLengthValidator",
         "CommonPasswordValidator",
         "NumericPasswordValidator",
+        "LowVarietyPasswordValidator",
     ]
     with pytest.raises(ValidationError, match="at least 12 characters"):
         validate_password("Tr0ub4dor&3", owner)  # 11 characters
@@ -461,4 +462,26 @@ def test_demo_skip_is_off_unless_the_demo_sets_it() -> None:
 def test_staff_without_a_profile_also_need_the_second_factor() -> None:
     stranger = get_user_model().objects.create_user("stranger", password=PASSWORD)
     response = unverified(stranger).get("/")
+    assert response["Location"].startswith(SETUP)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_X_FORWARDED_HOST",
+        "HTTP_FORWARDED",
+        "HTTP_X_REAL_IP",
+    ],
+)
+def test_demo_never_skips_the_second_factor_with_any_proxy_header(
+    settings: Any, owner: Any, header: str
+) -> None:
+    settings.DEBUG = True
+    settings.BORDIN_DEMO_SKIP_2FA = True
+    c = Client(REMOTE_ADDR="127.0.0.1", **{header: "https"})
+    c.force_login(owner)
+    response = c.get("/")
+    assert response.status_code == 302
     assert response["Location"].startswith(SETUP)

@@ -191,8 +191,10 @@ def test_recording_a_session_issues_a_link(
     response = client.post(
         f"/clients/{client_record.pk}/sessions/",
         {"date": date.today().isoformat(), "attendance": "attended"},
+        follow=True,
     )
     assert response.status_code == 200
+    assert response.redirect_chain == [(f"/clients/{client_record.pk}/", 302)]
     html = response.content.decode()
     match = re.search(r'value="http://testserver/c/([A-Za-z0-9_-]+)"', html)
     assert match
@@ -221,7 +223,7 @@ def test_issue_and_revoke_link(
 ) -> None:
     add_session(days_ago=1)
     client.force_login(owner)
-    response = client.post(f"/clients/{client_record.pk}/links/")
+    response = client.post(f"/clients/{client_record.pk}/links/", follow=True)
     assert response.status_code == 200
     token = re.search(r"/c/([A-Za-z0-9_-]+)\"", response.content.decode()).group(1)  # type: ignore[union-attr]
     link = CheckinLink.objects.get()

@@ -55,6 +55,8 @@ def assert_common_headers(response: Any) -> None:
     assert "unsafe-inline" not in csp
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
+    assert "camera=()" in response["Permissions-Policy"]
+    assert "geolocation=()" in response["Permissions-Policy"]
 
 
 def assert_client_headers(response: Any) -> None:
@@ -260,3 +262,41 @@ def test_console_handler_redacts_every_logger() -> None:
 )
 def test_redact(text: str, expected: str | None) -> None:
     assert redact(text) == (text if expected is None else expected)
+
+
+# ---------------------------------------------------------------------------------- auditing
+
+
+def test_failed_lookups_are_audited_per_address_and_window_without_the_token(
+    client: Any, token: str, limit: int
+) -> None:
+    from bordin.web.audit.models import AuditEvent
+
+    guess = "Zx" * 22
+    for _ in range(limit + 3):
+        client.get(f"/c/{guess}")
+    client.get(f"/j/{guess}")
+    events = list(AuditEvent.objects.filter(action="denied").order_by("pk"))
+    assert [e.object_type for e in events] == ["checkin_link", "checkin_link"]
+    assert "limit reached" in events[1].detail
+    assert {e.ip_address for e in events} == {"127.0.0.1"}
+    assert all(guess not in f"{e.path} {e.detail}" for e in events)
+    assert events[0].path == "/c/<token>"
+    # Another address opens its own window (and a journey link is named as such).
+    type(client)(REMOTE_ADDR="192.0.2.8").get(f"/j/{guess}")
+    last = AuditEvent.objects.filter(action="denied").order_by("-pk").first()
+    assert last is not None
+    assert (last.object_type, last.ip_address) == ("journey_link", "192.0.2.8")
+
+
+def test_the_counters_are_in_the_database(client: Any, limit: int) -> None:
+    """Shared by every worker process (and host), unlike the per-process default cache."""
+    from django.core.cache import cache
+
+    from bordin.web.guard.models import RateCounter
+
+    for n in range(limit):
+        client.get(f"/c/guess-{n}")
+    cache.clear()
+    assert RateCounter.objects.get().count == limit
+    assert client.get("/c/guess").status_code == 429

@@ -30,6 +30,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
             "BORDIN_SECURE_COOKIES": "true",
             "BORDIN_SSL_REDIRECT": "true",
             "BORDIN_BEHIND_PROXY": "true",
+            "BORDIN_TRUST_X_FORWARDED_FOR": "true",
             "BORDIN_HSTS_SECONDS": str(365 * 24 * 60 * 60),
             "BORDIN_HSTS_PRELOAD": "true",
             "BORDIN_FIELD_KEYS": Fernet.generate_key().decode(),
@@ -69,3 +70,45 @@ def test_production_without_a_field_key_is_an_error(tmp_path: Path) -> None:
     allowed = run_check(env, tmp_path)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "bordin.I001" in allowed.stdout + allowed.stderr
+
+
+def documented_production_env(tmp_path: Path) -> dict[str, str]:
+    """The environment file of docs/deploy.md, placeholders filled in."""
+    from tests.web.test_proxy_deploy import documented_env
+
+    env = production_env(tmp_path)
+    for name in ("BORDIN_HSTS_PRELOAD", "BORDIN_SECURE_COOKIES"):
+        del env[name]
+    documented = documented_env()
+    for name, value in documented.items():
+        if value != "..." and name != "DATABASE_URL":
+            env[name] = value
+    env["BORDIN_STATIC_ROOT"] = str(tmp_path)
+    return env
+
+
+def test_check_deploy_is_clean_with_the_documented_environment(tmp_path: Path) -> None:
+    result = run_check(documented_production_env(tmp_path), tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "System check identified no issues" in output, output
+
+
+def test_behind_a_proxy_without_a_trusted_client_address_is_an_error(tmp_path: Path) -> None:
+    env = documented_production_env(tmp_path)
+    env["BORDIN_TRUST_X_FORWARDED_FOR"] = "false"
+    result = run_check(env, tmp_path)
+    assert result.returncode != 0
+    assert "bordin.E004" in result.stdout + result.stderr
+    # `bordin serve` runs the same checks before it starts gunicorn.
+    serve = subprocess.run(
+        [sys.executable, "-c", "from bordin.web.commands import run_serve; run_serve(port=0)"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert serve.returncode != 0
+    assert "bordin.E004" in serve.stdout + serve.stderr

@@ -165,7 +165,7 @@ def test_graduation_link_for_the_client(
     from django.test import Client as Browser
 
     login(owner)
-    response = client.post(f"/clients/{client_record.pk}/journey/graduation-link/")
+    response = client.post(f"/clients/{client_record.pk}/journey/graduation-link/", follow=True)
     assert response.status_code == 200
     browser = Browser()
     link, token = open_link(browser, "graduation", ready)

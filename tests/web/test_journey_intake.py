@@ -130,7 +130,7 @@ def test_therapist_issues_intake_link_and_sees_hesitant_start(
     client: Any, login: Any, owner: Any, client_record: Any, episode: Any
 ) -> None:
     login(owner)
-    response = client.post(f"/clients/{client_record.pk}/journey/intake-link/")
+    response = client.post(f"/clients/{client_record.pk}/journey/intake-link/", follow=True)
     assert response.status_code == 200
     url = re.search(r'value="(http[^"]+/j/[^"]+)"', response.content.decode())
     assert url, "the new link is shown once"

@@ -95,6 +95,12 @@ def test_ranked_shortlist_filtered_by_practical_preferences(
     login(admin)
     page = client.get(f"/rematch/{waiting.pk}/").content.decode()
     assert "Ranked by reliable improvement" in page and "90% interval" in page
+    # The assign list starts on the top-ranked therapist, not the first in the alphabet.
+    import re
+
+    options = re.findall(r'<option value="(\d+)"( selected)?', page)
+    assert options[0] == (str(strong.pk), " selected")
+    assert [pk for pk, chosen in options if chosen] == [str(strong.pk)]
 
 
 def test_matching_never_sees_personal_characteristics() -> None:

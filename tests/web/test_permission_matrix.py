@@ -78,11 +78,14 @@ MATRIX: dict[str, dict[str, str]] = {
     "2fa-verify": _row("redirect", anonymous="login"),
     "2fa-recovery-codes": _row("allow", anonymous="login"),
     "logout-everywhere": _row("allow", anonymous="login"),
+    "password-change": _row("allow", anonymous="login"),
     # Only a clinic admin of the same clinic may unlock a colleague's locked log-in.
     "unlock": _row("deny", anonymous="login", admin="allow"),
     "client": CLIENT_READ,
     "therapist-rating": CLIENT_WRITE,
     "record-session": CLIENT_WRITE,
+    "correct-session": CLIENT_WRITE,
+    "delete-session": CLIENT_WRITE,
     "issue-link": CLIENT_WRITE,
     "revoke-link": CLIENT_WRITE,
     "alerts": CLINICAL_LIST,
@@ -101,6 +104,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "journey-intake-link": CLIENT_WRITE,
     "journey-fit-link": CLIENT_WRITE,
     "journey-graduation-link": CLIENT_WRITE,
+    "journey-new-link": CLIENT_WRITE,
     "journey-revoke-link": CLIENT_WRITE,
     "journey-goal-add": CLIENT_WRITE,
     "journey-goal-revise": CLIENT_WRITE,
@@ -231,6 +235,7 @@ REQUESTS: dict[str, Call] = {
     "2fa-verify": Call("get"),
     "2fa-recovery-codes": Call("post"),
     "logout-everywhere": Call("post"),
+    "password-change": Call("get"),
     "unlock": Call(
         "post", lambda w: {"username": "colleague"}, before=lambda c, w: lock_out("colleague")
     ),
@@ -243,6 +248,15 @@ REQUESTS: dict[str, Call] = {
     ),
     "record-session": Call(
         "post", _client_pk, lambda w: {"date": "2026-01-05", "attendance": "attended"}, True
+    ),
+    "correct-session": Call(
+        "post",
+        lambda w: {"pk": w.client.pk, "session_pk": w.open_session.pk},
+        lambda w: {"date": "2026-01-06", "attendance": "attended"},
+        True,
+    ),
+    "delete-session": Call(
+        "post", lambda w: {"pk": w.client.pk, "session_pk": w.open_session.pk}, writes=True
     ),
     "issue-link": Call("post", _client_pk, writes=True),
     "revoke-link": Call("post", lambda w: {"pk": w.client.pk, "link_pk": w.link.pk}, writes=True),
@@ -276,7 +290,9 @@ def _journey_token(purpose: str) -> Callable[[World], str]:
 
 
 def _follow(purpose: str) -> Callable[[Any, World], None]:
-    return lambda c, w: c.get(
+    # A graduation link opens with a click (POST); a GET only shows the button.
+    method = "post" if purpose == "graduation" else "get"
+    return lambda c, w: getattr(c, method)(
         reverse("journey-start", kwargs={"token": _journey_token(purpose)(w)})
     )
 
@@ -288,6 +304,7 @@ REQUESTS.update(
         "journey-intake-link": Call("post", _client_pk, writes=True),
         "journey-fit-link": Call("post", _client_pk, writes=True),
         "journey-graduation-link": Call("post", _client_pk, writes=True),
+        "journey-new-link": Call("get", _client_pk),
         "journey-revoke-link": Call(
             "post",
             lambda w: {

@@ -77,10 +77,14 @@ def run_serve(
     from gunicorn.app.base import BaseApplication
 
     _setup()
+    # Refuses to start on any system check error, e.g. bordin.E004 (a proxy without a
+    # trusted client address) or bordin.E001 (no field key).
+    call_command("check")
     call_command("migrate", interactive=False, verbosity=1)
     call_command("collectstatic", interactive=False, verbosity=0)
     from bordin.web.wsgi import application
 
+    _hide_server_header()
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -102,20 +106,91 @@ def run_serve(
     Server().run()
 
 
-def run_backup(dest: Path) -> Path:
-    """``bordin backup DEST``: a consistent snapshot of the configured database."""
-    _setup()
-    from bordin.web.backup import backup
+def _hide_server_header() -> None:
+    """Send no ``Server: gunicorn`` header: the software's name only helps an attacker."""
+    from gunicorn.http import wsgi
 
-    return backup(dest)
+    default_headers = wsgi.Response.default_headers
+    if getattr(default_headers, "bordin_hidden", False):
+        return
+
+    def without_server(self: object) -> list[str]:
+        return [h for h in default_headers(self) if not h.lower().startswith("server:")]
+
+    without_server.bordin_hidden = True  # type: ignore[attr-defined]
+    wsgi.Response.default_headers = without_server
+
+
+def run_backup(dest: Path, encrypt: bool = False) -> Path:
+    """``bordin backup DEST``: a consistent snapshot of the configured database.
+
+    ``encrypt``: the snapshot is written encrypted with ``BORDIN_BACKUP_KEY`` (web.backup_crypto);
+    the plaintext only ever exists in a private temporary folder next to ``dest``.
+    """
+    _setup()
+    import tempfile
+
+    from bordin.web.backup import BackupError, backup
+    from bordin.web.backup_crypto import BackupKeyError, encrypt_file, key_from_environment
+
+    if not encrypt:
+        return backup(dest)
+    try:
+        fernet = key_from_environment()
+    except BackupKeyError as exc:
+        raise BackupError(str(exc)) from None
+    folder = dest if dest.is_dir() else dest.parent
+    if not folder.is_dir():
+        raise BackupError(f"The folder {folder} does not exist; create it first.")
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".bordin-backup-") as private:
+        plain = backup(Path(private))
+        target = dest / f"{plain.name}.enc" if dest.is_dir() else dest
+        encrypt_file(plain, target, fernet)
+    return target
 
 
 def run_restore(src: Path) -> None:
-    """``bordin restore SRC``: replace the database's contents with a backup, all or nothing."""
-    _setup()
-    from bordin.web.backup import restore
+    """``bordin restore SRC``: replace the database's contents with a backup, all or nothing.
 
-    restore(src)
+    An encrypted backup is decrypted with ``BORDIN_BACKUP_KEY`` into a private temporary
+    folder first.
+    """
+    _setup()
+    import tempfile
+
+    from bordin.web.backup import BackupError, restore
+    from bordin.web.backup_crypto import (
+        BackupKeyError,
+        decrypt_file,
+        is_encrypted,
+        key_from_environment,
+    )
+
+    if not (src.is_file() and is_encrypted(src)):
+        restore(src)
+        return
+    try:
+        fernet = key_from_environment()
+        with tempfile.TemporaryDirectory(dir=src.parent, prefix=".bordin-restore-") as private:
+            plain = Path(private) / "backup"
+            decrypt_file(src, plain, fernet)
+            restore(plain)
+    except BackupKeyError as exc:
+        raise BackupError(str(exc)) from None
+
+
+def run_audit_verify() -> tuple[int, str | None]:
+    """``bordin audit verify``: ``(events checked, description of the first bad one or None)``."""
+    _setup()
+    from bordin.web.audit.models import verify_chain
+
+    checked, bad = verify_chain()
+    if bad is None:
+        return checked, None
+    return (
+        checked,
+        f"event #{bad.pk} ({bad.at:%Y-%m-%d %H:%M:%S} {bad.action} by {bad.username or '-'})",
+    )
 
 
 def run_import_clients(path: Path, clinic_id: int, *, commit: bool) -> tuple[Any, int]:

@@ -51,14 +51,18 @@ INSTALLED_APPS = [
     "axes",
     "bordin.web.journey",
     "bordin.web.operations",  # issue 9
+    "bordin.web.guard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Behind a proxy without a trusted client address: 503 and an error log (web.guard.proxy).
+    "bordin.web.guard.proxy.ProxyAddressMiddleware",
     "csp.middleware.CSPMiddleware",
     # A stored value no key can decrypt: a plain 503 page, never a traceback (web.crypto).
     "bordin.web.crypto.DecryptionErrorMiddleware",
-    # Cache-Control: no-store on every page that does not set its own (web.headers).
+    # Cache-Control: no-store on every page that does not set its own, and a
+    # Permissions-Policy on every response (web.headers).
     "bordin.web.headers.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -68,6 +72,8 @@ MIDDLEWARE = [
     "bordin.web.csrf.ClientFormCsrfMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Every 403 and every anonymous request for a staff page is audited (web.audit.middleware).
+    "bordin.web.audit.middleware.RefusalAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Ends logged-out-everywhere and over-age sessions; requires the second factor.
     "bordin.web.accounts.middleware.StaffSessionMiddleware",
@@ -136,6 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # aaaaaaaaaaaa, abcabcabcabc, 123456789012 (NIST SP 800-63B 5.1.1.2; issue 15).
+    {"NAME": "bordin.web.accounts.passwords.LowVarietyPasswordValidator"},
 ]
 
 LOGIN_URL = "login"
@@ -148,6 +156,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Failures and lockouts are rows in the database, shared by every worker (not per process).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = env_int("BORDIN_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("BORDIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -171,6 +181,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 STATIC_ROOT = Path(env_str("BORDIN_STATIC_ROOT", str(DATA_DIR / "static")))
+# No `Access-Control-Allow-Origin: *` on the stylesheet: no other site needs to read it.
+WHITENOISE_ALLOW_ALL_ORIGINS = False
 
 # Security: secure defaults, relaxed only for local development with DEBUG on.
 SESSION_COOKIE_HTTPONLY = True
@@ -181,7 +193,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_USE_SESSIONS = True
 # security.W003 looks for Django's CSRF middleware by name and cannot see our subclass of it;
 # bordin.E003 (bordin.web.csrf) checks for it instead.
-SILENCED_SYSTEM_CHECKS = ["security.W003"]
+# security.W021 asks for HSTS preload, a commitment for a whole registrable domain that most
+# clinics cannot make for a subdomain; BORDIN_HSTS_PRELOAD turns it on (docs/security.md).
+SILENCED_SYSTEM_CHECKS = ["security.W003", "security.W021"]
 SESSION_COOKIE_SECURE = env_bool("BORDIN_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Idle timeout: BORDIN_IDLE_TIMEOUT_MINUTES without a request ends a session. Requests renew
@@ -217,7 +231,8 @@ CONTENT_SECURITY_POLICY: dict[str, Any] = {
         "base-uri": [NONE],
     }
 }
-if env_bool("BORDIN_BEHIND_PROXY", False):
+BORDIN_BEHIND_PROXY = env_bool("BORDIN_BEHIND_PROXY", False)
+if BORDIN_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 
@@ -230,11 +245,14 @@ BORDIN_CHECKIN_LINK_HOURS = env_int("BORDIN_CHECKIN_LINK_HOURS", 72)
 BORDIN_CHECKIN_OVERDUE_DAYS = env_int("BORDIN_CHECKIN_OVERDUE_DAYS", 14)
 BORDIN_CHECKIN_TEXT_LIMIT = env_int("BORDIN_CHECKIN_TEXT_LIMIT", 2000)
 BORDIN_ISSUE_LINK_ON_SESSION = env_bool("BORDIN_ISSUE_LINK_ON_SESSION", True)
+# A client's session after following a link ends this many minutes after the link was
+# followed, however active (and after the thank-you page was shown once).
+BORDIN_LINK_SESSION_MINUTES = env_int("BORDIN_LINK_SESSION_MINUTES", 15)
 # The client's journey (intake, fit check, graduation summary): link lifetime in hours.
 BORDIN_JOURNEY_LINK_HOURS = env_int("BORDIN_JOURNEY_LINK_HOURS", 7 * 24)
 # Failed check-in link lookups (unknown or unusable token) allowed per client address and
 # window; beyond that every lookup from the address answers 429 until the window ends.
-# 0 turns the limit off. Counted in Django's cache (per process with the default cache).
+# 0 turns the limit off. Counted in the database, shared by all workers (web.guard.counters).
 BORDIN_CHECKIN_RATE_LIMIT = env_int("BORDIN_CHECKIN_RATE_LIMIT", 20)
 BORDIN_CHECKIN_RATE_WINDOW_SECONDS = env_int("BORDIN_CHECKIN_RATE_WINDOW_SECONDS", 60)
 

@@ -24,11 +24,22 @@ urlpatterns = [
     path("account/2fa/setup/", account_views.setup, name="2fa-setup"),
     path("account/2fa/verify/", account_views.verify, name="2fa-verify"),
     path("account/2fa/recovery-codes/", account_views.recovery_codes, name="2fa-recovery-codes"),
+    path("account/password/", account_views.password_change, name="password-change"),
     path("account/logout-everywhere/", account_views.logout_everywhere, name="logout-everywhere"),
     path("account/unlock/<str:username>/", account_views.unlock, name="unlock"),
     path("clients/<int:pk>/", clinic_views.client_detail, name="client"),
     path("clients/<int:pk>/rating/", clinic_views.therapist_rating, name="therapist-rating"),
     path("clients/<int:pk>/sessions/", clinic_views.record_session, name="record-session"),
+    path(
+        "clients/<int:pk>/sessions/<int:session_pk>/correct/",
+        clinic_views.correct_session,
+        name="correct-session",
+    ),
+    path(
+        "clients/<int:pk>/sessions/<int:session_pk>/delete/",
+        clinic_views.delete_session,
+        name="delete-session",
+    ),
     path("clients/<int:pk>/links/", clinic_views.issue_link, name="issue-link"),
     path(
         "clients/<int:pk>/links/<int:link_pk>/revoke/",

@@ -30,9 +30,20 @@ from bordin.web.accounts import second_factor
 from bordin.web.accounts.models import SessionEpoch
 
 #: URLs open to a password-authenticated user who has not passed the second factor yet: the
-#: second-factor pages themselves, logging in and out, and the clients' check-in (no account).
+#: second-factor pages themselves, logging in and out, and the clients' pages reached by a
+#: private link (check-in and journey; no account, and the token must not land in ``next``).
 EXEMPT_URL_NAMES = frozenset(
-    {"login", "logout", "2fa-setup", "2fa-verify", "checkin", "checkin-start"}
+    {
+        "login",
+        "logout",
+        "2fa-setup",
+        "2fa-verify",
+        "checkin",
+        "checkin-start",
+        "journey-start",
+        "journey-client",
+        "journey-client-pdf",
+    }
 )
 
 #: Session keys written at log-in (:mod:`bordin.web.accounts.signals`).

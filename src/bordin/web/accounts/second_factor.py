@@ -155,12 +155,15 @@ def demo_skip(request: HttpRequest) -> bool:
     """Whether this request may skip the second factor: the demo on the same machine only.
 
     All three must hold: ``BORDIN_DEMO_SKIP_2FA`` (set by ``bordin demo`` only), ``DEBUG``, and
-    a request from a loopback address that did not come through a proxy.
+    a request from a loopback address that carries no proxy header (``X-Forwarded-For``,
+    ``-Proto``, ``-Host``, ``Forwarded``, ``X-Real-IP``).
     """
     if not (settings.DEBUG and getattr(settings, "BORDIN_DEMO_SKIP_2FA", False)):
         return False
+    from bordin.web.guard.proxy import PROXY_HEADERS
+
     meta = request.META
-    if "HTTP_X_FORWARDED_FOR" in meta or "HTTP_FORWARDED" in meta:
+    if any(name in meta for name in PROXY_HEADERS):  # any proxy header at all: no skip
         return False
     try:
         return ipaddress.ip_address(meta.get("REMOTE_ADDR", "")).is_loopback

@@ -15,15 +15,16 @@ from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model, logout
+from django.contrib.auth import get_user_model, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -31,16 +32,13 @@ from bordin.web.accounts import second_factor
 from bordin.web.accounts.models import SessionEpoch
 from bordin.web.audit import log
 from bordin.web.clinic import scoping
+from bordin.web.nexturl import safe_next
 
 
 def _next(request: HttpRequest) -> str:
     """Where to go after the second factor: a safe ``next``, or the caseload."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return reverse(settings.LOGIN_REDIRECT_URL)
+    target = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    return target or reverse(settings.LOGIN_REDIRECT_URL)
 
 
 def _wrong_code_message(outcome: second_factor.Outcome) -> str:
@@ -217,6 +215,30 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
     return render(
         request, "accounts/recovery_codes.html", {"codes": codes, "next": reverse("account")}
     )
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change one's own password (the old one, then the new one twice; the validators apply)."""
+    form = PasswordChangeForm(request.user, request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if form.is_valid():
+            with transaction.atomic():
+                user = form.save()
+                log.record(
+                    request,
+                    log.Action.UPDATE,
+                    object_type="user",
+                    object_id=user.pk,
+                    detail="password changed",
+                )
+            update_session_auth_hash(request, user)  # this session stays logged in
+            messages.success(request, "Your password has been changed.")
+            return redirect("account")
+        return render(request, "accounts/password_change.html", {"form": form}, status=400)
+    return render(request, "accounts/password_change.html", {"form": form})
 
 
 @login_required

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Case, Value, When
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from bordin.web.alerts import rules
@@ -16,6 +16,7 @@ from bordin.web.audit import log
 from bordin.web.clinic import scoping
 from bordin.web.clinic.forms import ResolveForm
 from bordin.web.clinic.scoping import alerts_for, get_alert_for
+from bordin.web.nexturl import safe_next
 
 
 @login_required
@@ -27,7 +28,12 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     if show != "all":
         show = "open"
         qs = qs.filter(status__in=Alert.OPEN_STATUSES)
-    alerts = list(qs.order_by("-created_at", "-pk")[:500])
+    # Open risk alerts first (issue 15), then newest first.
+    risk_first = Case(
+        When(kind=Alert.Kind.RISK, status__in=Alert.OPEN_STATUSES, then=Value(0)),
+        default=Value(1),
+    )
+    alerts = list(qs.order_by(risk_first, "-created_at", "-pk")[:500])
     for alert in alerts:
         alert.can_act = scoping.can_write(request.user, alert.client)  # type: ignore[attr-defined]
     scoping.record_list(request, "alert", [(a.pk, a.client_id) for a in alerts], "alert list")
@@ -43,11 +49,9 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 
 
 def _back(request: HttpRequest, alert: Alert) -> HttpResponse:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
+    target = safe_next(request, request.POST.get("next"))
+    if target is not None:
+        return HttpResponseRedirect(target)
     return redirect("client", pk=alert.client_id)
 
 

@@ -10,6 +10,14 @@ Three layers keep the log append-only:
   ``flush`` (and the test runner's flush between transactional tests) never tries to empty it.
   Schema changes to this model therefore need a hand-written migration.
 
+Tamper evidence (issue 15): every event carries ``chain_hash``, the SHA-256 of the previous
+event's hash and this event's fields (:func:`chain_hash`), so a row changed, removed or
+replaced behind the application's back (triggers dropped, the file edited) breaks the chain
+from there on. ``bordin audit verify`` recomputes it (:func:`verify_chain`). Writers take a
+lock (PostgreSQL: a transaction-level advisory lock; SQLite: the immediate transaction's write
+lock) so that the chain follows the id order. On SQLite a ``BEFORE INSERT`` trigger refuses a
+row whose id exists already: ``INSERT OR REPLACE`` does not run delete triggers.
+
 Nothing points at other tables with a foreign key: users, clients and links are kept as plain
 ids (plus a username snapshot), so deleting a user or a client never has to touch (update or
 cascade-delete) the trail.
@@ -17,19 +25,89 @@ cascade-delete) the trail.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import UTC
 from typing import Any
 
-from django.db import models
+from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 TABLE = "audit_auditevent"
+
+#: The fields a chain hash covers, in this order (everything but the id and the hash).
+CHAIN_FIELDS = (
+    "at",
+    "user_id",
+    "username",
+    "role",
+    "checkin_link_id",
+    "clinic_id",
+    "action",
+    "object_type",
+    "object_id",
+    "client_id",
+    "detail",
+    "path",
+    "ip_address",
+    "user_agent",
+)
+#: Key of PostgreSQL's advisory lock that serialises writers of the chain.
+CHAIN_LOCK = 0x0B0D1A0D1
 
 
 class AppendOnlyError(Exception):
     """Audit events are never changed or removed."""
 
 
+def chain_hash(previous: str, event: AuditEvent) -> str:
+    """SHA-256 over the previous event's hash and this event's fields (canonical JSON)."""
+    values: list[Any] = []
+    for name in CHAIN_FIELDS:
+        value = getattr(event, name)
+        if name == "at":
+            value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        elif value is not None and not isinstance(value, int):
+            value = str(value)
+        values.append(value)
+    payload = json.dumps([previous, *values], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _lock_and_last_hash(using: str) -> str:
+    """Take the chain's lock (until the transaction ends) and read the newest event's hash."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
+    last = (
+        AuditEvent.objects.using(using).order_by("-pk").values_list("chain_hash", flat=True).first()
+    )
+    return last or ""
+
+
+def verify_chain(using: str = "default") -> tuple[int, AuditEvent | None]:
+    """``(events checked, first bad event or None)``, recomputing the chain in id order."""
+    previous = ""
+    checked = 0
+    for event in AuditEvent.objects.using(using).order_by("pk").iterator(chunk_size=2000):
+        if event.chain_hash != chain_hash(previous, event):
+            return checked, event
+        previous = event.chain_hash
+        checked += 1
+    return checked, None
+
+
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def bulk_create(self, objs: Iterable[AuditEvent], *args: Any, **kwargs: Any) -> Any:
+        rows = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            previous = _lock_and_last_hash(self.db)
+            for row in rows:
+                row.chain_hash = previous = chain_hash(previous, row)
+            return super().bulk_create(rows, *args, **kwargs)
+
     def update(self, **kwargs: Any) -> int:
         raise AppendOnlyError("Audit events cannot be updated.")
 
@@ -70,6 +148,7 @@ class AuditEvent(models.Model):
     path = models.CharField(max_length=500, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    chain_hash = models.CharField(max_length=64, blank=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -92,7 +171,10 @@ class AuditEvent(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
             raise AppendOnlyError("Audit events cannot be updated.")
-        super().save(*args, **kwargs)
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            self.chain_hash = chain_hash(_lock_and_last_hash(using), self)
+            super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("Audit events cannot be deleted.")

@@ -11,10 +11,12 @@ the session that follows a link.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.utils.cache import add_never_cache_headers
@@ -47,5 +49,36 @@ def start_link_session(request: HttpRequest, link_key: str, link_pk: int, done_k
     if not request.session.is_empty():
         request.session.cycle_key()
     request.session[link_key] = link_pk
+    request.session[LINK_STARTED_KEY] = int(time.time())
     request.session.pop(done_key, None)
+    # The cookie dies with the absolute limit too (renewals cannot stretch the check below).
+    request.session.set_expiry(link_session_seconds())
     get_token(request)
+
+
+#: Session key: when (Unix seconds) the link was followed.
+LINK_STARTED_KEY = "bordin_link_started_at"
+
+
+def link_session_seconds() -> int:
+    """The absolute lifetime of a client's link session (``BORDIN_LINK_SESSION_MINUTES``)."""
+    return max(60, int(settings.BORDIN_LINK_SESSION_MINUTES) * 60)
+
+
+def link_session_alive(request: HttpRequest) -> bool:
+    """Whether the link session is younger than its absolute limit; if not, it is ended.
+
+    Client link sessions do not live on while they are used (the staff idle timeout renews on
+    every view): the thank-you page with its risk text and goals must not stay reachable on a
+    shared device (issue 15).
+    """
+    started = request.session.get(LINK_STARTED_KEY)
+    if isinstance(started, int) and time.time() - started < link_session_seconds():
+        return True
+    request.session.flush()
+    return False
+
+
+def end_link_session(request: HttpRequest) -> None:
+    """End the client's link session (after the thank-you page was shown once)."""
+    request.session.flush()

@@ -3,6 +3,7 @@ link and raises the alerts, or stores nothing at all."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -10,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from bordin.measures.instruments import Instrument as MeasureDefinition
+from bordin.web.alerts import notify
 from bordin.web.alerts.models import Alert
 from bordin.web.alerts.rules import evaluate_checkin
 from bordin.web.audit import log
@@ -29,6 +31,8 @@ class Outcome:
 
     risk: bool
     alerts: tuple[Alert, ...] = ()
+    #: Someone (therapist, duty contact) was e-mailed about the risk (alerts.notify).
+    notified: bool = False
 
 
 def checkin_instruments() -> list[MeasureDefinition]:
@@ -47,7 +51,13 @@ def completed(link: CheckinLink, key: str) -> Outcome | None:
     wellbeing = Response.objects.filter(
         idempotency_key=response_key(key, analysis.WELLBEING)
     ).first()
-    return Outcome(risk=bool(wellbeing and wellbeing.risk_flagged))
+    risk = bool(wellbeing and wellbeing.risk_flagged)
+    alert = (
+        Alert.objects.filter(session_id=link.session_id, kind=Alert.Kind.RISK).first()
+        if risk
+        else None
+    )
+    return Outcome(risk=risk, notified=alert is not None and notify.was_notified(alert))
 
 
 def submit(link: CheckinLink, form: CheckinForm, request: HttpRequest | None = None) -> Outcome:
@@ -59,7 +69,7 @@ def submit(link: CheckinLink, form: CheckinForm, request: HttpRequest | None = N
     # Refit an expired trajectory model before the transaction, not while holding its locks.
     analysis.warm_reference_models(link.client.clinic)
     try:
-        return _submit(link.pk, form, key, request)
+        outcome = _submit(link.pk, form, key, request)
     except IntegrityError:
         # A concurrent submission with the same key won the race: report its outcome.
         fresh = CheckinLink.objects.get(pk=link.pk)
@@ -67,6 +77,12 @@ def submit(link: CheckinLink, form: CheckinForm, request: HttpRequest | None = N
         if earlier is None:
             raise LinkUnavailable from None
         return earlier
+    # Stored and committed: now tell people about a risk, at once.
+    risk_alerts = [a for a in outcome.alerts if a.kind == Alert.Kind.RISK]
+    if risk_alerts:
+        notified = notify.notify_risk(risk_alerts[0], request)
+        return dataclasses.replace(outcome, notified=notified)
+    return outcome
 
 
 @transaction.atomic

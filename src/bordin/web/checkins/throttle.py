@@ -7,8 +7,9 @@ while guessing tokens stops after ``BORDIN_CHECKIN_RATE_LIMIT`` tries per
 answers 429 before the token is looked at, so the answer says nothing about the token.
 IPv6 addresses count per /64 network (one subscriber's usual allocation).
 
-The default cache is per process: with several worker processes the effective limit is the
-limit times the number of workers (see ``docs/security.md``).
+The counts live in the database (:mod:`bordin.web.guard.counters`), so every worker process
+and host shares them. Failed lookups are audited per address and window, never with the token:
+one event when an address's first failure opens a window, one when it reaches the limit.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import ipaddress
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 
-from bordin.web.audit.log import client_ip
+from bordin.web.audit.log import client_ip, record
+from bordin.web.audit.models import AuditEvent
+from bordin.web.guard import counters
 
 
 def _key(request: HttpRequest) -> str:
@@ -45,16 +47,19 @@ def blocked(request: HttpRequest) -> bool:
     """Whether this address has used up its failed lookups for the current window."""
     if limit() <= 0:
         return False
-    return int(cache.get(_key(request), 0)) >= limit()
+    return counters.current(_key(request)) >= limit()
 
 
-def record_failure(request: HttpRequest) -> None:
-    """Count one failed lookup (the window starts with the first failure)."""
-    if limit() <= 0:
+def record_failure(request: HttpRequest, kind: str = "checkin_link") -> None:
+    """Count one failed lookup (the window starts with the first failure) and audit it.
+
+    ``kind`` names the link type in the audit log (``checkin_link`` or ``journey_link``).
+    """
+    count = counters.hit(_key(request), window())
+    if count == 1:
+        detail = f"failed link lookup; later ones in the next {window()} s are counted"
+    elif count == limit():
+        detail = f"{count} failed link lookups in {window()} s: limit reached, answering 429"
+    else:
         return
-    key = _key(request)
-    cache.add(key, 0, timeout=window())
-    try:
-        cache.incr(key)
-    except ValueError:  # expired between add() and incr()
-        cache.set(key, 1, timeout=window())
+    record(request, AuditEvent.Action.DENIED, object_type=kind, detail=detail)

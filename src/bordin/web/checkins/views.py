@@ -21,7 +21,12 @@ from bordin.web.audit import log
 from bordin.web.checkins import services, throttle
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
-from bordin.web.checkins.privacy import client_page, start_link_session
+from bordin.web.checkins.privacy import (
+    client_page,
+    end_link_session,
+    link_session_alive,
+    start_link_session,
+)
 from bordin.web.journey.progress import client_goals
 
 SESSION_LINK = "bordin_checkin_link"
@@ -59,6 +64,7 @@ def _thanks(request: HttpRequest, link: CheckinLink, outcome: services.Outcome) 
         {
             "clinic": clinic,
             "risk": outcome.risk,
+            "notified": outcome.notified,
             "crisis_contacts": contacts,
             "client_goals": client_goals(link.episode),  # the client's journey, if enabled
         },
@@ -82,6 +88,8 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def checkin(request: HttpRequest) -> HttpResponse:
     link_id = request.session.get(SESSION_LINK)
+    if link_id is not None and not link_session_alive(request):
+        return _invalid(request)
     link = (
         CheckinLink.objects.select_related("client__clinic", "episode", "session")
         .filter(pk=link_id)
@@ -116,8 +124,10 @@ def checkin(request: HttpRequest) -> HttpResponse:
         return _thanks(request, link, outcome)
 
     if link.used_at is not None:
-        earlier = services.completed(link, request.session.get(SESSION_DONE, ""))
-        return _thanks(request, link, earlier) if earlier else _invalid(request)
+        # The thank-you page was shown once, after the POST: a reload, "back" or the next
+        # person at a shared computer ends the session instead of seeing it again.
+        end_link_session(request)
+        return render(request, "checkins/done.html")
     if not link.is_usable():
         return _invalid(request)
     # The form shows the client's own goals: a read of client data, by the link.

@@ -27,6 +27,7 @@ from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Client, Response, Session
 from bordin.web.clinic.scoping import clients_for
+from bordin.web.journey.models import Intake, JourneyLink, RematchRequest
 from bordin.web.journey.services import hesitant_start_exists
 
 #: Badge hooks in urgency order (``data-alert-kind`` values).
@@ -109,6 +110,8 @@ class Row:
     outcome: Trend | None = None
     badges: list[str] = field(default_factory=list)
     last_checkin: datetime | None = None
+    #: The client's journey, where it waits on someone: ``(data hook, text)`` pairs.
+    statuses: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def sort_key(self) -> tuple[Any, ...]:
@@ -135,8 +138,14 @@ class Row:
             t = c.therapist
             therapist = f"<td>{escape(t.get_full_name() or t.get_username())}</td>"
         badges = " ".join(
-            f'<span class="badge badge-{kind}" data-alert-kind="{kind}">{label}</span>'
-            for kind, label in self.badge_items
+            [
+                f'<span class="badge badge-{kind}" data-alert-kind="{kind}">{label}</span>'
+                for kind, label in self.badge_items
+            ]
+            + [
+                f'<span class="journey-status" data-journey-status="{hook}">{text}</span>'
+                for hook, text in self.statuses
+            ]
         )
         if self.last_checkin is not None:
             when = localtime(self.last_checkin)
@@ -203,6 +212,20 @@ def caseload(user: Any, now: datetime | None = None) -> list[Row]:
             ),
             # The client's journey: earlier therapy did not help (see docs/journey.md).
             hesitant_start=hesitant_start_exists(),
+            # Waiting on the client's intake, or the client asked for someone else (issue 15).
+            intake_unanswered=Exists(
+                JourneyLink.objects.filter(
+                    client=OuterRef("pk"),
+                    purpose=JourneyLink.Purpose.INTAKE,
+                    revoked_at__isnull=True,
+                )
+            )
+            & ~Exists(Intake.objects.filter(client=OuterRef("pk"))),
+            asked_for_someone_else=Exists(
+                RematchRequest.objects.filter(
+                    client=OuterRef("pk"), status=RematchRequest.Status.OPEN
+                )
+            ),
             first_session_date=Subquery(
                 Session.objects.filter(episode__client=OuterRef("pk"))
                 .order_by("date", "pk")
@@ -247,10 +270,20 @@ def caseload(user: Any, now: datetime | None = None) -> list[Row]:
                 outcome=_trend(by_code.get(outcome_code, []), outcome_code),
                 badges=[b for b in BADGES if b in kinds],
                 last_checkin=c.last_checkin_at,
+                statuses=_statuses(c),
             )
         )
     rows.sort(key=lambda r: r.sort_key)
     return rows
+
+
+def _statuses(client: Any) -> list[tuple[str, str]]:
+    found = []
+    if client.intake_unanswered:
+        found.append(("intake-unanswered", "Intake not answered"))
+    if client.asked_for_someone_else:
+        found.append(("asked-for-someone-else", "Asked for someone else"))
+    return found
 
 
 def is_overdue(client: Any, now: datetime, overdue_after: timedelta) -> bool:

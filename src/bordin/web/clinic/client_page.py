@@ -28,6 +28,10 @@ class ClientPage:
     latest_comment: tuple[int, str] | None = None
     goals: list[GoalView] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    #: Open risk alerts: shown at the top of the page, above everything else (issue 15).
+    open_risk: list[Alert] = field(default_factory=list)
+    #: The other alerts, in the alerts panel further down.
+    other_alerts: list[Alert] = field(default_factory=list)
     rupture_open: bool = False
     off_track: bool = False
     rupture_part: str | None = None
@@ -38,6 +42,8 @@ def build(client: Client) -> ClientPage:
     episode = client.episodes.order_by("-start", "-pk").first()
     alerts = list(client.alerts.select_related("session").order_by("-created_at", "-pk"))
     page = ClientPage(client=client, episode=episode, alerts=alerts)
+    page.open_risk = [a for a in alerts if a.kind == Alert.Kind.RISK and a.is_open]
+    page.other_alerts = [a for a in alerts if a not in page.open_risk]
     open_kinds = {a.kind for a in alerts if a.is_open}
     page.rupture_open = Alert.Kind.RUPTURE in open_kinds
     page.off_track = Alert.Kind.NOT_ON_TRACK in open_kinds

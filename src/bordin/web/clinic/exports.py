@@ -9,7 +9,6 @@ in the audit log.
 
 from __future__ import annotations
 
-import csv
 import io
 
 from django.contrib.auth.decorators import login_required
@@ -18,6 +17,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from bordin import csvsafe
 from bordin.web.audit import log
 from bordin.web.clinic import scoping
 
@@ -48,7 +48,7 @@ def scores_csv(request: HttpRequest) -> HttpResponse:
         )
     )
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out)  # every cell quoted and neutralised (OWASP)
     writer.writerow(SCORE_COLUMNS)
     n = 0
     for clinic_id, client_id, number, code, total, day in rows.iterator():

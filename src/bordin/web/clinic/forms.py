@@ -47,6 +47,9 @@ class SessionForm(forms.Form):
     attendance = forms.ChoiceField(
         choices=Session.Attendance.choices, initial=Session.Attendance.ATTENDED
     )
+    another_on_same_day = forms.BooleanField(
+        required=False, label="Another session on the same day"
+    )
 
 
 class ResolveForm(forms.Form):

@@ -25,6 +25,12 @@ class Clinic(models.Model):
         default="Europe/London",
         help_text="IANA time zone name: staff pages, quiet hours and reminders use it.",
     )
+    duty_email = models.EmailField(
+        blank=True,
+        db_default="",  # rows inserted outside Django (scripts, restores) get no address
+        help_text="The clinic's duty contact, e-mailed at once (with the therapist) when a "
+        "client reports a risk.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -180,7 +180,18 @@ def export_scores_for(user: Any) -> QuerySet[Response]:
 
 
 def audit_events_for(user: Any) -> QuerySet[AuditEvent]:
-    """The audit events of the user's clinic, for a clinic admin (403 for everyone else)."""
+    """The audit events of the user's clinic, for a clinic admin (403 for everyone else).
+
+    A superuser is the site operator: they see the events that belong to no clinic (unknown
+    user names, anonymous requests, failed link lookups, users without a staff profile), and
+    their own clinic's too when they are its admin.
+    """
+    if getattr(user, "is_authenticated", False) and getattr(user, "is_superuser", False):
+        profile = staff_profile(user)
+        scope = Q(clinic_id__isnull=True)
+        if profile is not None and profile.role in AUDIT_ROLES:
+            scope |= Q(clinic_id=profile.clinic_id)
+        return AuditEvent.objects.filter(scope)
     profile = require(user, AUDIT_ROLES)
     return AuditEvent.objects.filter(clinic_id=profile.clinic_id)
 

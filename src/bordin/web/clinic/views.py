@@ -81,6 +81,8 @@ def _client_page(
             page,
             rating_form=rating_form or TherapistRatingForm(sessions=sessions),
             session_form=session_form or SessionForm(),
+            recorded_sessions=list(sessions[:20]),
+            attendance_choices=Session.Attendance.choices,
             resolve_form=ResolveForm(),
             open_links=links,
             new_link=new_link,
@@ -93,11 +95,26 @@ def _client_page(
     )
 
 
+#: Session key of a just-issued check-in link, shown once by the client page after the
+#: POST/redirect/GET (the token is never in a URL, and a reload does not issue another).
+NEW_LINK_KEY = "bordin_new_link"
+
+
+def _show_link_once(request: HttpRequest, client: Client, token: str) -> HttpResponse:
+    request.session[NEW_LINK_KEY] = [client.pk, _absolute_link(request, token)]
+    return redirect("client", pk=client.pk)
+
+
 @login_required
 @require_GET
 def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
     client = get_client_for(request, pk)
-    return _client_page(request, client)
+    new_link = None
+    stored = request.session.get(NEW_LINK_KEY)
+    if isinstance(stored, list) and len(stored) == 2 and stored[0] == client.pk:
+        new_link = str(stored[1])
+        del request.session[NEW_LINK_KEY]
+    return _client_page(request, client, new_link=new_link)
 
 
 @login_required
@@ -149,21 +166,33 @@ def therapist_rating(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def record_session(request: HttpRequest, pk: int) -> HttpResponse:
-    """Record a session in the client's current episode; issue a check-in link if attended."""
+    """Record a session in the client's current episode; issue a check-in link if attended.
+
+    Idempotent per (episode, date): a second POST for a date that already has a session (a
+    reload, a double click) records nothing, unless the therapist ticked "another session on
+    this day". POST/redirect/GET: the answer is always a redirect to the client page.
+    """
     client = get_client_for(request, pk, write=True)
     form = SessionForm(request.POST)
     if not form.is_valid():
         return _client_page(request, client, session_form=form, status=400)
+    day = form.cleaned_data["date"]
     with transaction.atomic():
         episode = client.episodes.filter(status=Episode.Status.OPEN).order_by("-start").first()
         if episode is None:
-            episode = Episode.objects.create(client=client, start=form.cleaned_data["date"])
+            episode = Episode.objects.create(client=client, start=day)
+        same_day = episode.sessions.filter(date=day).order_by("number").first()
+        if same_day is not None and not form.cleaned_data["another_on_same_day"]:
+            messages.info(
+                request,
+                f"Session {same_day.number} on {day:%d %b %Y} is already recorded; nothing was "
+                "added. To record a second session that day, tick "
+                "\u201canother session on the same day\u201d.",
+            )
+            return redirect("client", pk=client.pk)
         number = (episode.sessions.aggregate(m=Max("number"))["m"] or 0) + 1
         session = Session.objects.create(
-            episode=episode,
-            number=number,
-            date=form.cleaned_data["date"],
-            attendance=form.cleaned_data["attendance"],
+            episode=episode, number=number, date=day, attendance=form.cleaned_data["attendance"]
         )
         log.record(
             request,
@@ -182,7 +211,70 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
             _record_link(request, link, "issued with the session")
     messages.success(request, f"Session {number} recorded.")
     if token:
-        return _client_page(request, client, new_link=_absolute_link(request, token))
+        return _show_link_once(request, client, token)
+    return redirect("client", pk=client.pk)
+
+
+def _own_session(client: Client, session_pk: int) -> Session:
+    session = Session.objects.filter(pk=session_pk, episode__client=client).first()
+    if session is None:
+        raise Http404("No such session")
+    return session
+
+
+@login_required
+@require_POST
+def correct_session(request: HttpRequest, pk: int, session_pk: int) -> HttpResponse:
+    """Correct a recorded session's date or attendance (audited with the old values)."""
+    client = get_client_for(request, pk, write=True)
+    session = _own_session(client, session_pk)
+    form = SessionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The correction was not saved: give a valid date and attendance.")
+        return redirect("client", pk=client.pk)
+    before = f"{session.date:%Y-%m-%d} {session.attendance}"
+    with transaction.atomic():
+        session.date = form.cleaned_data["date"]
+        session.attendance = form.cleaned_data["attendance"]
+        session.save(update_fields=["date", "attendance"])
+        log.record(
+            request,
+            log.Action.UPDATE,
+            object_type="session",
+            object_id=session.pk,
+            client_id=client.pk,
+            detail=f"session {session.number} corrected: {before} -> "
+            f"{session.date:%Y-%m-%d} {session.attendance}",
+        )
+    messages.success(request, f"Session {session.number} corrected.")
+    return redirect("client", pk=client.pk)
+
+
+@login_required
+@require_POST
+def delete_session(request: HttpRequest, pk: int, session_pk: int) -> HttpResponse:
+    """Delete a session recorded by mistake, if nothing was answered for it yet."""
+    client = get_client_for(request, pk, write=True)
+    session = _own_session(client, session_pk)
+    if session.responses.exists() or session.goal_ratings.exists():
+        messages.error(
+            request,
+            f"Session {session.number} has answers (a check-in or your rating), so it cannot be "
+            "deleted; correct its date or attendance instead.",
+        )
+        return redirect("client", pk=client.pk)
+    with transaction.atomic():
+        log.record(
+            request,
+            log.Action.UPDATE,
+            object_type="session",
+            object_id=session.pk,
+            client_id=client.pk,
+            detail=f"session {session.number} of {session.date:%Y-%m-%d} deleted "
+            f"({session.attendance})",
+        )
+        session.delete()  # its unused check-in links go with it
+    messages.success(request, f"Session {session.number} deleted.")
     return redirect("client", pk=client.pk)
 
 
@@ -206,7 +298,7 @@ def issue_link(request: HttpRequest, pk: int) -> HttpResponse:
             _record_link(request, link, "issued")
     except IntegrityError:  # pragma: no cover - a 256-bit collision
         raise Http404 from None
-    return _client_page(request, client, new_link=_absolute_link(request, token))
+    return _show_link_once(request, client, token)
 
 
 @login_required

@@ -33,6 +33,8 @@ class ShortlistView:
     reason: str = ""
     rows: list[Row] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    #: Therapist ids in the shortlist's order (best first): the assign list follows it.
+    ranked_ids: list[str] = field(default_factory=list)
 
 
 def _eligible(intake: Intake | None, therapists: list[Any]) -> tuple[list[Any], list[str]]:
@@ -152,4 +154,5 @@ def build(rematch: RematchRequest, intake: Intake | None, therapists: list[Any])
         )
         for c in result.candidates
     ]
+    view.ranked_ids = [c.therapist_id for c in result.candidates] if result.available else []
     return view

@@ -13,6 +13,7 @@ urlpatterns = [
         name="journey-intake-link",
     ),
     path("clients/<int:pk>/journey/fit-link/", views.issue_fit_link, name="journey-fit-link"),
+    path("clients/<int:pk>/journey/new-link/", views.new_link, name="journey-new-link"),
     path(
         "clients/<int:pk>/journey/graduation-link/",
         views.issue_graduation_link,

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from bordin.web.audit import log
 from bordin.web.checkins import throttle
-from bordin.web.checkins.privacy import client_page, start_link_session
+from bordin.web.checkins.privacy import client_page, link_session_alive, start_link_session
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Goal, StaffProfile
 from bordin.web.clinic.scoping import get_client_for
@@ -45,6 +45,11 @@ ADMIN_ROLES = frozenset({scoping.Role.CLINIC_ADMIN})
 # --- staff: links, goals ----------------------------------------------------------------------
 
 
+#: Session key of a just-issued journey link: shown once by :func:`new_link` after the
+#: POST/redirect/GET, so a reload neither issues another link nor shows this one again.
+NEW_LINK_KEY = "bordin_new_journey_link"
+
+
 def _show_link(request: HttpRequest, client: Client, link: JourneyLink, token: str) -> HttpResponse:
     log.record(
         request,
@@ -55,10 +60,26 @@ def _show_link(request: HttpRequest, client: Client, link: JourneyLink, token: s
         detail=f"{link.purpose} link issued",
     )
     url = request.build_absolute_uri(reverse("journey-start", args=[token]))
+    request.session[NEW_LINK_KEY] = [client.pk, link.pk, url]
+    return redirect("journey-new-link", pk=client.pk)
+
+
+@login_required
+@require_GET
+def new_link(request: HttpRequest, pk: int) -> HttpResponse:
+    """The journey link just issued for this client, once; afterwards the client page."""
+    client = get_client_for(request, pk, write=True)
+    stored = request.session.get(NEW_LINK_KEY)
+    if not (isinstance(stored, list) and len(stored) == 3 and stored[0] == client.pk):
+        return redirect("client", pk=client.pk)
+    del request.session[NEW_LINK_KEY]
+    link = JourneyLink.objects.filter(pk=stored[1], client=client).first()
+    if link is None:
+        return redirect("client", pk=client.pk)
     return render(
         request,
         "journey/new_link.html",
-        {"client": client, "link": link, "url": url},
+        {"client": client, "link": link, "url": str(stored[2])},
     )
 
 
@@ -287,14 +308,22 @@ def _rematch_page(
 ) -> HttpResponse:
     therapists = _therapists(rematch)
     intake = Intake.objects.filter(episode_id=rematch.episode_id).first()
+    shortlist = matching_ui.build(rematch, intake, therapists)
+    if form is None:
+        # The assign list follows the shortlist and starts on its top-ranked therapist, not on
+        # the first name in the alphabet (issue 15).
+        rank = {tid: i for i, tid in enumerate(shortlist.ranked_ids)}
+        ordered = sorted(therapists, key=lambda t: rank.get(str(t.pk), len(rank)))
+        initial = {"therapist": shortlist.ranked_ids[0]} if shortlist.ranked_ids else {}
+        form = AssignForm(therapists=ordered, initial=initial)
     return render(
         request,
         "journey/rematch.html",
         {
             "rematch": rematch,
             "intake": intake,
-            "form": form or AssignForm(therapists=therapists),
-            "shortlist": matching_ui.build(rematch, intake, therapists),
+            "form": form,
+            "shortlist": shortlist,
         },
         status=status,
     )
@@ -370,7 +399,7 @@ def _invalid(request: HttpRequest) -> HttpResponse:
 
 
 @client_page
-@require_GET
+@require_http_methods(["GET", "POST"])
 def start(request: HttpRequest, token: str) -> HttpResponse:
     if throttle.blocked(request):
         response = render(request, "checkins/too_many.html", status=429)
@@ -378,24 +407,31 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
         return response  # before the lookup: the same answer for any token
     link = JourneyLink.find(token)
     if link is None or not link.is_usable():
-        throttle.record_failure(request)
+        throttle.record_failure(request, "journey_link")
         return _invalid(request)
-    start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
     if link.purpose == JourneyLink.Purpose.GRADUATION:
-        # A summary link opens once; this browser session keeps the page afterwards.
+        if request.method != "POST":
+            # A summary link opens once: a GET (a mail scanner, a link preview) only shows a
+            # button, so that nothing but a person's click uses it up.
+            return render(request, "journey/open_summary.html", {"clinic": link.client.clinic})
         with transaction.atomic():
             updated = JourneyLink.objects.filter(pk=link.pk, used_at__isnull=True).update(
                 used_at=timezone.now(), used_key="opened"
             )
             if not updated:
                 return _invalid(request)
+        start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
         request.session[SESSION_DONE] = "graduation"
+        return redirect("journey-client")
+    if request.method != "GET":
+        return _invalid(request)
+    start_link_session(request, SESSION_LINK, link.pk, SESSION_DONE)
     return redirect("journey-client")
 
 
 def _session_link(request: HttpRequest) -> JourneyLink | None:
     link_id = request.session.get(SESSION_LINK)
-    if not isinstance(link_id, int):
+    if not isinstance(link_id, int) or not link_session_alive(request):
         return None
     return (
         JourneyLink.objects.select_related("client__clinic", "client__therapist", "episode")

@@ -1,0 +1,129 @@
+"""Tamper evidence of the audit log: no ``INSERT OR REPLACE`` on SQLite, a verified hash chain."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from bordin.web.audit import log
+from bordin.web.audit.models import AuditEvent, chain_hash, verify_chain
+
+SQLITE = os.environ.get("BORDIN_TEST_DB", "sqlite") == "sqlite"
+
+
+@pytest.fixture
+def stored(owner: Any) -> list[AuditEvent]:
+    return [
+        log.record(None, log.Action.READ, user=owner, object_type="client", object_id=n)
+        for n in range(3)
+    ]
+
+
+def test_every_event_is_chained_to_the_one_before(stored: list[AuditEvent]) -> None:
+    rows = list(AuditEvent.objects.order_by("pk"))
+    previous = ""
+    for row in rows:
+        assert row.chain_hash == chain_hash(previous, row)
+        previous = row.chain_hash
+    assert verify_chain() == (len(rows), None)
+
+
+def test_bulk_inserts_are_chained(owner: Any, rf: Any) -> None:
+    request = rf.get("/")
+    request.user = owner
+    log.record_many(request, log.Action.READ, "client", [(1, 1), (2, 2)])
+    assert verify_chain()[1] is None
+
+
+def _tamper(sql: str, params: list[Any]) -> None:
+    """What someone with the database's admin rights could do: lift the trigger, edit a row."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_auditevent_no_update_delete"
+            )
+        else:
+            cursor.execute("DROP TRIGGER audit_auditevent_no_update")
+            cursor.execute("DROP TRIGGER audit_auditevent_no_delete")
+        cursor.execute(sql, params)
+
+
+def test_an_edited_event_breaks_the_chain_there(stored: list[AuditEvent]) -> None:
+    _tamper("UPDATE audit_auditevent SET username = 'someone' WHERE id = %s", [stored[1].pk])
+    checked, bad = verify_chain()
+    assert bad is not None
+    assert (checked, bad.pk) == (1, stored[1].pk)
+
+
+def test_a_removed_event_breaks_the_chain_at_the_next(stored: list[AuditEvent]) -> None:
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [stored[1].pk])
+    bad = verify_chain()[1]
+    assert bad is not None
+    assert bad.pk == stored[2].pk
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="INSERT OR REPLACE is SQLite's")
+def test_insert_or_replace_cannot_rewrite_an_event(stored: list[AuditEvent]) -> None:
+    target = stored[0]
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT OR REPLACE INTO audit_auditevent (id, at, username, role, action, "
+            "object_type, object_id, detail, path, user_agent, chain_hash) "
+            "VALUES (%s, '2020-01-01 00:00:00', 'forged', '', 'read', '', '', '', '', '', '')",
+            [target.pk],
+        )
+    assert AuditEvent.objects.get(pk=target.pk).username == "owner"
+
+
+# ------------------------------------------------------------------- `bordin audit verify`
+
+
+def bordin(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "BORDIN_SECRET_KEY": "audit-verify-test-key-not-secret",
+        "DJANGO_SETTINGS_MODULE": "bordin.web.settings",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bordin.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(not SQLITE, reason="drives the CLI on a SQLite file")
+def test_bordin_audit_verify_names_the_first_bad_event(tmp_path: Path) -> None:
+    db = tmp_path / "bordin.sqlite3"
+    assert bordin(db, "manage", "migrate", "--verbosity", "0").returncode == 0
+    record = (
+        "from bordin.web.audit import log\n"
+        "for n in range(4): log.record(None, 'read', object_type='client', object_id=n)\n"
+    )
+    assert bordin(db, "manage", "shell", "-c", record).returncode == 0
+    ok = bordin(db, "audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "4 events verified" in ok.stdout
+    with sqlite3.connect(db) as con:
+        con.execute("DROP TRIGGER audit_auditevent_no_update")
+        third = con.execute("SELECT id FROM audit_auditevent ORDER BY id LIMIT 1 OFFSET 2")
+        (pk,) = third.fetchone()
+        con.execute("UPDATE audit_auditevent SET detail = 'nothing to see' WHERE id = ?", [pk])
+    bad = bordin(db, "audit", "verify")
+    assert bad.returncode == 1
+    assert f"event #{pk}" in bad.stderr
+    assert "2 events before it verified" in bad.stderr
