@@ -29,7 +29,7 @@ def test_matches_statsmodels_and_contains_the_rate(kn: tuple[int, int]) -> None:
 def test_bad_input_says_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="n must be at least 1"):
         wilson(0, 0)
-    with pytest.raises(ValueError, match="k must be in 0..n"):
+    with pytest.raises(ValueError, match=r"k must be in 0\.\.n"):
         wilson(5, 3)
     assert rate_with_interval(0, 0)["ci_low"] is None
 
