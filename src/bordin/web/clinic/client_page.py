@@ -29,6 +29,7 @@ class ClientPage:
     goals: list[GoalView] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     rupture_open: bool = False
+    withdrawal_open: bool = False
     off_track: bool = False
     rupture_part: str | None = None
     rupture_notes: list[str] = field(default_factory=list)
@@ -40,6 +41,7 @@ def build(client: Client) -> ClientPage:
     page = ClientPage(client=client, episode=episode, alerts=alerts)
     open_kinds = {a.kind for a in alerts if a.is_open}
     page.rupture_open = Alert.Kind.RUPTURE in open_kinds
+    page.withdrawal_open = Alert.Kind.WITHDRAWAL in open_kinds
     page.off_track = Alert.Kind.NOT_ON_TRACK in open_kinds
     if episode is None:
         return page
