@@ -189,7 +189,7 @@ def build(
     ]
     for code in outcome_codes:
         sections.append(_change(code, measures[code], matrices[code], d_ci))
-    interim = True
+    interim = False  # only the NHS Talking Therapies outcome has a finished/interim status
     anx = anxiety_measure(adsm, frozenset(present))
     if "phq9" in present and anx is not None:
         section, interim = _nhs_tt(matrices, measures, anx, endings)
@@ -583,11 +583,12 @@ def _therapists(
                 "lower_is_better": True,
             }
         )
-    section.notes.append(
-        "Therapist estimates are shrunken (empirical Bayes) deviations from the average, not "
-        "rankings; most intervals cross zero. Only therapists with at least "
-        f"{therapist_effects.MIN_CLIENTS} clients enter."
-    )
+    if section.rows:
+        section.notes.append(
+            "Therapist estimates are shrunken (empirical Bayes) deviations from the average, not "
+            "rankings; most intervals cross zero. Only therapists with at least "
+            f"{therapist_effects.MIN_CLIENTS} clients enter."
+        )
     return section
 
 

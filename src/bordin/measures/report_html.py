@@ -214,7 +214,8 @@ CHARTS = {
 }
 
 
-def _section(s: Section) -> str:
+def render_section(s: Section) -> str:
+    """One section as HTML (every value escaped); used by the page and the web app."""
     out = [
         f'<section id="{escape(s.key)}" data-section="{escape(s.key)}">',
         f"<h2>{escape(s.title)}</h2>",
@@ -276,15 +277,21 @@ def render(report: Report, *, generated: datetime | None = None) -> str:
         generated=when,
         interim=interim,
         toc=toc,
-        body="\n".join([*(_section(s) for s in report.sections), sources]),
+        body="\n".join([*(render_section(s) for s in report.sections), sources]),
     )
 
 
-def write_pdf(html: str, path: Path) -> None:
+def write_pdf_bytes(html: str) -> bytes:
     """Render the HTML with WeasyPrint (no network fetches: the page has no external parts)."""
     from weasyprint import HTML  # type: ignore[import-untyped]
 
     def no_fetch(url: str, *args: Any, **kwargs: Any) -> Any:
         raise ValueError(f"the report must not load {url}")
 
-    HTML(string=html, url_fetcher=no_fetch).write_pdf(str(path))
+    pdf: bytes = HTML(string=html, url_fetcher=no_fetch).write_pdf()
+    return pdf
+
+
+def write_pdf(html: str, path: Path) -> None:
+    """:func:`write_pdf_bytes` into a file."""
+    path.write_bytes(write_pdf_bytes(html))
