@@ -27,6 +27,7 @@ from bordin.measures import (
     clinical_significance,
     effect_sizes,
     rci_variants,
+    rupture_noise,
     ruptures,
     sudden_gains,
     therapist_effects,
@@ -718,6 +719,7 @@ def _ruptures(
                 of="ruptures",
             )
         )
+        section.rows += _noise_rows(code, inst, matrix, repaired, closed)
         status = _status_by_client(rup)
         groups: dict[str, list[Any]] = {"no rupture": [], "repaired": [], "unrepaired": []}
         ids = matrix.client_ids.to_list()
@@ -761,6 +763,76 @@ def _ruptures(
                 "Dropout by rupture status is not shown: the data carry no episode endings."
             )
     return section
+
+
+def _noise_rows(
+    code: str, inst: Instrument, matrix: SeriesMatrix, repaired: int, closed: int
+) -> list[Row]:
+    """False alarms of the rule on noise of this clinic's variability, and the repair share
+    regression to the mean alone gives (:mod:`bordin.measures.rupture_noise`)."""
+    sd = rupture_noise.within_client_sd(matrix)
+    threshold = inst.rupture_threshold
+    if not math.isfinite(sd) or sd <= 0 or threshold is None:
+        return []
+    length = int(np.median(matrix.last_session)) if matrix.n_clients else 0
+    if length < 3:
+        return []
+    noise = rupture_noise.noise_rates(
+        within_sd=sd,
+        threshold=threshold,
+        clients=2000,
+        sessions=length,
+        low=inst.min,
+        high=inst.max,
+    )
+    method = (
+        f"simulation: 2,000 clients × {length} sessions of pure noise (SD {sd:.2f}), "
+        f"seed {rupture_noise.SEED}"
+    )
+    src = "this data set; Jacobson & Truax 1991"
+    rows = [
+        Row(
+            f"{code}: within-client SD of alliance scores",
+            f"{sd:.2f}",
+            n=f"{matrix.n_clients:,} clients",
+            method="pooled within-client SD",
+            source=src,
+        ),
+        Row(
+            f"{code}: reliable-change rupture threshold (1.96·√2·SD)",
+            f"{rupture_noise.reliable_threshold(sd):.2f}",
+            method=f"the rule uses {threshold:g}; this is the data-derived alternative",
+            source=src,
+        ),
+        Row(
+            f"{code}: clients the rule flags on noise alone (no true rupture)",
+            f"{100 * noise.clients_flagged:.1f}%",
+            n="2,000 simulated clients",
+            method=method,
+            source="this data set; simulation",
+        ),
+        Row(
+            f"{code}: 'repairs' regression to the mean gives on noise",
+            f"{100 * noise.repaired_share:.1f}%",
+            n="simulated ruptures",
+            method=method,
+            source="this data set; simulation",
+        ),
+    ]
+    if closed:
+        low, high = wilson(repaired, closed)
+        verdict = "above" if low > noise.repaired_share else "not clearly above"
+        rows.append(
+            Row(
+                f"{code}: observed repair share vs noise",
+                f"{verdict} what noise gives",
+                f"{100 * low:.1f}–{100 * high:.1f}% vs {100 * noise.repaired_share:.1f}%",
+                f"{closed:,} ruptures",
+                "Wilson 95% interval of the observed share against the noise-only share",
+                "this data set; Wilson 1927",
+            )
+        )
+    return rows
 
 
 def _sudden_gains(
