@@ -101,11 +101,14 @@ def estimate(data: pl.DataFrame) -> AllianceOutcome:
     y = frame.get_column("outcome").to_numpy()
     exog = np.column_stack([np.ones_like(a), a - abar, abar - abar.mean(), y - y.mean()])
     groups = frame.get_column("client_id").to_numpy()
+    model = MixedLM(frame.get_column("next_outcome").to_numpy(), exog, groups=groups)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = MixedLM(frame.get_column("next_outcome").to_numpy(), exog, groups=groups).fit(
-            reml=True, method=["bfgs"]
-        )
+        fit = model.fit(reml=True, method=["bfgs"])
+        if not np.all(np.isfinite(np.asarray(fit.bse_fe))):
+            # BFGS can stop where the Hessian is not positive definite; statsmodels' default
+            # chain of optimisers (slower) usually gets past it.
+            fit = model.fit(reml=True)
     params = np.asarray(fit.fe_params)
     bse = np.asarray(fit.bse_fe)
     z = 1.959963984540054
