@@ -50,6 +50,7 @@ def test_every_section_and_every_number_has_n_method_and_source(
         "alliance-outcome",
         "ruptures",
         "sudden-gains",
+        "alarms",
     ):
         assert key in keys
     for section in report.sections:
@@ -62,6 +63,8 @@ def test_every_section_and_every_number_has_n_method_and_source(
     assert any("ICC" in r.what for r in therapists.rows)
     alliance = next(s for s in report.sections if s.key == "alliance-outcome")
     assert "causal-ish" in alliance.rows[0].what
+    alarms = next(s for s in report.sections if s.key == "alarms")
+    assert any("clients flagged at least once" in r.what for r in alarms.rows)
 
 
 def test_html_is_self_contained_and_says_interim(synthetic: pl.DataFrame) -> None:
