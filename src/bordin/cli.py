@@ -215,6 +215,66 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 @app.command()
+def report(
+    input: Annotated[Path, typer.Argument(help="Long-format CSV or Parquet file.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    measures: Annotated[
+        Path | None, typer.Option("--measures", help="TOML file with extra measure definitions.")
+    ] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also write a PDF beside the HTML.")] = False,
+    adsm: Annotated[
+        str | None,
+        typer.Option("--adsm", help="Anxiety disorder-specific measure code (else GAD-7)."),
+    ] = None,
+    bootstrap: Annotated[
+        bool, typer.Option("--bootstrap", help="Bootstrap CIs for d (fixed seed).")
+    ] = False,
+) -> None:
+    """Write a self-contained outcomes report (HTML, optionally PDF) for a data set."""
+    from bordin.measures.instruments import DefinitionError, registry
+    from bordin.measures.longdata import InputError, check_long, read_table
+    from bordin.measures.report import build, endings_from
+    from bordin.measures.report_html import render, write_pdf
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise fail(f"{out}: --out must be an .html file")
+    try:
+        reg = registry(measures)
+    except DefinitionError as exc:
+        raise fail(str(exc)) from None
+    if adsm is not None and adsm not in reg:
+        raise fail(f"--adsm {adsm}: unknown measure code (known: {', '.join(sorted(reg))})")
+    with progress_steps() as step:
+        try:
+            step(f"reading {input}")
+            raw = read_table(input)
+            endings = endings_from(raw, source=str(input))
+            data = check_long(raw, reg, source=str(input))
+        except InputError as exc:
+            raise fail(str(exc)) from None
+        step("computing the report")
+        result = build(
+            data,
+            reg,
+            source=input.name,
+            endings=endings,
+            adsm=adsm,
+            d_ci="bootstrap" if bootstrap else "analytic",
+        )
+        step(f"writing {out}")
+        html = render(result)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(html, encoding="utf-8")
+            if pdf:
+                write_pdf(html, out.with_suffix(".pdf"))
+        except OSError as exc:
+            raise fail(f"{out}: cannot write the report ({exc.strerror})") from None
+    written = f"{out}" + (f" and {out.with_suffix('.pdf')}" if pdf else "")
+    console.print(f"Wrote the outcomes report to {written}.")
+
+
+@app.command()
 def synth(
     clients: Annotated[int, typer.Option("--clients", min=1, help="How many clients.")],
     out: Annotated[Path, typer.Option("--out", help="Output .csv or .parquet file.")],

@@ -89,3 +89,95 @@ def test_needs_thresholds() -> None:
     bare = replace(builtin_registry()["phq9"], caseness=None)
     with pytest.raises(ValueError, match="caseness"):
         paired_outcomes(long([("a", 1, "phq9", 1)]), phq9=bare)
+
+
+def test_course_is_interim_without_episode_endings_and_finished_with_them() -> None:
+    from bordin.measures.instruments import builtin_registry
+    from bordin.measures.outcomes import paired_from_matrices
+    from bordin.measures.series import SeriesMatrix
+
+    frame = long(
+        [
+            ("a", 1, "phq9", 16),
+            ("a", 1, "gad7", 12),
+            ("a", 4, "phq9", 6),
+            ("a", 4, "gad7", 5),
+            ("b", 1, "phq9", 16),
+            ("b", 1, "gad7", 12),
+            ("b", 3, "phq9", 15),
+            ("b", 3, "gad7", 11),
+        ]
+    )
+    reg = builtin_registry()
+
+    def m(code: str) -> SeriesMatrix:
+        return SeriesMatrix.from_long(frame.filter(pl.col("measure") == code))
+
+    plain = paired_from_matrices(m("phq9"), m("gad7"), phq9=reg["phq9"], gad7=reg["gad7"])
+    assert plain.table.get_column("course").to_list() == ["interim", "interim"]
+    known = paired_from_matrices(
+        m("phq9"), m("gad7"), phq9=reg["phq9"], gad7=reg["gad7"], finished={"a": True}
+    )
+    assert known.table.get_column("course").to_list() == ["finished", "interim"]
+
+
+def test_course_status_needs_an_ending_and_two_treatment_contacts() -> None:
+    from bordin.measures.outcomes import course_status
+
+    assert course_status(True, 2) == "finished"
+    assert course_status(True, 1) == "interim"  # one treatment contact is not a course
+    assert course_status(False, 12) == "interim"  # still in treatment
+    assert course_status(None, 12) == "interim"  # long data: nothing known about the end
+
+
+def test_own_first_last_pairing_option() -> None:
+    from bordin.measures.instruments import builtin_registry
+    from bordin.measures.outcomes import paired_from_matrices
+    from bordin.measures.series import SeriesMatrix
+
+    # PHQ-9 at 1, 2, 5; GAD-7 at 2, 3, 4: only session 2 has both, so the same-session rule
+    # excludes the client, while each measure's own first and last gives 16 -> 6 and 12 -> 5.
+    frame = long(
+        [
+            ("a", 1, "phq9", 16),
+            ("a", 2, "phq9", 15),
+            ("a", 5, "phq9", 6),
+            ("a", 2, "gad7", 12),
+            ("a", 3, "gad7", 9),
+            ("a", 4, "gad7", 5),
+        ]
+    )
+    reg = builtin_registry()
+
+    def m(code: str) -> SeriesMatrix:
+        return SeriesMatrix.from_long(frame.filter(pl.col("measure") == code))
+
+    same = paired_from_matrices(m("phq9"), m("gad7"), phq9=reg["phq9"], gad7=reg["gad7"])
+    assert same.table.height == 0
+    own = paired_from_matrices(
+        m("phq9"), m("gad7"), phq9=reg["phq9"], gad7=reg["gad7"], pairing="own_first_last"
+    )
+    row = own.table.row(0, named=True)
+    assert (row["first_session"], row["last_session"]) == (1, 5)
+    assert row["recovered"] and row["reliable_recovery"]
+    with pytest.raises(ValueError, match="pairing must be"):
+        paired_from_matrices(
+            m("phq9"),
+            m("gad7"),
+            phq9=reg["phq9"],
+            gad7=reg["gad7"],
+            pairing="x",  # type: ignore[arg-type]
+        )
+
+
+def test_summary_labels_outcomes_interim_and_gives_intervals(tmp_path: object) -> None:
+    from bordin.measures.batch import analyze
+    from bordin.measures.instruments import builtin_registry
+    from bordin.measures.synth import synthesize
+
+    data = synthesize(80, seed=3).select("client_id", "session", "measure", "score")
+    data = data.with_columns(pl.col("measure").cast(pl.Enum(sorted(builtin_registry()))))
+    summary = analyze(data, builtin_registry()).summary
+    assert summary["outcomes"]["course"] == "interim"
+    low, high = summary["outcomes"]["reliable_recovery_rate_ci"]
+    assert low <= summary["outcomes"]["reliable_recovery_rate"] <= high

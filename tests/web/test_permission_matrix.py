@@ -95,6 +95,9 @@ MATRIX: dict[str, dict[str, str]] = {
     "export-scores": EXPORTS,
     "audit": AUDIT,
     "audit-export": AUDIT,
+    # The outcomes report (issue 13): the export roles, on their own clinic's de-identified data.
+    "outcomes": EXPORTS,
+    "outcomes-pdf": EXPORTS,
     # The check-in link is the credential: whoever holds a valid token may use it.
     "checkin-start": _row("allow"),
     "checkin": _row("allow"),
@@ -125,6 +128,7 @@ SEES: dict[str, set[str]] = {
     "caseload": {"owner", "supervisor", "admin"},
     "alerts": {"owner", "supervisor", "admin"},
     "export-scores": {"admin", "researcher"},
+    "outcomes": set(),  # de-identified: nobody finds a client's name there
 }
 
 
@@ -269,6 +273,8 @@ REQUESTS: dict[str, Call] = {
     "export-scores": Call("get"),
     "audit": Call("get"),
     "audit-export": Call("get"),
+    "outcomes": Call("get"),
+    "outcomes-pdf": Call("get"),
     "checkin-start": Call("get", lambda w: {"token": w.token}),
     "checkin": Call(
         "post",

@@ -35,6 +35,7 @@ import polars as pl
 
 from bordin.measures import ruptures, sudden_gains, trajectories
 from bordin.measures.instruments import Instrument
+from bordin.measures.intervals import annotate_summary
 from bordin.measures.outcomes import paired_from_matrices
 from bordin.measures.reliable_change import change_table
 from bordin.measures.series import SeriesMatrix
@@ -261,7 +262,7 @@ def analyze(
         paired = paired_from_matrices(
             matrices["phq9"], matrices["gad7"], phq9=measures["phq9"], gad7=measures["gad7"]
         )
-        tables["outcomes"] = paired.table
+        tables["outcomes"] = paired.table.select(SCHEMAS["outcomes"])
         t = paired.table
         n_case = int(t.get_column("case_at_start").sum())
         summary["outcomes"] = {
@@ -279,6 +280,8 @@ def analyze(
                 int(t.get_column("reliable_deterioration").sum()), t.height
             ),
             "reliable_recovery_rate": _rate(int(t.get_column("reliable_recovery").sum()), n_case),
+            "course": "interim",
+            "course_note": "long data carry no episode endings, so these are interim results",
         }
         if paired.excluded_clients:
             excluded.append(
@@ -289,7 +292,7 @@ def analyze(
                     "why": "fewer than two sessions with both PHQ-9 and GAD-7",
                 }
             )
-    return Results(tables=tables, summary=summary)
+    return Results(tables=tables, summary=annotate_summary(summary))
 
 
 def _rows_of(data: pl.DataFrame, code: str) -> pl.DataFrame:

@@ -11,6 +11,8 @@ their LOINC codes). A user adds or overrides measures with a file of the same sh
     max = 63
     reliable_change = 7              # or: reliability = 0.9 and sd = 8.1
     caseness = 14                    # optional
+    norm_mean = 7.0                  # optional: functional (non-clinical) population mean
+    norm_sd = 5.0                    #   and SD, for Jacobson & Truax criteria b and c
     sudden_gain_cutoff = 7           # optional; defaults to reliable_change
     role = "outcome"                 # or alliance
 
@@ -117,6 +119,10 @@ class Instrument:
     bands: tuple[tuple[float, str], ...] = ()
     band_below: str = ""
     answer_codes: Mapping[str, float] = field(default_factory=dict)
+    reliability: float | None = None
+    sd: float | None = None
+    norm_mean: float | None = None
+    norm_sd: float | None = None
 
     @property
     def lower_is_better(self) -> bool:
@@ -356,6 +362,13 @@ def instrument_from_table(code: str, table: Mapping[str, Any], source: str) -> I
     if rc is not None and rc <= 0:
         raise DefinitionError(f"{where}: 'reliable_change' must be positive")
     caseness = _num(table, "caseness", where)
+    norm_mean, norm_sd = _num(table, "norm_mean", where), _num(table, "norm_sd", where)
+    if (norm_mean is None) != (norm_sd is None):
+        raise DefinitionError(f"{where}: give both 'norm_mean' and 'norm_sd', or neither")
+    if norm_sd is not None and norm_sd <= 0:
+        raise DefinitionError(f"{where}: 'norm_sd' must be positive")
+    if reliability is not None and not 0 <= reliability < 1:
+        raise DefinitionError(f"{where}: 'reliability' must be in [0, 1)")
     if caseness is not None and not lo <= caseness <= hi:
         raise DefinitionError(f"{where}: 'caseness' {caseness:g} is outside {lo:g}..{hi:g}")
     for key in ("sudden_gain_cutoff", "rupture_threshold"):
@@ -394,6 +407,10 @@ def instrument_from_table(code: str, table: Mapping[str, Any], source: str) -> I
         bands=tuple((float(lower), str(name)) for lower, name in table.get("bands", [])),
         band_below=str(table.get("band_below", "")),
         answer_codes={str(k): float(v) for k, v in (table.get("answer_codes") or {}).items()},
+        reliability=reliability,
+        sd=sd,
+        norm_mean=norm_mean,
+        norm_sd=norm_sd,
     )
 
 

@@ -9,7 +9,7 @@ from bordin.web.accounts import views as account_views
 from bordin.web.alerts import views as alert_views
 from bordin.web.audit import views as audit_views
 from bordin.web.checkins import views as checkin_views
-from bordin.web.clinic import exports
+from bordin.web.clinic import exports, outcomes
 from bordin.web.clinic import views as clinic_views
 
 urlpatterns = [
@@ -51,6 +51,8 @@ urlpatterns = [
     path("alerts/<int:pk>/resolve/", alert_views.resolve, name="alert-resolve"),
     path("exports/", exports.index, name="exports"),
     path("exports/scores.csv", exports.scores_csv, name="export-scores"),
+    path("outcomes/", outcomes.outcomes, name="outcomes"),
+    path("outcomes/report.pdf", outcomes.outcomes_pdf, name="outcomes-pdf"),
     path("audit/", audit_views.audit_list, name="audit"),
     path("audit/export.csv", audit_views.audit_export, name="audit-export"),
     path("c/", checkin_views.checkin, name="checkin"),

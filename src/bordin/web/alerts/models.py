@@ -13,6 +13,7 @@ class Alert(models.Model):
     class Kind(models.TextChoices):
         RISK = "risk", "Risk"
         RUPTURE = "rupture", "Rupture"
+        WITHDRAWAL = "withdrawal", "Withdrawal: reach out"
         NOT_ON_TRACK = "not_on_track", "Not on track"
         DIVERGENCE = "divergence", "Divergence"
         OVERDUE = "overdue", "Check-in overdue"
@@ -23,7 +24,14 @@ class Alert(models.Model):
         RESOLVED = "resolved", "Resolved"
 
     #: Order of urgency, most urgent first (caseload sort order and badge order).
-    URGENCY = (Kind.RISK, Kind.RUPTURE, Kind.NOT_ON_TRACK, Kind.DIVERGENCE, Kind.OVERDUE)
+    URGENCY = (
+        Kind.RISK,
+        Kind.WITHDRAWAL,
+        Kind.RUPTURE,
+        Kind.NOT_ON_TRACK,
+        Kind.DIVERGENCE,
+        Kind.OVERDUE,
+    )
     OPEN_STATUSES = (Status.NEW, Status.ACKNOWLEDGED)
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="alerts")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from bordin.web.alerts.models import Alert
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Client as ClinicClient
-from bordin.web.clinic.models import Response, Session
+from bordin.web.clinic.models import Episode, Response, Session
 
 if TYPE_CHECKING:
     from bordin.measures.ruptures import Rupture
@@ -81,6 +81,42 @@ def rupture_detail(rupture: Rupture, data: analysis.EpisodeData) -> str:
         f"The client's alliance rating fell {rupture.drop:g} points from session "
         f"{rupture.previous_session} to session {rupture.session}.{which}"
     )
+
+
+def check_withdrawal(client: ClinicClient, episode: Episode) -> Alert | None:
+    """A missed or cancelled session, or an unplanned ending, within two sessions after a
+    rupture or alliance drop (:mod:`bordin.measures.withdrawal`); raised once per session."""
+    from bordin.measures.withdrawal import find
+
+    sessions = list(episode.sessions.order_by("number").values_list("pk", "number", "attendance"))
+    if not sessions:
+        return None
+    data = analysis.episode_data(episode, comments=False)
+    ending = episode.ending_reason if episode.status == Episode.Status.CLOSED else None
+    found = find(
+        data.scores(analysis.ALLIANCE),
+        {number: attendance for _pk, number, attendance in sessions},
+        threshold=analysis.registry()[analysis.ALLIANCE].rupture_threshold or 1.5,
+        ending_reason=ending or None,
+        last_session=sessions[-1][1],
+    )
+    if found is None:
+        return None
+    session = Session.objects.get(pk=next(pk for pk, n, _a in sessions if n == found.session))
+    what = {
+        "missed": f"missed session {found.session} without notice",
+        "cancelled": f"cancelled session {found.session}",
+        "late_cancelled": f"cancelled session {found.session} at short notice",
+    }.get(found.reason, f"the episode ended unplanned ({found.reason.removeprefix('ended: ')})")
+    alert, _ = raise_alert(
+        client,
+        Kind.WITHDRAWAL,
+        session,
+        f"The client {what} after an alliance {found.marker} at session "
+        f"{found.marker_session} ({found.drop:g} points). Staying away after a hard session is "
+        "a common sign of a withdrawal rupture: reach out.",
+    )
+    return alert
 
 
 def check_divergence(

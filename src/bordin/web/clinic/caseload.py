@@ -31,9 +31,18 @@ from bordin.web.journey.models import Intake, JourneyLink, RematchRequest
 from bordin.web.journey.services import hesitant_start_exists
 
 #: Badge hooks in urgency order (``data-alert-kind`` values).
-BADGES = ("risk", "rupture", "not-on-track", "divergence", "overdue", "hesitant-start")
+BADGES = (
+    "risk",
+    "withdrawal",
+    "rupture",
+    "not-on-track",
+    "divergence",
+    "overdue",
+    "hesitant-start",
+)
 BADGE_LABELS = {
     "risk": "Risk",
+    "withdrawal": "Withdrawal",
     "rupture": "Rupture",
     "not-on-track": "Not on track",
     "divergence": "Divergence",

@@ -33,6 +33,7 @@ class ClientPage:
     #: The other alerts, in the alerts panel further down.
     other_alerts: list[Alert] = field(default_factory=list)
     rupture_open: bool = False
+    withdrawal_open: bool = False
     off_track: bool = False
     rupture_part: str | None = None
     rupture_notes: list[str] = field(default_factory=list)
@@ -46,6 +47,7 @@ def build(client: Client) -> ClientPage:
     page.other_alerts = [a for a in alerts if a not in page.open_risk]
     open_kinds = {a.kind for a in alerts if a.is_open}
     page.rupture_open = Alert.Kind.RUPTURE in open_kinds
+    page.withdrawal_open = Alert.Kind.WITHDRAWAL in open_kinds
     page.off_track = Alert.Kind.NOT_ON_TRACK in open_kinds
     if episode is None:
         return page

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from bordin.web.alerts.rules import check_divergence
+from bordin.web.alerts.rules import check_divergence, check_withdrawal
 from bordin.web.audit import log
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis, client_page, scoping
@@ -203,6 +203,9 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
             detail=f"session {number}, {session.attendance}",
         )
         token = None
+        withdrawal = None
+        if session.attendance != Session.Attendance.ATTENDED:
+            withdrawal = check_withdrawal(client, episode)
         if (
             session.attendance == Session.Attendance.ATTENDED
             and settings.BORDIN_ISSUE_LINK_ON_SESSION
@@ -210,6 +213,8 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
             link, token = CheckinLink.issue(session, created_by=request.user)
             _record_link(request, link, "issued with the session")
     messages.success(request, f"Session {number} recorded.")
+    if withdrawal is not None:
+        messages.warning(request, "A withdrawal alert was raised: reach out to the client.")
     if token:
         return _show_link_once(request, client, token)
     return redirect("client", pk=client.pk)
