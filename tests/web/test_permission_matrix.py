@@ -31,6 +31,7 @@ from bordin.web.alerts.models import Alert
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Clinic, Episode, Goal, Response, Session
+from bordin.web.instruments.models import ClinicInstrument
 from tests.web.conftest import make_staff
 from tests.web.helpers import checkin_post, record_checkin
 from tests.web.journey_helpers import intake_post, journey_fingerprint, make_rematch
@@ -114,6 +115,9 @@ MATRIX: dict[str, dict[str, str]] = {
     "journey-start": _row("allow"),
     "journey-client": _row("allow"),
     "journey-client-pdf": _row("allow"),
+    # Imported questionnaires (issue 11): the clinic admin manages the clinic's list.
+    "instruments": AUDIT,
+    "instrument-update": _row("deny", anonymous="login", admin="allow"),
 }
 
 #: Who finds the owner's client (its name, or its pseudonym in the export) in a list.
@@ -324,6 +328,27 @@ REQUESTS.update(
 )
 
 
+def _instrument_entry(w: World) -> dict[str, Any]:
+    from bordin.web.instruments.services import import_questionnaire
+    from tests.questionnaires import as_bytes, phq9
+
+    entry = import_questionnaire(as_bytes(phq9()), "phq9.json", w.client.clinic).entry
+    return {"pk": entry.pk}
+
+
+REQUESTS.update(
+    {
+        "instruments": Call("get"),
+        "instrument-update": Call(
+            "post",
+            _instrument_entry,
+            lambda w: {f"e{k}-may_use": "on" for k in range(1, 100)},
+            writes=True,
+        ),
+    }
+)
+
+
 def url_patterns() -> dict[str, URLPattern]:
     """Every named URL pattern, walking included resolvers (``namespace:name`` when nested)."""
     found: dict[str, URLPattern] = {}
@@ -372,6 +397,7 @@ def fingerprint() -> tuple[Any, ...]:
         list(CheckinLink.objects.order_by("pk").values_list("pk", "revoked_at", "used_at")),
         list(Alert.objects.order_by("pk").values_list("pk", "status")),
         journey_fingerprint(),
+        list(ClinicInstrument.objects.order_by("pk").values_list("pk", "may_use", "licence")),
     )
 
 

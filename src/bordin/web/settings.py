@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "axes",
     "bordin.web.journey",
+    "bordin.web.instruments",
 ]
 
 MIDDLEWARE = [

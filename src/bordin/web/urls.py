@@ -11,6 +11,7 @@ from bordin.web.audit import views as audit_views
 from bordin.web.checkins import views as checkin_views
 from bordin.web.clinic import exports
 from bordin.web.clinic import views as clinic_views
+from bordin.web.instruments import views as instrument_views
 
 urlpatterns = [
     path("", clinic_views.caseload, name="caseload"),
@@ -45,4 +46,6 @@ urlpatterns = [
     path("c/", checkin_views.checkin, name="checkin"),
     path("c/<str:token>", checkin_views.start, name="checkin-start"),
     path("", include("bordin.web.journey.urls")),
+    path("instruments/", instrument_views.instrument_list, name="instruments"),
+    path("instruments/<int:pk>/", instrument_views.instrument_update, name="instrument-update"),
 ]

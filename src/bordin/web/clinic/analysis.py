@@ -178,7 +178,13 @@ def _fit_reference(responses: QuerySet[Response], code: str) -> TrajectoryModel 
     from bordin.measures.series import SeriesMatrix
     from bordin.measures.trajectories import fit
 
-    rows = list(responses.values_list("session__episode_id", "session__number", "total"))
+    rows = [
+        (episode, number, total)
+        for episode, number, total in responses.values_list(
+            "session__episode_id", "session__number", "total"
+        )
+        if total is not None
+    ]
     if not rows:
         return None
     frame = pl.DataFrame(
@@ -209,7 +215,7 @@ def episode_data(episode: Episode, *, comments: bool = True) -> EpisodeData:
     from bordin.web.clinic.models import Response
 
     fields = ["session__number", "instrument__code", "respondent", "total", "answers"]
-    responses = Response.objects.filter(session__episode=episode)
+    responses = Response.objects.filter(session__episode=episode, total__isnull=False)
     rows: Iterable[ResponseRow] = (
         responses.values_list(*fields, "free_text")
         if comments
