@@ -87,3 +87,26 @@ def gad7(**kw: Any) -> dict[str, Any]:
 
 def as_bytes(doc: Any) -> bytes:
     return json.dumps(doc).encode()
+
+
+def conditional() -> dict[str, Any]:
+    """An unscored Questionnaire with every answer type and an enableWhen (placeholders)."""
+    return {
+        "resourceType": "Questionnaire",
+        "name": "Placeholder conditional",
+        "status": "draft",
+        "item": [
+            {"linkId": "intro", "type": "display", "text": "Placeholder introduction"},
+            {"linkId": "a", "type": "boolean", "text": "Placeholder yes/no", "required": True},
+            {
+                "linkId": "b",
+                "type": "integer",
+                "text": "Placeholder how many",
+                "required": True,
+                "enableWhen": [{"question": "a", "operator": "=", "answerBoolean": True}],
+            },
+            {"linkId": "d", "type": "decimal", "text": "Placeholder how much"},
+            {"linkId": "c", "type": "string", "text": "Placeholder words"},
+            {"linkId": "t", "type": "text", "text": "Placeholder longer words"},
+        ],
+    }

@@ -21,7 +21,7 @@ from bordin.web.clinic.models import Instrument, Response
 from bordin.web.commands import run_import_questionnaire
 from bordin.web.instruments.models import ClinicInstrument, QuestionnaireSource
 from bordin.web.instruments.services import import_questionnaire
-from tests.questionnaires import as_bytes, phq9
+from tests.questionnaires import as_bytes, conditional, phq9
 from tests.web.helpers import checkin_post
 
 pytestmark = pytest.mark.django_db
@@ -236,17 +236,7 @@ def test_new_version_keeps_earlier_responses_tied(
 def test_conditional_question_is_required_only_when_enabled(
     client: Any, clinic: Any, link: tuple[CheckinLink, str], goals: list[Any]
 ) -> None:
-    doc = {
-        "resourceType": "Questionnaire",
-        "name": "Placeholder conditional",
-        "status": "draft",
-        "item": [
-            {"linkId": "a", "type": "boolean", "text": "Placeholder yes/no", "required": True},
-            {"linkId": "b", "type": "integer", "text": "Placeholder how many", "required": True,
-             "enableWhen": [{"question": "a", "operator": "=", "answerBoolean": True}]},
-            {"linkId": "c", "type": "string", "text": "Placeholder words"},
-        ],
-    }  # fmt: skip
+    doc = conditional()
     allow(import_questionnaire(json.dumps(doc).encode(), "c.json", clinic).entry)
     client.get(f"/c/{link[1]}")
     page = client.get("/c/").content.decode()
