@@ -8,11 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from playwright.sync_api import expect
 
 from bordin.web.alerts.models import Alert
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic.models import Response
+from bordin.web.fhir import resources as fr
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import import_questionnaire
 from tests.browser.pages import answer_checkin, axe_problems, choose, describe, send
@@ -64,6 +67,17 @@ def test_imported_phq9_round_trip_on_a_phone(
     assert stored.risk_flagged
     alert = Alert.objects.get(kind="risk")
     assert alert.session == stored.session and "phq9" in alert.detail
+
+    # The export: the response and its total parse with fhir.resources' R4B models, and the
+    # Observation's value is the computed total.
+    exported = {
+        r["id"]: r for r in fr.resources([stored.session.episode.client], pseudonymous=False)
+    }
+    qr = QuestionnaireResponse.model_validate(exported[f"qr-{stored.pk}"])
+    obs = Observation.model_validate(exported[f"obs-{stored.pk}"])
+    assert obs.valueQuantity.value == stored.total == 11
+    assert obs.code.coding[0].code == "44261-6"
+    assert obs.derivedFrom[0].reference == f"QuestionnaireResponse/{qr.id}"
 
 
 def test_every_answer_type_is_accessible(

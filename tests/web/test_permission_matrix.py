@@ -10,7 +10,10 @@
   indistinguishable from one that does not exist; pages the role may not open at all answer
   **403**;
 * ``"redirect"``: sent elsewhere without the page (a researcher's caseload goes to the
-  exports, a logged-in user's login page to the caseload), nothing changed.
+  exports, a logged-in user's login page to the caseload), nothing changed;
+* ``"token"``: an API or FHIR endpoint that takes a personal API token only: a session (logged
+  in or not) gets 401, nothing changed. ``TOKEN_MATRIX`` below checks them with each role's
+  token.
 
 A URL pattern without a matrix entry, or without a request below to exercise it, fails the
 test: add both when you add a URL. ``SEES`` additionally checks who finds the owner's client
@@ -28,6 +31,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from bordin.web.alerts.models import Alert
+from bordin.web.api.models import ApiToken
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Clinic, Episode, Goal, Response, Session
@@ -118,11 +122,26 @@ MATRIX: dict[str, dict[str, str]] = {
     # Imported questionnaires (issue 11): the clinic admin manages the clinic's list.
     "instruments": AUDIT,
     "instrument-update": _row("deny", anonymous="login", admin="allow"),
+    # Personal API tokens (issue 11): every staff member manages their own; a token is its
+    # owner's only (404 for everyone else).
+    "api-tokens": _row("allow", anonymous="login"),
+    "api-token-revoke": _row("deny", anonymous="login", owner="allow"),
+    # FHIR exports: a client's Bundle as the client page; the clinic's as the scores export.
+    "client-fhir": CLIENT_READ,
+    "export-fhir": EXPORTS,
+    "export-fhir-ndjson": EXPORTS,
+    # FHIR endpoints: the CapabilityStatement is open; searches take a token (TOKEN_MATRIX).
+    "fhir-metadata": _row("allow"),
+    "fhir-questionnaire": _row("token"),
+    "fhir-questionnaire-response": _row("token"),
+    "fhir-observation": _row("token"),
 }
 
 #: Who finds the owner's client (its name, or its pseudonym in the export) in a list.
 SEES: dict[str, set[str]] = {
     "caseload": {"owner", "supervisor", "admin"},
+    "client-fhir": {"owner", "supervisor", "admin"},
+    "export-fhir": {"admin"},
     "alerts": {"owner", "supervisor", "admin"},
     "export-scores": {"admin", "researcher"},
 }
@@ -336,8 +355,25 @@ def _instrument_entry(w: World) -> dict[str, Any]:
     return {"pk": entry.pk}
 
 
+def _owner_token(w: World) -> dict[str, Any]:
+    from bordin.web.api.models import ApiToken
+
+    return {"pk": ApiToken.issue(w.users["owner"], "matrix", "read", 30)[0].pk}
+
+
 REQUESTS.update(
     {
+        "api-tokens": Call(
+            "post", data=lambda w: {"name": "t", "scope": "read", "days": "9"}, writes=True
+        ),
+        "api-token-revoke": Call("post", _owner_token, writes=True),
+        "client-fhir": Call("get", _client_pk),
+        "export-fhir": Call("get"),
+        "export-fhir-ndjson": Call("get"),
+        "fhir-metadata": Call("get"),
+        "fhir-questionnaire": Call("get"),
+        "fhir-questionnaire-response": Call("get"),
+        "fhir-observation": Call("get"),
         "instruments": Call("get"),
         "instrument-update": Call(
             "post",
@@ -381,7 +417,7 @@ def test_every_url_and_role_is_in_the_matrix(capsys: pytest.CaptureFixture[str])
     assert REQUESTS.keys() == MATRIX.keys(), "every MATRIX entry needs a REQUESTS entry"
     for name, row in MATRIX.items():
         assert set(row) == set(ROLES), f"MATRIX[{name!r}] must give every role"
-        assert set(row.values()) <= {"allow", "deny", "login", "redirect"}, name
+        assert set(row.values()) <= {"allow", "deny", "login", "redirect", "token"}, name
     with capsys.disabled():
         print(f"\n[permission matrix] {checks()} checks")
 
@@ -398,6 +434,7 @@ def fingerprint() -> tuple[Any, ...]:
         list(Alert.objects.order_by("pk").values_list("pk", "status")),
         journey_fingerprint(),
         list(ClinicInstrument.objects.order_by("pk").values_list("pk", "may_use", "licence")),
+        list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
     )
 
 
@@ -430,6 +467,8 @@ def test_matrix(client: Any, world: World, name: str, role: str) -> None:
 
     if expected == "login":
         assert _is_login_redirect(response), f"{where}, got {response.status_code}"
+    elif expected == "token":
+        assert response.status_code == 401, f"{where} (401), got {response.status_code}"
     elif expected == "deny":
         status = 404 if pattern.pattern.converters else 403
         assert response.status_code == status, f"{where} ({status}), got {response.status_code}"
@@ -458,3 +497,53 @@ def test_checkin_without_a_valid_token_is_refused(client: Any, world: World) -> 
     assert client.post("/c/", checkin_post(world.goals)).status_code == 404
     assert client.get("/c/" + "x" * 43).status_code == 404
     assert Response.objects.filter(respondent="client").count() == 1
+
+
+# --- endpoints that take a personal API token (issue 11) --------------------------------------
+
+#: ``TOKEN_MATRIX[url name][role]``: the status a request with that role's own token gets
+#: (``anonymous``: no token at all), and ``TOKEN_SEES`` who finds the owner's client in it.
+TOKEN_ALL = _row("200", anonymous="401")
+TOKEN_MATRIX: dict[str, dict[str, str]] = {
+    "fhir-questionnaire": TOKEN_ALL,
+    "fhir-questionnaire-response": TOKEN_ALL,
+    "fhir-observation": TOKEN_ALL,
+}
+TOKEN_SEES: dict[str, set[str]] = {
+    "fhir-questionnaire-response": {"owner", "supervisor", "admin", "researcher"},
+    "fhir-observation": {"owner", "supervisor", "admin", "researcher"},
+}
+
+
+def _marker(w: World, role: str) -> str:
+    """How the owner's client appears in a FHIR answer: its id, or its pseudonym."""
+    if role == "researcher":
+        return f"Patient/{scoping.pseudonym(w.client.clinic_id, w.client.pk)}"
+    return f'"Patient/{w.client.pk}"'
+
+
+def test_token_matrix_names_every_token_endpoint() -> None:
+    token_only = {name for name, row in MATRIX.items() if "token" in row.values()}
+    assert token_only <= TOKEN_MATRIX.keys(), "add a TOKEN_MATRIX entry for each token endpoint"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(TOKEN_MATRIX))
+def test_token_matrix(client: Any, world: World, name: str, role: str) -> None:
+    user = world.users[role]
+    headers = {}
+    if user is not None:
+        token = ApiToken.issue(user, "matrix", "read_write", 30)[1]
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    call = REQUESTS[name]
+    before = fingerprint()
+    response = getattr(client, call.method)(
+        reverse(name, kwargs=call.kwargs(world)), call.data(world), **headers
+    )
+    expected = TOKEN_MATRIX[name][role]
+    assert str(response.status_code) == expected, f"{role} {name}: {response.status_code}"
+    if name in TOKEN_SEES and expected == "200":
+        sees = _marker(world, role) in _content(response)
+        assert sees is (role in TOKEN_SEES[name]), f"{role} {name}: wrong contents"
+    if not call.writes:
+        assert fingerprint()[:-1] == before[:-1], f"{role} {name}: a read changed data"

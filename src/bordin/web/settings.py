@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "axes",
     "bordin.web.journey",
     "bordin.web.instruments",
+    "bordin.web.api",
 ]
 
 MIDDLEWARE = [

@@ -183,3 +183,16 @@ def audit_events_for(user: Any) -> QuerySet[AuditEvent]:
     """The audit events of the user's clinic, for a clinic admin (403 for everyone else)."""
     profile = require(user, AUDIT_ROLES)
     return AuditEvent.objects.filter(clinic_id=profile.clinic_id)
+
+
+# --- FHIR and API reads (issue 11) -----------------------------------------------------------
+
+
+def interop_clients_for(user: Any) -> tuple[QuerySet[Client], bool]:
+    """Clients whose records ``user`` may read through ``/fhir/`` and exports, and whether they
+    must be pseudonymous: the clinical roles see their clients as on the web (identified); a
+    researcher sees every client of the clinic, pseudonymous only (as the scores export)."""
+    profile = staff_profile(user)
+    if profile is not None and profile.is_researcher:
+        return Client.objects.filter(clinic_id=profile.clinic_id), True
+    return clients_for(user), False
