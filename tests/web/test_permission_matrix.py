@@ -22,6 +22,7 @@ in a list or export.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -135,6 +136,20 @@ MATRIX: dict[str, dict[str, str]] = {
     "fhir-questionnaire": _row("token"),
     "fhir-questionnaire-response": _row("token"),
     "fhir-observation": _row("token"),
+    # The REST API (/api/v1/): its index, spec and docs page are open (no data); every
+    # operation takes a token (TOKEN_MATRIX).
+    "api-v1-index": _row("allow"),
+    "api-v1:api-root": _row("allow"),
+    "api-v1:openapi-json": _row("allow"),
+    "api-v1:openapi-view": _row("allow"),
+    "api-v1:clients": _row("token"),
+    "api-v1:client": _row("token"),
+    "api-v1:client-episodes": _row("token"),
+    "api-v1:client-sessions": _row("token"),
+    "api-v1:client-responses": _row("token"),
+    "api-v1:client-results": _row("token"),
+    "api-v1:alerts": _row("token"),
+    "api-v1:alert-acknowledge": _row("token"),
 }
 
 #: Who finds the owner's client (its name, or its pseudonym in the export) in a list.
@@ -371,6 +386,25 @@ REQUESTS.update(
         "export-fhir": Call("get"),
         "export-fhir-ndjson": Call("get"),
         "fhir-metadata": Call("get"),
+        "api-v1-index": Call("get"),
+        "api-v1:api-root": Call("get"),
+        "api-v1:openapi-json": Call("get"),
+        "api-v1:openapi-view": Call("get"),
+        "api-v1:clients": Call("get"),
+        "api-v1:client": Call("get", lambda w: {"client_id": w.client.pk}),
+        "api-v1:client-episodes": Call("get", lambda w: {"client_id": w.client.pk}),
+        "api-v1:client-sessions": Call(
+            "post",
+            lambda w: {"client_id": w.client.pk},
+            lambda w: {"date": date.today().isoformat()},
+            True,
+        ),
+        "api-v1:client-responses": Call("get", lambda w: {"client_id": w.client.pk}),
+        "api-v1:client-results": Call("get", lambda w: {"client_id": w.client.pk}),
+        "api-v1:alerts": Call("get"),
+        "api-v1:alert-acknowledge": Call(
+            "post", lambda w: {"alert_id": w.new_alert.pk}, writes=True
+        ),
         "fhir-questionnaire": Call("get"),
         "fhir-questionnaire-response": Call("get"),
         "fhir-observation": Call("get"),
@@ -504,19 +538,33 @@ def test_checkin_without_a_valid_token_is_refused(client: Any, world: World) -> 
 #: ``TOKEN_MATRIX[url name][role]``: the status a request with that role's own token gets
 #: (``anonymous``: no token at all), and ``TOKEN_SEES`` who finds the owner's client in it.
 TOKEN_ALL = _row("200", anonymous="401")
+#: One client's records by API: read as the client page, 404 for everyone else.
+TOKEN_CLIENT_READ = _row("404", anonymous="401", owner="200", supervisor="200", admin="200")
 TOKEN_MATRIX: dict[str, dict[str, str]] = {
     "fhir-questionnaire": TOKEN_ALL,
     "fhir-questionnaire-response": TOKEN_ALL,
     "fhir-observation": TOKEN_ALL,
+    "api-v1:clients": TOKEN_ALL,
+    "api-v1:client": TOKEN_CLIENT_READ,
+    "api-v1:client-episodes": TOKEN_CLIENT_READ,
+    "api-v1:client-responses": TOKEN_CLIENT_READ,
+    "api-v1:client-results": TOKEN_CLIENT_READ,
+    "api-v1:client-sessions": _row("404", anonymous="401", owner="201", admin="201"),
+    "api-v1:alerts": TOKEN_ALL,
+    "api-v1:alert-acknowledge": _row("404", anonymous="401", owner="200", admin="200"),
 }
 TOKEN_SEES: dict[str, set[str]] = {
     "fhir-questionnaire-response": {"owner", "supervisor", "admin", "researcher"},
     "fhir-observation": {"owner", "supervisor", "admin", "researcher"},
+    "api-v1:clients": {"owner", "supervisor", "admin"},
+    "api-v1:alerts": {"owner", "supervisor", "admin"},
 }
 
 
-def _marker(w: World, role: str) -> str:
-    """How the owner's client appears in a FHIR answer: its id, or its pseudonym."""
+def _marker(w: World, role: str, name: str) -> str:
+    """How the owner's client appears in an answer: its id, its pseudonym or its name."""
+    if name.startswith("api-v1:"):
+        return '"Client A"' if name == "api-v1:clients" else f'"client": {w.client.pk}'
     if role == "researcher":
         return f"Patient/{scoping.pseudonym(w.client.clinic_id, w.client.pk)}"
     return f'"Patient/{w.client.pk}"'
@@ -537,13 +585,16 @@ def test_token_matrix(client: Any, world: World, name: str, role: str) -> None:
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     call = REQUESTS[name]
     before = fingerprint()
-    response = getattr(client, call.method)(
-        reverse(name, kwargs=call.kwargs(world)), call.data(world), **headers
-    )
+    url = reverse(name, kwargs=call.kwargs(world))
+    if call.method == "post":
+        body = json.dumps(call.data(world))
+        response = client.post(url, body, content_type="application/json", **headers)
+    else:
+        response = client.get(url, call.data(world), **headers)
     expected = TOKEN_MATRIX[name][role]
     assert str(response.status_code) == expected, f"{role} {name}: {response.status_code}"
     if name in TOKEN_SEES and expected == "200":
-        sees = _marker(world, role) in _content(response)
+        sees = _marker(world, role, name) in _content(response)
         assert sees is (role in TOKEN_SEES[name]), f"{role} {name}: wrong contents"
-    if not call.writes:
-        assert fingerprint()[:-1] == before[:-1], f"{role} {name}: a read changed data"
+    changed = fingerprint()[:-1] != before[:-1]  # (the last part holds the new token)
+    assert changed is (call.writes and expected.startswith("20")), f"{role} {name}: writes"

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "bordin.web.journey",
     "bordin.web.instruments",
     "bordin.web.api",
+    "ninja",  # serves the API docs page's assets itself (no CDN)
 ]
 
 MIDDLEWARE = [

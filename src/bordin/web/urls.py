@@ -8,6 +8,7 @@ from django.urls import include, path
 from bordin.web.accounts import views as account_views
 from bordin.web.alerts import views as alert_views
 from bordin.web.api import views as api_views
+from bordin.web.api.v1 import api as api_v1
 from bordin.web.audit import views as audit_views
 from bordin.web.checkins import views as checkin_views
 from bordin.web.clinic import exports
@@ -63,4 +64,6 @@ urlpatterns = [
         name="fhir-questionnaire-response",
     ),
     path("fhir/Observation", fhir_views.observation_search, name="fhir-observation"),
+    path("api/v1/", api_views.api_index, name="api-v1-index"),  # before Ninja's (a 404)
+    path("api/v1/", api_v1.urls),
 ]

@@ -6,10 +6,10 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bordin.web.api.models import ApiToken
 from bordin.web.audit import log
@@ -49,6 +49,20 @@ def _page(
             "new_token": new_token,
         },
         status=status,
+    )
+
+
+@require_GET
+def api_index(request: HttpRequest) -> JsonResponse:
+    """``/api/v1/``: where the API's description and docs are (no data, no token needed)."""
+    return JsonResponse(
+        {
+            "name": "Bordin API",
+            "version": "1",
+            "openapi": request.build_absolute_uri("/api/v1/openapi.json"),
+            "docs": request.build_absolute_uri("/api/v1/docs"),
+            "fhir": request.build_absolute_uri("/fhir/metadata"),
+        }
     )
 
 
