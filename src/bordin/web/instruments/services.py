@@ -64,3 +64,16 @@ def clinic_checkin_instruments(clinic_id: int) -> list[ClinicInstrument]:
         .select_related("instrument")
         .order_by("code", "pk")
     )
+
+
+def seed_demo_questionnaire(clinic: Clinic) -> ClinicInstrument:
+    """Put the placeholder-worded, PHQ-9-coded Questionnaire on the demo clinic's list."""
+    import json
+
+    from bordin.web.instruments.placeholder import DEMO_LICENCE, demo_phq9
+
+    data = json.dumps(demo_phq9(), indent=2).encode()
+    entry = import_questionnaire(data, "demo-phq9-placeholder.json", clinic).entry
+    entry.licence, entry.may_use, entry.active = DEMO_LICENCE, True, True
+    entry.save(update_fields=["licence", "may_use", "active"])
+    return entry
