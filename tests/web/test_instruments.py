@@ -253,3 +253,47 @@ def test_conditional_question_is_required_only_when_enabled(
     assert stored_row.total is None
     assert stored_row.answers == {"a": 0.0}
     assert stored_row.free_text == "words"
+
+
+def test_cli_command_prints_and_exits_2_on_bad_input(clinic: Any, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bordin.cli import app
+
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"resourceType": ')
+    result = CliRunner().invoke(app, ["import-questionnaire", str(bad)])
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output
+    good = tmp_path / "phq9.json"
+    good.write_bytes(as_bytes(phq9()))
+    result = CliRunner().invoke(
+        app, ["import-questionnaire", str(good), "--clinic", str(clinic.pk)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Matched LOINC panel 44249-1" in result.output
+
+
+def test_client_page_charts_an_imported_instrument_from_its_definition(
+    login: Any, clinic: Any, owner: Any, add_session: Any
+) -> None:
+    from django.utils import timezone
+
+    from tests.questionnaires import gad7
+
+    entry = import_questionnaire(as_bytes(gad7()), "gad7.json", clinic).entry
+    for k, total in enumerate((15.0, 9.0), start=1):
+        session = add_session(days_ago=20 - k)
+        Response.objects.create(
+            session=session,
+            instrument=entry.instrument,
+            respondent="client",
+            answers={},
+            total=total,
+            submitted_at=timezone.now(),
+            idempotency_key=f"g{k}",
+        )
+    page = login(owner).get(f"/clients/{session.episode.client_id}/").content.decode()
+    assert 'id="measure-gad7-chart-title"' in page
+    assert "GAD-7, session by session" in page
+    assert "GAD-7 (0-21)" in page  # the scale comes from the definition

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from bordin.measures.instruments import Registry, builtin_registry
+from bordin.measures.instruments import Instrument, Registry, builtin_registry
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -41,6 +41,20 @@ DIVERGENCE_POINTS = 2.0
 def registry() -> Registry:
     """The built-in measures (including the therapist's side of the alliance rating)."""
     return builtin_registry()
+
+
+def definitions(codes: Iterable[str]) -> dict[str, Instrument]:
+    """Definitions by code: built-in ones, else the latest stored version (imported ones)."""
+    from bordin.measures.instruments import instrument_from_dict
+    from bordin.web.clinic.models import Instrument as StoredInstrument
+
+    reg = registry()
+    wanted = list(codes)
+    out = {c: reg[c] for c in wanted if c in reg}
+    rows = StoredInstrument.objects.filter(code__in=[c for c in wanted if c not in out])
+    for row in rows.order_by("code", "-created_at", "-pk"):
+        out.setdefault(row.code, instrument_from_dict(row.definition))
+    return out
 
 
 def comparable_client_alliance(answers: Mapping[str, float | str | None]) -> float | None:
