@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 
 from bordin.web.alerts.models import Alert
@@ -166,10 +168,24 @@ def test_api_against_its_openapi_spec(data: dict[str, Any], owner: Any) -> None:
     from bordin.web.wsgi import application
 
     token = ApiToken.issue(owner, "fuzz", "read_write", 30)[1]
-    spec = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
-    operations = [result.ok() for result in spec.get_all_operations()]
-    assert len(operations) >= 8
-    calls = []
+    calls: list[str] = []
+    # Called as a WSGI app, Django would close the test's database connection after each
+    # request (``close_old_connections``); keep it open, as Django's test client does.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        spec = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
+        operations = [result.ok() for result in spec.get_all_operations()]
+        assert len(operations) >= 8
+        _fuzz(operations, token, calls)
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+    print(f"\n[schemathesis] {len(calls)} cases over {len(operations)} operations")
+    assert len(calls) >= 100
+
+
+def _fuzz(operations: list[Any], token: str, calls: list[str]) -> None:
     for operation in operations:
 
         @settings(
@@ -185,5 +201,3 @@ def test_api_against_its_openapi_spec(data: dict[str, Any], owner: Any) -> None:
             calls.append(case.operation.label)
 
         run()
-    print(f"\n[schemathesis] {len(calls)} cases over {len(operations)} operations")
-    assert len(calls) >= 100
