@@ -272,3 +272,27 @@ def test_every_problem_is_reported_at_once() -> None:
     doc["item"][1]["item"].append({"linkId": "when", "type": "date"})
     assert len(problems(doc)) >= 2
     assert json.loads(as_bytes(doc))  # the document itself is untouched JSON
+
+
+def test_item_and_answer_translations() -> None:
+    doc = phq9()
+    translation = "http://hl7.org/fhir/StructureDefinition/translation"
+
+    def ext(lang: str, text: str) -> dict[str, Any]:
+        parts = [{"url": "lang", "valueCode": lang}, {"url": "content", "valueString": text}]
+        return {"extension": [{"url": translation, "extension": parts}]}
+
+    q1 = doc["item"][1]["item"][0]
+    q1["_text"] = ext("cy", "Cwestiwn dalfan 1")
+    q1["answerOption"][0]["valueCoding"]["_display"] = ext("cy", "Ateb dalfan 0")
+    item = load(doc).definition.item("q1")
+    assert item.text_for("cy-GB") == "Cwestiwn dalfan 1"
+    assert item.text_for("en").startswith("Placeholder question 1")
+    assert item.options[0].label_for("cy") == "Ateb dalfan 0"
+    # The frozen copy keeps them.
+    import dataclasses
+
+    from bordin.measures.instruments import instrument_from_dict
+
+    d = load(doc).definition
+    assert instrument_from_dict(json.loads(json.dumps(dataclasses.asdict(d)))) == d

@@ -297,3 +297,19 @@ def test_client_page_charts_an_imported_instrument_from_its_definition(
     assert 'id="measure-gad7-chart-title"' in page
     assert "GAD-7, session by session" in page
     assert "GAD-7 (0-21)" in page  # the scale comes from the definition
+
+
+def test_checkin_shows_the_clients_language(
+    client: Any, clinic: Any, link: tuple[CheckinLink, str], goals: list[Any]
+) -> None:
+    doc = phq9()
+    translation = "http://hl7.org/fhir/StructureDefinition/translation"
+    parts = [{"url": "lang", "valueCode": "cy"}, {"url": "content", "valueString": "Dalfan 1"}]
+    doc["item"][1]["item"][0]["_text"] = {"extension": [{"url": translation, "extension": parts}]}
+    allow(import_questionnaire(as_bytes(doc), "phq9-cy.json", clinic).entry)
+    the_client = link[0].client
+    the_client.preferred_language = "cy"
+    the_client.save()
+    client.get(f"/c/{link[1]}")
+    page = client.get("/c/").content.decode()
+    assert "Dalfan 1" in page and "Placeholder question 2" in page

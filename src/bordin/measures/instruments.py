@@ -67,6 +67,30 @@ class ResponseOption:
     label: str = ""
     code: str = ""
     system: str = ""
+    #: ``(language, label)`` pairs (FHIR translation extension), e.g. ``(("cy", "..."),)``.
+    translations: tuple[tuple[str, str], ...] = ()
+
+    def label_for(self, language: str) -> str:
+        return in_language(self.label, self.translations, language)
+
+
+def in_language(default: str, translations: tuple[tuple[str, str], ...], language: str) -> str:
+    """The text in ``language`` (exact tag, else its primary subtag), else ``default``.
+
+    >>> in_language("Hello", (("cy", "Helo"),), "cy-GB")
+    'Helo'
+    """
+    if not language or not translations:
+        return default
+    wanted = language.lower()
+    for lang, text in translations:
+        if lang.lower() == wanted:
+            return text
+    primary = wanted.split("-")[0]
+    for lang, text in translations:
+        if lang.lower().split("-")[0] == primary:
+            return text
+    return default
 
 
 @dataclass(frozen=True)
@@ -131,6 +155,11 @@ class Item:
     code: str = ""
     enable_when: tuple[Condition, ...] = ()
     enable_behavior: Literal["all", "any"] = "all"
+    #: ``(language, text)`` pairs: the item's wording in other languages.
+    translations: tuple[tuple[str, str], ...] = ()
+
+    def text_for(self, language: str) -> str:
+        return in_language(self.text, self.translations, language)
 
     @property
     def min_value(self) -> float:
@@ -556,9 +585,15 @@ def instrument_from_dict(data: Mapping[str, Any]) -> Instrument:
     def item(raw: Mapping[str, Any]) -> Item:
         fields_ = {k: v for k, v in raw.items() if k in _ITEM_FIELDS}
         fields_["options"] = tuple(
-            ResponseOption(**{k: v for k, v in o.items() if k in _OPTION_FIELDS})
+            ResponseOption(
+                **{
+                    **{k: v for k, v in o.items() if k in _OPTION_FIELDS},
+                    "translations": _pairs(o.get("translations")),
+                }
+            )
             for o in raw.get("options", ())
         )
+        fields_["translations"] = _pairs(raw.get("translations"))
         fields_["enable_when"] = tuple(
             Condition(str(c["question"]), c["operator"], c["answer"])
             for c in raw.get("enable_when", ())
@@ -571,6 +606,10 @@ def instrument_from_dict(data: Mapping[str, Any]) -> Instrument:
     fields_["bands"] = tuple((float(lo), str(name)) for lo, name in data.get("bands", ()))
     fields_["answer_codes"] = dict(data.get("answer_codes") or {})
     return Instrument(**fields_)
+
+
+def _pairs(raw: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(a), str(b)) for a, b in raw or ())
 
 
 _ITEM_FIELDS = frozenset(Item.__dataclass_fields__)

@@ -51,6 +51,7 @@ WEIGHT_EXTENSIONS = (
 )
 SUPPORTED_TYPES = ("group", "display", "choice", "integer", "decimal", "string", "text", "boolean")
 OPERATORS = ("exists", "=", "!=", ">", "<", ">=", "<=")
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 
 
 class QuestionnaireError(ValueError):
@@ -117,6 +118,20 @@ def _weight(option: Mapping[str, Any]) -> float | None:
     if isinstance(option.get("valueInteger"), int):
         return float(option["valueInteger"])
     return None
+
+
+def _translations(holder: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    """``(language, text)`` pairs from the FHIR translation extension on ``_<key>``."""
+    out = []
+    for ext in (holder.get(f"_{key}") or {}).get("extension") or []:
+        if not isinstance(ext, dict) or ext.get("url") != TRANSLATION:
+            continue
+        parts = {e.get("url"): e for e in ext.get("extension") or [] if isinstance(e, dict)}
+        lang = (parts.get("lang") or {}).get("valueCode")
+        content = (parts.get("content") or {}).get("valueString")
+        if isinstance(lang, str) and isinstance(content, str):
+            out.append((lang, content))
+    return tuple(out)
 
 
 def _codes(codings: Any) -> list[str]:
@@ -346,6 +361,7 @@ def _convert_items(
                 code=codes[0] if codes else "",
                 enable_when=_conditions(raw, place, by_link, problems),
                 enable_behavior="any" if raw.get("enableBehavior") == "any" else "all",
+                translations=_translations(raw, "text"),
             )
         )
     if facts is not None:
@@ -400,7 +416,11 @@ def _options(
             problems.append(f"{place}: two answer options score {weight:g}")
         out.append(
             ResponseOption(
-                weight, label, str(coding.get("code", "")), str(coding.get("system", ""))
+                weight,
+                label,
+                str(coding.get("code", "")),
+                str(coding.get("system", "")),
+                _translations(coding, "display"),
             )
         )
     return tuple(out), unweighted

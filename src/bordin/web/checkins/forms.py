@@ -122,9 +122,11 @@ class CheckinForm(forms.Form):
         instruments: Sequence[MeasureDefinition],
         goals: Sequence[Goal],
         text_limit: int = 2000,
+        language: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.language = language
         self.instruments = tuple(instruments)
         self.goals = tuple(goals)
         self.text_limit = text_limit
@@ -191,7 +193,10 @@ class CheckinForm(forms.Form):
             else "Please choose one of the answers."
         )
         return forms.TypedChoiceField(
-            choices=[(_value_text(o.value), o.label or _value_text(o.value)) for o in item.options],
+            choices=[
+                (_value_text(o.value), o.label_for(self.language) or _value_text(o.value))
+                for o in item.options
+            ],
             coerce=float,
             required=required,
             empty_value=None,
@@ -207,7 +212,11 @@ class CheckinForm(forms.Form):
             for item in inst.items:
                 if not item.takes_answer:
                     questions.append(
-                        Question(None, item.text, "heading" if item.kind == "group" else "display")
+                        Question(
+                            None,
+                            item.text_for(self.language),
+                            "heading" if item.kind == "group" else "display",
+                        )
                     )
                     continue
                 bound = self[field_name(inst, item)]
@@ -224,7 +233,7 @@ class CheckinForm(forms.Form):
                 questions.append(
                     Question(
                         bound,
-                        item.text,
+                        item.text_for(self.language),
                         kind,
                         item.low,
                         item.high,

@@ -44,6 +44,7 @@ def _build_form(link: CheckinLink, data: object | None = None) -> CheckinForm:
         "instruments": services.checkin_instruments(link.episode),
         "goals": goals,
         "text_limit": settings.BORDIN_CHECKIN_TEXT_LIMIT,
+        "language": link.client.preferred_language,
     }
     if data is not None:
         return CheckinForm(data, **kwargs)  # type: ignore[arg-type]
