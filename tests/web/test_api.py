@@ -201,3 +201,13 @@ def _fuzz(operations: list[Any], token: str, calls: list[str]) -> None:
             calls.append(case.operation.label)
 
         run()
+
+
+def test_token_writes_need_no_csrf_token(data: dict[str, Any], token: str) -> None:
+    """API clients send a bearer token, not a session cookie: no CSRF token is asked for."""
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    alert = data["alert"]
+    response = strict.post(f"/api/v1/alerts/{alert.pk}/acknowledge", **auth(token))
+    assert response.status_code == 200
