@@ -18,7 +18,8 @@ from bordin.web.clinic.models import Response
 from bordin.web.fhir import resources as fr
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import import_questionnaire
-from tests.browser.pages import answer_checkin, axe_problems, choose, describe, send
+from tests.browser.conftest import make_staff
+from tests.browser.pages import answer_checkin, axe_problems, choose, describe, log_in, send
 from tests.questionnaires import as_bytes, conditional, phq9
 
 #: Item scores the client gives (item 9 last); hand-worked total 3+2+2+1+1+0+0+1+1 = 11.
@@ -98,4 +99,46 @@ def test_every_answer_type_is_accessible(
     send(page, tap=True)
     expect(page.locator("#q-placeholder-conditional-b-error")).to_be_visible()
     found["form with errors"] = axe_problems(page, axe_source)
+    assert not any(found.values()), describe([v for vs in found.values() for v in vs])
+
+
+def test_admin_imports_in_the_browser_and_the_pages_are_accessible(
+    new_context: Callable[..., Any],
+    clinic: Any,
+    axe_source: str,
+    tmp_path: Any,
+) -> None:
+    """/instruments/ (upload, a refused file, the licence form) and the API token page."""
+    make_staff("clinic-admin", clinic, role="clinic_admin")
+    page = new_context().new_page()
+    log_in(page, "clinic-admin")
+    page.goto("/instruments/")
+    found = {"instruments": axe_problems(page, axe_source)}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"resourceType": "Questionnaire", "item": [{"type": "display"}]}')
+    page.set_input_files("#id_file", str(bad))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Import").click()
+    expect(page.locator("#import-errors")).to_contain_text("item 1: has no linkId")
+    found["instruments, refused file"] = axe_problems(page, axe_source)
+    good = tmp_path / "phq9.json"
+    good.write_bytes(as_bytes(phq9()))
+    page.set_input_files("#id_file", str(good))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Import").click()
+    row = page.locator('tr[data-instrument="phq9"]')
+    row.get_by_label("Licence").fill("Placeholder licence")
+    row.get_by_label("May be used in this clinic").check()
+    with page.expect_navigation():
+        row.get_by_role("button", name="Save").click()
+    expect(page.locator('tr[data-instrument="phq9"]')).to_contain_text("Asked in the check-in.")
+    found["instruments, imported"] = axe_problems(page, axe_source)
+    page.goto("/account/tokens/")
+    page.get_by_label("What is it for?").fill("Scheduling system")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Make token").click()
+    expect(page.locator("[data-new-token]")).to_contain_text("bdn_")
+    found["API tokens"] = axe_problems(page, axe_source)
+    page.goto("/api/v1/docs")
+    expect(page.locator("#swagger-ui")).to_be_attached()
     assert not any(found.values()), describe([v for vs in found.values() for v in vs])
