@@ -469,6 +469,25 @@ def audit_verify() -> None:
     console.print(f"Audit log intact: {checked} events verified.")
 
 
+@app.command("import-questionnaire")
+def import_questionnaire(
+    file: Annotated[Path, typer.Argument(help="A FHIR R4 Questionnaire (JSON).")],
+    clinic: Annotated[
+        int | None,
+        typer.Option("--clinic", help="Clinic id (needed when there is more than one clinic)."),
+    ] = None,
+) -> None:
+    """Import a FHIR Questionnaire onto a clinic's instrument list (see docs/fhir.md)."""
+    from bordin.web.commands import run_import_questionnaire
+
+    try:
+        lines = run_import_questionnaire(file, clinic)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for line in lines:
+        console.print(line)
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )

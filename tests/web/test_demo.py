@@ -29,6 +29,12 @@ def test_seed_demo_shows_every_signal(client: Any) -> None:
     assert {"risk", "rupture", "not_on_track", "divergence"} <= kinds
     assert Alert.objects.filter(kind="rupture", status="resolved").exists()
     assert Response.objects.filter(respondent="therapist").exists()
+    # An imported PHQ-9-coded questionnaire, placeholder wording, clearly labelled (issue 11).
+    from bordin.web.instruments.models import ClinicInstrument
+
+    phq9 = ClinicInstrument.objects.get(code="phq9")
+    assert phq9.in_checkin and "placeholder" in phq9.licence.lower()
+    assert "PLACEHOLDER wording" in phq9.instrument.definition["name"]
 
     response = client.post("/login/", {"username": "demo-therapist", "password": DEMO_PASSWORD})
     assert response["Location"] == "/"

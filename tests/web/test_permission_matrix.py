@@ -10,7 +10,10 @@
   indistinguishable from one that does not exist; pages the role may not open at all answer
   **403**;
 * ``"redirect"``: sent elsewhere without the page (a researcher's caseload goes to the
-  exports, a logged-in user's login page to the caseload), nothing changed.
+  exports, a logged-in user's login page to the caseload), nothing changed;
+* ``"token"``: an API or FHIR endpoint that takes a personal API token only: a session (logged
+  in or not) gets 401, nothing changed. ``TOKEN_MATRIX`` below checks them with each role's
+  token.
 
 A URL pattern without a matrix entry, or without a request below to exercise it, fails the
 test: add both when you add a URL. ``SEES`` additionally checks who finds the owner's client
@@ -19,6 +22,7 @@ in a list or export.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -28,9 +32,11 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from bordin.web.alerts.models import Alert
+from bordin.web.api.models import ApiToken
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Clinic, Episode, Goal, Response, Session
+from bordin.web.instruments.models import ClinicInstrument
 from tests.web.conftest import make_staff
 from tests.web.helpers import checkin_post, record_checkin
 from tests.web.journey_helpers import intake_post, journey_fingerprint, make_rematch
@@ -121,11 +127,43 @@ MATRIX: dict[str, dict[str, str]] = {
     "journey-start": _row("allow"),
     "journey-client": _row("allow"),
     "journey-client-pdf": _row("allow"),
+    # Imported questionnaires (issue 11): the clinic admin manages the clinic's list.
+    "instruments": AUDIT,
+    "instrument-update": _row("deny", anonymous="login", admin="allow"),
+    # Personal API tokens (issue 11): every staff member manages their own; a token is its
+    # owner's only (404 for everyone else).
+    "api-tokens": _row("allow", anonymous="login"),
+    "api-token-revoke": _row("deny", anonymous="login", owner="allow"),
+    # FHIR exports: a client's Bundle as the client page; the clinic's as the scores export.
+    "client-fhir": CLIENT_READ,
+    "export-fhir": EXPORTS,
+    "export-fhir-ndjson": EXPORTS,
+    # FHIR endpoints: the CapabilityStatement is open; searches take a token (TOKEN_MATRIX).
+    "fhir-metadata": _row("allow"),
+    "fhir-questionnaire": _row("token"),
+    "fhir-questionnaire-response": _row("token"),
+    "fhir-observation": _row("token"),
+    # The REST API (/api/v1/): its index, spec and docs page are open (no data); every
+    # operation takes a token (TOKEN_MATRIX).
+    "api-v1-index": _row("allow"),
+    "api-v1:api-root": _row("allow"),
+    "api-v1:openapi-json": _row("allow"),
+    "api-v1:openapi-view": _row("allow"),
+    "api-v1:clients": _row("token"),
+    "api-v1:client": _row("token"),
+    "api-v1:client-episodes": _row("token"),
+    "api-v1:client-sessions": _row("token"),
+    "api-v1:client-responses": _row("token"),
+    "api-v1:client-results": _row("token"),
+    "api-v1:alerts": _row("token"),
+    "api-v1:alert-acknowledge": _row("token"),
 }
 
 #: Who finds the owner's client (its name, or its pseudonym in the export) in a list.
 SEES: dict[str, set[str]] = {
     "caseload": {"owner", "supervisor", "admin"},
+    "client-fhir": {"owner", "supervisor", "admin"},
+    "export-fhir": {"admin"},
     "alerts": {"owner", "supervisor", "admin"},
     "export-scores": {"admin", "researcher"},
     "outcomes": set(),  # de-identified: nobody finds a client's name there
@@ -487,6 +525,63 @@ def operations_fingerprint() -> tuple[Any, ...]:
     )
 
 
+def _instrument_entry(w: World) -> dict[str, Any]:
+    from bordin.web.instruments.services import import_questionnaire
+    from tests.questionnaires import as_bytes, phq9
+
+    entry = import_questionnaire(as_bytes(phq9()), "phq9.json", w.client.clinic).entry
+    return {"pk": entry.pk}
+
+
+def _owner_token(w: World) -> dict[str, Any]:
+    from bordin.web.api.models import ApiToken
+
+    return {"pk": ApiToken.issue(w.users["owner"], "matrix", "read", 30)[0].pk}
+
+
+REQUESTS.update(
+    {
+        "api-tokens": Call(
+            "post", data=lambda w: {"name": "t", "scope": "read", "days": "9"}, writes=True
+        ),
+        "api-token-revoke": Call("post", _owner_token, writes=True),
+        "client-fhir": Call("get", _client_pk),
+        "export-fhir": Call("get"),
+        "export-fhir-ndjson": Call("get"),
+        "fhir-metadata": Call("get"),
+        "api-v1-index": Call("get"),
+        "api-v1:api-root": Call("get"),
+        "api-v1:openapi-json": Call("get"),
+        "api-v1:openapi-view": Call("get"),
+        "api-v1:clients": Call("get"),
+        "api-v1:client": Call("get", lambda w: {"client_id": w.client.pk}),
+        "api-v1:client-episodes": Call("get", lambda w: {"client_id": w.client.pk}),
+        "api-v1:client-sessions": Call(
+            "post",
+            lambda w: {"client_id": w.client.pk},
+            lambda w: {"date": date.today().isoformat()},
+            True,
+        ),
+        "api-v1:client-responses": Call("get", lambda w: {"client_id": w.client.pk}),
+        "api-v1:client-results": Call("get", lambda w: {"client_id": w.client.pk}),
+        "api-v1:alerts": Call("get"),
+        "api-v1:alert-acknowledge": Call(
+            "post", lambda w: {"alert_id": w.new_alert.pk}, writes=True
+        ),
+        "fhir-questionnaire": Call("get"),
+        "fhir-questionnaire-response": Call("get"),
+        "fhir-observation": Call("get"),
+        "instruments": Call("get"),
+        "instrument-update": Call(
+            "post",
+            _instrument_entry,
+            lambda w: {f"e{k}-may_use": "on" for k in range(1, 100)},
+            writes=True,
+        ),
+    }
+)
+
+
 def url_patterns() -> dict[str, URLPattern]:
     """Every named URL pattern, walking included resolvers (``namespace:name`` when nested)."""
     found: dict[str, URLPattern] = {}
@@ -519,7 +614,7 @@ def test_every_url_and_role_is_in_the_matrix(capsys: pytest.CaptureFixture[str])
     assert REQUESTS.keys() == MATRIX.keys(), "every MATRIX entry needs a REQUESTS entry"
     for name, row in MATRIX.items():
         assert set(row) == set(ROLES), f"MATRIX[{name!r}] must give every role"
-        assert set(row.values()) <= {"allow", "deny", "login", "redirect"}, name
+        assert set(row.values()) <= {"allow", "deny", "login", "redirect", "token"}, name
     with capsys.disabled():
         print(f"\n[permission matrix] {checks()} checks")
 
@@ -536,6 +631,8 @@ def fingerprint() -> tuple[Any, ...]:
         list(Alert.objects.order_by("pk").values_list("pk", "status")),
         journey_fingerprint(),
         operations_fingerprint(),
+        list(ClinicInstrument.objects.order_by("pk").values_list("pk", "may_use", "licence")),
+        list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
     )
 
 
@@ -568,6 +665,8 @@ def test_matrix(client: Any, world: World, name: str, role: str) -> None:
 
     if expected == "login":
         assert _is_login_redirect(response), f"{where}, got {response.status_code}"
+    elif expected == "token":
+        assert response.status_code == 401, f"{where} (401), got {response.status_code}"
     elif expected == "deny":
         status = 404 if pattern.pattern.converters else 403
         assert response.status_code == status, f"{where} ({status}), got {response.status_code}"
@@ -596,3 +695,70 @@ def test_checkin_without_a_valid_token_is_refused(client: Any, world: World) -> 
     assert client.post("/c/", checkin_post(world.goals)).status_code == 404
     assert client.get("/c/" + "x" * 43).status_code == 404
     assert Response.objects.filter(respondent="client").count() == 1
+
+
+# --- endpoints that take a personal API token (issue 11) --------------------------------------
+
+#: ``TOKEN_MATRIX[url name][role]``: the status a request with that role's own token gets
+#: (``anonymous``: no token at all), and ``TOKEN_SEES`` who finds the owner's client in it.
+TOKEN_ALL = _row("200", anonymous="401")
+#: One client's records by API: read as the client page, 404 for everyone else.
+TOKEN_CLIENT_READ = _row("404", anonymous="401", owner="200", supervisor="200", admin="200")
+TOKEN_MATRIX: dict[str, dict[str, str]] = {
+    "fhir-questionnaire": TOKEN_ALL,
+    "fhir-questionnaire-response": TOKEN_ALL,
+    "fhir-observation": TOKEN_ALL,
+    "api-v1:clients": TOKEN_ALL,
+    "api-v1:client": TOKEN_CLIENT_READ,
+    "api-v1:client-episodes": TOKEN_CLIENT_READ,
+    "api-v1:client-responses": TOKEN_CLIENT_READ,
+    "api-v1:client-results": TOKEN_CLIENT_READ,
+    "api-v1:client-sessions": _row("404", anonymous="401", owner="201", admin="201"),
+    "api-v1:alerts": TOKEN_ALL,
+    "api-v1:alert-acknowledge": _row("404", anonymous="401", owner="200", admin="200"),
+}
+TOKEN_SEES: dict[str, set[str]] = {
+    "fhir-questionnaire-response": {"owner", "supervisor", "admin", "researcher"},
+    "fhir-observation": {"owner", "supervisor", "admin", "researcher"},
+    "api-v1:clients": {"owner", "supervisor", "admin"},
+    "api-v1:alerts": {"owner", "supervisor", "admin"},
+}
+
+
+def _marker(w: World, role: str, name: str) -> str:
+    """How the owner's client appears in an answer: its id, its pseudonym or its name."""
+    if name.startswith("api-v1:"):
+        return '"Client A"' if name == "api-v1:clients" else f'"client": {w.client.pk}'
+    if role == "researcher":
+        return f"Patient/{scoping.pseudonym(w.client.clinic_id, w.client.pk)}"
+    return f'"Patient/{w.client.pk}"'
+
+
+def test_token_matrix_names_every_token_endpoint() -> None:
+    token_only = {name for name, row in MATRIX.items() if "token" in row.values()}
+    assert token_only <= TOKEN_MATRIX.keys(), "add a TOKEN_MATRIX entry for each token endpoint"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(TOKEN_MATRIX))
+def test_token_matrix(client: Any, world: World, name: str, role: str) -> None:
+    user = world.users[role]
+    headers = {}
+    if user is not None:
+        token = ApiToken.issue(user, "matrix", "read_write", 30)[1]
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    call = REQUESTS[name]
+    before = fingerprint()
+    url = reverse(name, kwargs=call.kwargs(world))
+    if call.method == "post":
+        body = json.dumps(call.data(world))
+        response = client.post(url, body, content_type="application/json", **headers)
+    else:
+        response = client.get(url, call.data(world), **headers)
+    expected = TOKEN_MATRIX[name][role]
+    assert str(response.status_code) == expected, f"{role} {name}: {response.status_code}"
+    if name in TOKEN_SEES and expected == "200":
+        sees = _marker(world, role, name) in _content(response)
+        assert sees is (role in TOKEN_SEES[name]), f"{role} {name}: wrong contents"
+    changed = fingerprint()[:-1] != before[:-1]  # (the last part holds the new token)
+    assert changed is (call.writes and expected.startswith("20")), f"{role} {name}: writes"

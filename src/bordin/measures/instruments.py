@@ -40,6 +40,17 @@ from bordin.measures.reliable_change import jacobson_truax_threshold
 Direction = Literal["lower_is_better", "higher_is_better"]
 Role = Literal["outcome", "alliance"]
 Scoring = Literal["sum", "mean"]
+#: Item kinds. ``choice`` has numeric options; ``text`` (long) and ``string`` (one line) are free
+#: text; ``integer``, ``decimal`` and ``boolean`` are typed answers that are never summed;
+#: ``display`` and ``group`` show text only (a group's text heads the items that follow it).
+ItemKind = Literal["choice", "text", "string", "integer", "decimal", "boolean", "display", "group"]
+#: Operators of a FHIR ``enableWhen`` condition that Bordin evaluates.
+Operator = Literal["exists", "=", "!=", ">", "<", ">=", "<="]
+Answer = float | str | bool | None
+#: Kinds that take no answer.
+NO_ANSWER_KINDS = frozenset({"display", "group"})
+#: Kinds whose answer is free text (stored encrypted with the response, never summed).
+TEXT_KINDS = frozenset({"text", "string"})
 
 
 class DefinitionError(ValueError):
@@ -52,8 +63,75 @@ class ScoringError(ValueError):
 
 @dataclass(frozen=True)
 class ResponseOption:
+    """One answer option: its score ``value`` and, for imported items, its coding."""
+
     value: float
     label: str = ""
+    code: str = ""
+    system: str = ""
+    #: ``(language, label)`` pairs (FHIR translation extension), e.g. ``(("cy", "..."),)``.
+    translations: tuple[tuple[str, str], ...] = ()
+
+    def label_for(self, language: str) -> str:
+        return in_language(self.label, self.translations, language)
+
+
+def in_language(default: str, translations: tuple[tuple[str, str], ...], language: str) -> str:
+    """The text in ``language`` (exact tag, else its primary subtag), else ``default``.
+
+    >>> in_language("Hello", (("cy", "Helo"),), "cy-GB")
+    'Helo'
+    """
+    if not language or not translations:
+        return default
+    wanted = language.lower()
+    for lang, text in translations:
+        if lang.lower() == wanted:
+            return text
+    primary = wanted.split("-")[0]
+    for lang, text in translations:
+        if lang.lower().split("-")[0] == primary:
+            return text
+    return default
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A FHIR ``enableWhen``: the item is shown when ``question``'s answer meets it.
+
+    For a choice question ``answer`` is the option's value (a coding is resolved to its option
+    when the questionnaire is imported); ``exists`` takes ``True`` or ``False``.
+    """
+
+    question: str
+    operator: Operator
+    answer: float | str | bool
+
+    def holds(self, given: Answer) -> bool:
+        """Whether the condition is met by ``given`` (``None``: not answered).
+
+        Follows FHIR R5's clarification of R4: ``!=`` is true when the question is not answered;
+        every other comparison with a missing answer is false.
+        """
+        if self.operator == "exists":
+            return (given is not None and given != "") == bool(self.answer)
+        if given is None or given == "":
+            return self.operator == "!="
+        if self.operator in ("=", "!="):
+            equal = (
+                math.isclose(float(given), float(self.answer))
+                if _is_number(given) and _is_number(self.answer)
+                else given == self.answer
+            )
+            return equal if self.operator == "=" else not equal
+        if not (_is_number(given) and _is_number(self.answer)):
+            return False
+        a, b = float(given), float(self.answer)
+        return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[self.operator]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -67,7 +145,7 @@ class Item:
 
     id: str
     text: str = ""
-    kind: Literal["choice", "text"] = "choice"
+    kind: ItemKind = "choice"
     options: tuple[ResponseOption, ...] = ()
     reverse: bool = False
     required: bool = True
@@ -76,14 +154,36 @@ class Item:
     part: str | None = None
     low: str = ""
     high: str = ""
+    code: str = ""
+    enable_when: tuple[Condition, ...] = ()
+    enable_behavior: Literal["all", "any"] = "all"
+    #: ``(language, text)`` pairs: the item's wording in other languages.
+    translations: tuple[tuple[str, str], ...] = ()
+
+    def text_for(self, language: str) -> str:
+        return in_language(self.text, self.translations, language)
 
     @property
     def min_value(self) -> float:
-        return min(o.value for o in self.options)
+        return min((o.value for o in self.options), default=0.0)
 
     @property
     def max_value(self) -> float:
-        return max(o.value for o in self.options)
+        return max((o.value for o in self.options), default=0.0)
+
+    @property
+    def takes_answer(self) -> bool:
+        return self.kind not in NO_ANSWER_KINDS
+
+    def enabled(self, answers: Mapping[str, Answer]) -> bool:
+        """Whether the item is shown given the other answers (FHIR ``enableWhen``)."""
+        if not self.enable_when:
+            return True
+        results = (c.holds(answers.get(c.question)) for c in self.enable_when)
+        return any(results) if self.enable_behavior == "any" else all(results)
+
+    def option_for(self, value: float) -> ResponseOption | None:
+        return next((o for o in self.options if math.isclose(o.value, value)), None)
 
 
 @dataclass(frozen=True)
@@ -123,6 +223,13 @@ class Instrument:
     sd: float | None = None
     norm_mean: float | None = None
     norm_sd: float | None = None
+    #: ``True`` for an imported questionnaire whose answers do not all carry a numeric weight:
+    #: its answers are stored, but no total is computed.
+    unscored: bool = False
+    #: Where the definition came from: ``""`` (TOML) or ``"fhir"`` (an imported Questionnaire).
+    source: str = ""
+    #: The FHIR canonical URL of an imported Questionnaire.
+    url: str = ""
 
     @property
     def lower_is_better(self) -> bool:
@@ -160,27 +267,62 @@ class Instrument:
     def in_range(self, score: float) -> bool:
         return self.min <= score <= self.max
 
-    def score(self, answers: Mapping[str, float | str | None]) -> Score:
+    def item(self, item_id: str) -> Item:
+        """The item with this id (``KeyError`` if there is none)."""
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise KeyError(item_id)
+
+    def enabled_answers(self, answers: Mapping[str, Answer]) -> dict[str, Answer]:
+        """``answers`` without those to items that are not enabled (FHIR ``enableWhen``).
+
+        Items are taken in order, so a condition on an earlier item sees that item's answer
+        only if the earlier item is itself enabled.
+        """
+        view = dict(answers)
+        for item in self.items:
+            if not item.enabled(view):
+                view.pop(item.id, None)
+        return view
+
+    def risk_flags(self, answers: Mapping[str, Answer]) -> tuple[str, ...]:
+        """Items whose answer reaches their risk threshold (``risk_at``), in item order."""
+        return tuple(
+            item.id
+            for item in self.items
+            if item.risk_at is not None
+            and _is_number(answers.get(item.id))
+            and float(answers[item.id]) >= item.risk_at  # type: ignore[arg-type]
+        )
+
+    def score(self, answers: Mapping[str, Answer]) -> Score:
         """Score item answers: reverse-keyed items flipped, then sum or mean of scored items.
 
-        Every required scored item must be answered with one of its option values. Free-text
-        and unscored items are ignored for the total; risk items are reported whatever their
+        Every required scored item that is enabled must be answered with one of its option
+        values; answers to items that are not enabled are ignored. Free-text, typed and
+        unscored items are ignored for the total; risk items are reported whatever their
         scoring.
         """
         if not self.items:
             raise ScoringError(f"{self.code}: no items are defined, so answers cannot be scored")
+        if self.unscored:
+            raise ScoringError(
+                f"{self.code}: not every answer has a numeric weight, so it has no total"
+            )
         known = {item.id for item in self.items}
         unknown = sorted(set(answers) - known)
         if unknown:
             raise ScoringError(f"{self.code}: unknown item(s) {', '.join(unknown)}")
+        answers = self.enabled_answers(answers)
         values: dict[str, float] = {}
         risk: list[str] = []
         for item in self.items:
             raw = answers.get(item.id)
-            if item.kind == "text":
+            if item.kind != "choice":
                 continue
             if raw is None or raw == "":
-                if item.required and item.scored:
+                if item.required and item.scored and item.enabled(answers):
                     raise ScoringError(f"{self.code}: item '{item.id}' is not answered")
                 continue
             try:
@@ -189,7 +331,7 @@ class Instrument:
                 raise ScoringError(
                     f"{self.code}: item '{item.id}' needs a number, got {raw!r}"
                 ) from None
-            if not any(math.isclose(value, o.value) for o in item.options):
+            if item.option_for(value) is None:
                 allowed = ", ".join(f"{o.value:g}" for o in item.options)
                 raise ScoringError(
                     f"{self.code}: item '{item.id}' answer {value:g} is not one of {allowed}"
@@ -448,3 +590,45 @@ def registry(extra: Path | None = None) -> Registry:
     """Built-in measures, plus (and overridden by) those in ``extra`` when given."""
     reg = builtin_registry()
     return reg.merged(load_definitions(extra)) if extra is not None else reg
+
+
+def instrument_from_dict(data: Mapping[str, Any]) -> Instrument:
+    """Rebuild an :class:`Instrument` from :func:`dataclasses.asdict` output (e.g. stored JSON).
+
+    The inverse of ``dataclasses.asdict`` followed by a JSON round trip (tuples come back as
+    lists). Keys this version does not know are ignored, so older stored copies still load.
+    """
+
+    def item(raw: Mapping[str, Any]) -> Item:
+        fields_ = {k: v for k, v in raw.items() if k in _ITEM_FIELDS}
+        fields_["options"] = tuple(
+            ResponseOption(
+                **{
+                    **{k: v for k, v in o.items() if k in _OPTION_FIELDS},
+                    "translations": _pairs(o.get("translations")),
+                }
+            )
+            for o in raw.get("options", ())
+        )
+        fields_["translations"] = _pairs(raw.get("translations"))
+        fields_["enable_when"] = tuple(
+            Condition(str(c["question"]), c["operator"], c["answer"])
+            for c in raw.get("enable_when", ())
+        )
+        return Item(**fields_)
+
+    fields_ = {k: v for k, v in data.items() if k in _INSTRUMENT_FIELDS}
+    fields_["items"] = tuple(item(i) for i in data.get("items", ()))
+    fields_["subscales"] = {str(k): tuple(v) for k, v in (data.get("subscales") or {}).items()}
+    fields_["bands"] = tuple((float(lo), str(name)) for lo, name in data.get("bands", ()))
+    fields_["answer_codes"] = dict(data.get("answer_codes") or {})
+    return Instrument(**fields_)
+
+
+def _pairs(raw: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(a), str(b)) for a, b in raw or ())
+
+
+_ITEM_FIELDS = frozenset(Item.__dataclass_fields__)
+_OPTION_FIELDS = frozenset(ResponseOption.__dataclass_fields__)
+_INSTRUMENT_FIELDS = frozenset(Instrument.__dataclass_fields__)

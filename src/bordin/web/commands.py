@@ -209,6 +209,51 @@ def run_purge(*, dry_run: bool) -> tuple[list[tuple[Any, int]], list[tuple[Any, 
     return purge(dry_run=dry_run)
 
 
+def run_import_questionnaire(path: Path, clinic_id: int | None) -> list[str]:
+    """``bordin import-questionnaire FILE [--clinic ID]``: what was imported, as lines.
+
+    Raises ``ValueError`` (a ``QuestionnaireError`` naming each problem, or an unknown clinic)
+    with nothing stored.
+    """
+    _setup()
+    from bordin.measures.questionnaire import check_size
+    from bordin.web.clinic.models import Clinic
+    from bordin.web.instruments.services import import_questionnaire
+
+    if clinic_id is None:
+        clinics = list(Clinic.objects.order_by("pk")[:2])
+        if len(clinics) != 1:
+            raise ValueError(
+                "give --clinic ID: "
+                + ("there is no clinic" if not clinics else "there is more than one clinic")
+            )
+        clinic = clinics[0]
+    else:
+        found = Clinic.objects.filter(pk=clinic_id).first()
+        if found is None:
+            raise ValueError(f"there is no clinic with id {clinic_id}")
+        clinic = found
+    try:
+        check_size(path.stat().st_size, str(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
+    result = import_questionnaire(data, str(path), clinic)
+    entry = result.entry
+    head = "Imported" if result.new_version else "Already imported (unchanged):"
+    return [
+        f"{head} {result.imported.definition.name} as {entry.code} version "
+        f"{entry.instrument.version} for clinic {clinic.pk} ({clinic.name}).",
+        *result.imported.notes,
+        "An admin still has to tick 'May be used in this clinic' on /instruments/ before the "
+        "check-in asks it."
+        if not entry.may_use
+        else "It is asked in the check-in."
+        if entry.active
+        else "It is not active in the check-in.",
+    ]
+
+
 def run_manage(argv: list[str]) -> None:
     """Django's ``manage.py`` with Bordin's settings: ``bordin manage createsuperuser``."""
     from django.core.management import execute_from_command_line

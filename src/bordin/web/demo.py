@@ -182,6 +182,9 @@ def _seed(seed: int) -> None:
     clinic = Clinic.objects.create(name=DEMO_CLINIC, crisis_contacts=CRISIS_CONTACTS)
     therapists = [_user(u, f, la, clinic, "therapist") for u, f, la in THERAPISTS]
     _user(*ADMIN, clinic=clinic, role="clinic_admin")
+    from bordin.web.instruments.services import seed_demo_questionnaire
+
+    seed_demo_questionnaire(clinic)  # PHQ-9's codes, placeholder wording (issue 11)
 
     reg = analysis.registry()
     alliance_def, wellbeing_def = reg[analysis.ALLIANCE], reg[analysis.WELLBEING]

@@ -52,6 +52,9 @@ INSTALLED_APPS = [
     "bordin.web.journey",
     "bordin.web.operations",  # issue 9
     "bordin.web.guard",
+    "bordin.web.instruments",
+    "bordin.web.api",
+    "ninja",  # serves the API docs page's assets itself (no CDN)
 ]
 
 MIDDLEWARE = [

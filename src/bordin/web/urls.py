@@ -7,10 +7,14 @@ from django.urls import include, path
 
 from bordin.web.accounts import views as account_views
 from bordin.web.alerts import views as alert_views
+from bordin.web.api import views as api_views
+from bordin.web.api.v1 import api as api_v1
 from bordin.web.audit import views as audit_views
 from bordin.web.checkins import views as checkin_views
 from bordin.web.clinic import exports, outcomes
 from bordin.web.clinic import views as clinic_views
+from bordin.web.fhir import views as fhir_views
+from bordin.web.instruments import views as instrument_views
 
 urlpatterns = [
     path("", clinic_views.caseload, name="caseload"),
@@ -59,4 +63,21 @@ urlpatterns = [
     path("c/<str:token>", checkin_views.start, name="checkin-start"),
     path("", include("bordin.web.journey.urls")),
     path("", include("bordin.web.operations.urls")),  # issue 9
+    path("instruments/", instrument_views.instrument_list, name="instruments"),
+    path("instruments/<int:pk>/", instrument_views.instrument_update, name="instrument-update"),
+    path("account/tokens/", api_views.tokens, name="api-tokens"),
+    path("account/tokens/<int:pk>/revoke/", api_views.revoke, name="api-token-revoke"),
+    path("clients/<int:pk>/fhir.json", fhir_views.client_bundle, name="client-fhir"),
+    path("exports/fhir.json", fhir_views.clinic_bundle, name="export-fhir"),
+    path("exports/fhir.ndjson", fhir_views.clinic_ndjson, name="export-fhir-ndjson"),
+    path("fhir/metadata", fhir_views.metadata, name="fhir-metadata"),
+    path("fhir/Questionnaire", fhir_views.questionnaire_search, name="fhir-questionnaire"),
+    path(
+        "fhir/QuestionnaireResponse",
+        fhir_views.questionnaire_response_search,
+        name="fhir-questionnaire-response",
+    ),
+    path("fhir/Observation", fhir_views.observation_search, name="fhir-observation"),
+    path("api/v1/", api_views.api_index, name="api-v1-index"),  # before Ninja's (a 404)
+    path("api/v1/", api_v1.urls),
 ]

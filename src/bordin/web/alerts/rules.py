@@ -7,6 +7,7 @@ a cause is never raised twice, even by two concurrent submissions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -47,16 +48,27 @@ def raise_alert(
     )
 
 
-def check_risk(client: ClinicClient, session: Session, wellbeing: Response | None) -> Alert | None:
-    if wellbeing is None or not wellbeing.risk_flagged:
+def check_risk(client: ClinicClient, session: Session, *responses: Response | None) -> Alert | None:
+    """A risk alert when any of the responses has an answer at an item's risk threshold.
+
+    Which items are risk items comes from each instrument's definition (``risk_at``: the
+    wellbeing check-in's safety question, PHQ-9's item 9 above 0, ...).
+    """
+    flagged = [r for r in responses if r is not None and r.risk_flagged]
+    if not flagged:
         return None
-    alert, _ = raise_alert(
-        client,
-        Kind.RISK,
-        session,
-        f"At session {session.number} the client answered the safety question with a "
-        "possible risk of self-harm. Contact them today.",
-    )
+    first = flagged[0]
+    if first.instrument.code == analysis.WELLBEING:
+        detail = (
+            f"At session {session.number} the client answered the safety question with a "
+            "possible risk of self-harm. Contact them today."
+        )
+    else:
+        detail = (
+            f"At session {session.number} the client's answers to {first.instrument.code} "
+            "include a possible risk of self-harm. Contact them today."
+        )
+    alert, _ = raise_alert(client, Kind.RISK, session, detail)
     return alert
 
 
@@ -184,16 +196,23 @@ def check_not_on_track(
 
 
 def evaluate_checkin(
-    session: Session, alliance: Response | None, wellbeing: Response | None
+    session: Session,
+    alliance: Response | None,
+    wellbeing: Response | None,
+    others: Sequence[Response] = (),
 ) -> list[Alert]:
-    """All alerts a client's check-in raises. Call inside the submission's transaction."""
+    """All alerts a client's check-in raises. Call inside the submission's transaction.
+
+    ``others``: the check-in's responses to further (imported) instruments.
+    """
     client = session.episode.client
     data = analysis.episode_data(session.episode, comments=False)
+    outcome = wellbeing or any(r.instrument.code in analysis.OUTCOME_CODES for r in others)
     found = [
-        check_risk(client, session, wellbeing),
+        check_risk(client, session, wellbeing, *others),
         check_rupture(client, session, data) if alliance else None,
         check_divergence(client, session, data),
-        check_not_on_track(client, session, data) if wellbeing else None,
+        check_not_on_track(client, session, data) if outcome else None,
     ]
     return [a for a in found if a is not None]
 

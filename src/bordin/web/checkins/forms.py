@@ -17,8 +17,8 @@ from django.core.validators import RegexValidator
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from bordin.measures.instruments import TEXT_KINDS, Item
 from bordin.measures.instruments import Instrument as MeasureDefinition
-from bordin.measures.instruments import Item
 from bordin.web.clinic.models import Goal
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -34,17 +34,48 @@ def _value_text(value: float) -> str:
     return f"{value:g}"
 
 
+def _condition_hint(inst: MeasureDefinition, item: Item) -> str:
+    """When a conditional question applies, in words (all questions are shown: no JavaScript)."""
+    parts = []
+    for cond in item.enable_when:
+        target = inst.item(cond.question)
+        name = f'"{target.text}"' if target.text else "an earlier question"
+        if cond.operator == "exists":
+            parts.append(f"you answered {name}" if cond.answer else f"you left {name} empty")
+            continue
+        shown: object = cond.answer
+        if isinstance(cond.answer, float) and target.options:
+            option = target.option_for(cond.answer)
+            shown = option.label if option and option.label else _value_text(cond.answer)
+        elif isinstance(cond.answer, float):
+            shown = _value_text(cond.answer)
+        words = {
+            "=": "was",
+            "!=": "was not",
+            ">": "was more than",
+            "<": "was less than",
+            ">=": "was at least",
+            "<=": "was at most",
+        }[cond.operator]
+        parts.append(f"your answer to {name} {words} {shown}")
+    joiner = " or " if item.enable_behavior == "any" else " and "
+    return f"Answer this only if {joiner.join(parts)}." if parts else ""
+
+
 @dataclass(frozen=True)
 class Question:
     """One question as the template shows it."""
 
-    field: forms.BoundField
+    field: forms.BoundField | None  # None for a heading or display text
     text: str
-    kind: str  # "scale" (0-10 row), "choice" (labelled options) or "text"
+    #: "scale" (0-10 row), "choice" (labelled options), "text" (long free text), "input"
+    #: (number or one line), "heading" (a group's title) or "display" (text only)
+    kind: str
     low: str = ""
     high: str = ""
     lowest: str = "0"
     highest: str = "10"
+    hint: str = ""
 
     def options(self) -> SafeString:
         """The radio buttons of a scale or choice question, as HTML.
@@ -54,6 +85,8 @@ class Question:
         ids (``id_<name>_<index>``) and checked state as iterating over the bound field.
         """
         f = self.field
+        if f is None:
+            return SafeString("")
         current = f.value()
         chosen = "" if current is None else str(current)
         base, name = escape(f.auto_id), escape(f.html_name)
@@ -89,15 +122,18 @@ class CheckinForm(forms.Form):
         instruments: Sequence[MeasureDefinition],
         goals: Sequence[Goal],
         text_limit: int = 2000,
+        language: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.language = language
         self.instruments = tuple(instruments)
         self.goals = tuple(goals)
         self.text_limit = text_limit
         for inst in self.instruments:
             for item in inst.items:
-                self.fields[field_name(inst, item)] = self._item_field(item)
+                if item.takes_answer:
+                    self.fields[field_name(inst, item)] = self._item_field(item)
         for goal in self.goals:
             self.fields[f"goal-{goal.pk}"] = forms.TypedChoiceField(
                 choices=[(str(v), str(v)) for v in GOAL_SCALE],
@@ -110,6 +146,33 @@ class CheckinForm(forms.Form):
             )
 
     def _item_field(self, item: Item) -> forms.Field:
+        # A question shown only after some answers cannot be required by the browser's form
+        # (there is no JavaScript): ``clean`` requires it when its condition holds.
+        required = item.required and not item.enable_when
+        if item.kind in ("integer", "decimal"):
+            number = "a whole number" if item.kind == "integer" else "a number"
+            field_class = forms.IntegerField if item.kind == "integer" else forms.FloatField
+            return field_class(
+                required=required,
+                widget=forms.NumberInput(
+                    attrs={"inputmode": "numeric" if item.kind == "integer" else "decimal"}
+                ),
+                error_messages={
+                    "required": f"Please enter {number}.",
+                    "invalid": f"Please enter {number}, for example 3.",
+                },
+            )
+        if item.kind == "string":
+            return forms.CharField(
+                required=required,
+                max_length=self.text_limit,
+                strip=True,
+                error_messages={
+                    "required": "Please write an answer.",
+                    "max_length": "Please shorten your answer to at most %(limit_value)d "
+                    "characters (it has %(show_value)d).",
+                },
+            )
         if item.kind == "text":
             return forms.CharField(
                 required=False,
@@ -130,9 +193,12 @@ class CheckinForm(forms.Form):
             else "Please choose one of the answers."
         )
         return forms.TypedChoiceField(
-            choices=[(_value_text(o.value), o.label or _value_text(o.value)) for o in item.options],
+            choices=[
+                (_value_text(o.value), o.label_for(self.language) or _value_text(o.value))
+                for o in item.options
+            ],
             coerce=float,
-            required=item.required,
+            required=required,
             empty_value=None,
             widget=forms.RadioSelect,
             error_messages={"required": message, "invalid_choice": message},
@@ -144,17 +210,39 @@ class CheckinForm(forms.Form):
         for inst in self.instruments:
             questions = []
             for item in inst.items:
+                if not item.takes_answer:
+                    questions.append(
+                        Question(
+                            None,
+                            item.text_for(self.language),
+                            "heading" if item.kind == "group" else "display",
+                        )
+                    )
+                    continue
                 bound = self[field_name(inst, item)]
                 if item.kind == "text":
                     kind = "text"
+                elif item.kind in ("string", "integer", "decimal"):
+                    kind = "input"
                 elif any(o.label for o in item.options):
                     kind = "choice"
                 else:
                     kind = "scale"
                 lo = _value_text(item.min_value) if item.options else ""
                 hi = _value_text(item.max_value) if item.options else ""
-                questions.append(Question(bound, item.text, kind, item.low, item.high, lo, hi))
-            title = SECTION_TITLES.get(inst.role, inst.name)
+                questions.append(
+                    Question(
+                        bound,
+                        item.text_for(self.language),
+                        kind,
+                        item.low,
+                        item.high,
+                        lo,
+                        hi,
+                        _condition_hint(inst, item),
+                    )
+                )
+            title = SECTION_TITLES.get(inst.role, inst.name) if not inst.source else inst.name
             out.append(Section(title, "", tuple(questions)))
         if self.goals:
             out.append(
@@ -173,14 +261,43 @@ class CheckinForm(forms.Form):
         """Cleaned numeric answers of one instrument and its free text (joined)."""
         numbers: dict[str, float] = {}
         texts: list[str] = []
-        for item in inst.items:
-            value = self.cleaned_data.get(field_name(inst, item))
-            if item.kind == "text":
+        raw = {
+            item.id: self.cleaned_data.get(field_name(inst, item))
+            for item in inst.items
+            if item.takes_answer
+        }
+        for item_id, value in inst.enabled_answers(raw).items():
+            item = inst.item(item_id)
+            if item.kind in TEXT_KINDS:
                 if value:
                     texts.append(str(value))
             elif value is not None:
                 numbers[item.id] = float(value)
         return numbers, "\n\n".join(texts)
+
+    def clean(self) -> dict[str, Any]:
+        """Require a conditional question when its condition holds (FHIR ``enableWhen``)."""
+        cleaned = super().clean() or {}
+        for inst in self.instruments:
+            raw = {
+                item.id: cleaned.get(field_name(inst, item))
+                for item in inst.items
+                if item.takes_answer
+            }
+            enabled = inst.enabled_answers(raw)
+            for item in inst.items:
+                name = field_name(inst, item)
+                if (
+                    item.enable_when
+                    and item.required
+                    and item.id in enabled
+                    and enabled[item.id] in (None, "")
+                    and name not in self.errors
+                ):
+                    self.add_error(
+                        name, "Please answer this question (your earlier answer asks for it)."
+                    )
+        return cleaned
 
     def goal_ratings(self) -> dict[int, int]:
         return {g.pk: int(self.cleaned_data[f"goal-{g.pk}"]) for g in self.goals}

@@ -18,7 +18,9 @@ from bordin.web.audit import log
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
-from bordin.web.clinic.models import GoalRating, Instrument, Response
+from bordin.web.clinic.models import Episode, GoalRating, Instrument, Response
+from bordin.web.instruments.models import ClinicInstrument
+from bordin.web.instruments.services import clinic_checkin_instruments, definition_of
 
 
 class LinkUnavailable(Exception):
@@ -35,9 +37,36 @@ class Outcome:
     notified: bool = False
 
 
-def checkin_instruments() -> list[MeasureDefinition]:
+#: Bordin's own check-ins, asked at every check-in.
+BUILTIN_CHECKIN = (analysis.ALLIANCE, analysis.WELLBEING)
+
+
+def checkin_instrument_codes(episode: Episode | None = None) -> list[str]:
+    """The codes of the instruments a check-in asks, in order.
+
+    The one place that decides what a check-in asks: Bordin's own alliance and wellbeing
+    check-ins, then the clinic's active imported instruments that an admin marked as licensed
+    for use (``/instruments/``). The delivery issue's measure plan replaces the second part.
+    """
+    codes = list(BUILTIN_CHECKIN)
+    if episode is not None:
+        codes += [e.code for e in clinic_checkin_instruments(episode.client.clinic_id)]
+    return codes
+
+
+def checkin_instruments(episode: Episode | None = None) -> list[MeasureDefinition]:
+    """The definitions of :func:`checkin_instrument_codes`, imported ones at their current
+    version (a clinic's imported instrument takes precedence over a built-in of the same code).
+    """
+    codes = checkin_instrument_codes(episode)
+    imported: dict[str, MeasureDefinition] = {}
+    if episode is not None and len(codes) > len(BUILTIN_CHECKIN):
+        rows = ClinicInstrument.objects.filter(
+            clinic_id=episode.client.clinic_id, code__in=codes
+        ).select_related("instrument")
+        imported = {r.code: definition_of(r.instrument) for r in rows}
     reg = analysis.registry()
-    return [reg[analysis.ALLIANCE], reg[analysis.WELLBEING]]
+    return [imported[c] if c in imported else reg[c] for c in codes]
 
 
 def response_key(key: str, code: str) -> str:
@@ -48,10 +77,9 @@ def completed(link: CheckinLink, key: str) -> Outcome | None:
     """The earlier outcome when ``key`` is the one that used this link, else ``None``."""
     if link.used_at is None or not key or key != link.used_key:
         return None
-    wellbeing = Response.objects.filter(
-        idempotency_key=response_key(key, analysis.WELLBEING)
-    ).first()
-    risk = bool(wellbeing and wellbeing.risk_flagged)
+    risk = Response.objects.filter(
+        idempotency_key__startswith=response_key(key, ""), risk_flagged=True
+    ).exists()
     alert = (
         Alert.objects.filter(session_id=link.session_id, kind=Alert.Kind.RISK).first()
         if risk
@@ -106,15 +134,19 @@ def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | No
     stored: dict[str, Response] = {}
     for inst in form.instruments:
         answers, free_text = form.answers(inst)
-        score = inst.score(answers)
+        if inst.unscored:
+            total, risk = None, inst.risk_flags(answers)
+        else:
+            score = inst.score(answers)
+            total, risk = score.total, score.risk_items
         stored[inst.code] = Response(
             session=session,
             instrument=instruments[inst.code],
             respondent=Response.Respondent.CLIENT,
             answers=answers,
-            total=score.total,
+            total=total,
             free_text=free_text,
-            risk_flagged=bool(score.risk_items),
+            risk_flagged=bool(risk),
             submitted_at=now,
             idempotency_key=response_key(key, inst.code),
         )
@@ -145,8 +177,8 @@ def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | No
     CheckinLink.objects.filter(
         session=session, used_at__isnull=True, revoked_at__isnull=True
     ).exclude(pk=link.pk).update(revoked_at=now)
+    others = [r for code, r in stored.items() if code not in BUILTIN_CHECKIN]
     alerts = evaluate_checkin(
-        session, stored.get(analysis.ALLIANCE), stored.get(analysis.WELLBEING)
+        session, stored.get(analysis.ALLIANCE), stored.get(analysis.WELLBEING), others
     )
-    wellbeing = stored.get(analysis.WELLBEING)
-    return Outcome(risk=bool(wellbeing and wellbeing.risk_flagged), alerts=tuple(alerts))
+    return Outcome(risk=any(r.risk_flagged for r in stored.values()), alerts=tuple(alerts))

@@ -46,9 +46,10 @@ def _too_many(request: HttpRequest) -> HttpResponse:
 def _build_form(link: CheckinLink, data: object | None = None) -> CheckinForm:
     goals = list(link.episode.goals.filter(active=True))
     kwargs: dict[str, object] = {
-        "instruments": services.checkin_instruments(),
+        "instruments": services.checkin_instruments(link.episode),
         "goals": goals,
         "text_limit": settings.BORDIN_CHECKIN_TEXT_LIMIT,
+        "language": link.client.preferred_language,
     }
     if data is not None:
         return CheckinForm(data, **kwargs)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from bordin.measures.instruments import Registry, builtin_registry
+from bordin.measures.instruments import Instrument, Registry, builtin_registry
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -41,6 +41,20 @@ DIVERGENCE_POINTS = 2.0
 def registry() -> Registry:
     """The built-in measures (including the therapist's side of the alliance rating)."""
     return builtin_registry()
+
+
+def definitions(codes: Iterable[str]) -> dict[str, Instrument]:
+    """Definitions by code: built-in ones, else the latest stored version (imported ones)."""
+    from bordin.measures.instruments import instrument_from_dict
+    from bordin.web.clinic.models import Instrument as StoredInstrument
+
+    reg = registry()
+    wanted = list(codes)
+    out = {c: reg[c] for c in wanted if c in reg}
+    rows = StoredInstrument.objects.filter(code__in=[c for c in wanted if c not in out])
+    for row in rows.order_by("code", "-created_at", "-pk"):
+        out.setdefault(row.code, instrument_from_dict(row.definition))
+    return out
 
 
 def comparable_client_alliance(answers: Mapping[str, float | str | None]) -> float | None:
@@ -178,7 +192,13 @@ def _fit_reference(responses: QuerySet[Response], code: str) -> TrajectoryModel 
     from bordin.measures.series import SeriesMatrix
     from bordin.measures.trajectories import fit
 
-    rows = list(responses.values_list("session__episode_id", "session__number", "total"))
+    rows = [
+        (episode, number, total)
+        for episode, number, total in responses.values_list(
+            "session__episode_id", "session__number", "total"
+        )
+        if total is not None
+    ]
     if not rows:
         return None
     frame = pl.DataFrame(
@@ -209,7 +229,7 @@ def episode_data(episode: Episode, *, comments: bool = True) -> EpisodeData:
     from bordin.web.clinic.models import Response
 
     fields = ["session__number", "instrument__code", "respondent", "total", "answers"]
-    responses = Response.objects.filter(session__episode=episode)
+    responses = Response.objects.filter(session__episode=episode, total__isnull=False)
     rows: Iterable[ResponseRow] = (
         responses.values_list(*fields, "free_text")
         if comments

@@ -255,7 +255,8 @@ def caseload(user: Any, now: datetime | None = None) -> list[Row]:
         .order_by("session__date", "session__number", "submitted_at")
         .values_list("session__episode__client_id", "instrument__code", "total")
     ):
-        scores.setdefault(client_id, {}).setdefault(code, []).append(total)
+        if total is not None:  # an unscored questionnaire has no total
+            scores.setdefault(client_id, {}).setdefault(code, []).append(total)
     open_kinds: dict[int, set[str]] = {}
     for client_id, kind in Alert.objects.filter(
         client_id__in=ids, status__in=Alert.OPEN_STATUSES

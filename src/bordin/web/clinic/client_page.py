@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.alerts.models import Alert
 from bordin.web.clinic import analysis, charts
 from bordin.web.clinic.models import Client, Episode, Goal, GoalRating
@@ -25,6 +26,8 @@ class ClientPage:
     episode: Episode | None
     alliance_chart: charts.Chart | None = None
     outcome_chart: charts.Chart | None = None
+    #: Charts of further scored instruments (e.g. imported questionnaires), from their definitions.
+    other_charts: list[charts.Chart] = field(default_factory=list)
     latest_comment: tuple[int, str] | None = None
     goals: list[GoalView] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
@@ -55,6 +58,7 @@ def build(client: Client) -> ClientPage:
     page.latest_comment = data.comments[-1] if data.comments else None
     _alliance(page, data)
     _outcome(page, client, data)
+    _other_measures(page, data)
     page.goals = _goals(episode)
     return page
 
@@ -169,10 +173,26 @@ def _outcome(page: ClientPage, client: Client, data: analysis.EpisodeData) -> No
         )
     else:
         summary += " Too little data yet for an expected range."
-    step = 2.0 if inst.max <= 10 else 5.0
+    page.outcome_chart = _measure_chart(
+        "outcome-chart", inst, scores, summary, markers, band, "Expected range"
+    )
+
+
+def _measure_chart(
+    slug: str,
+    inst: MeasureDefinition,
+    scores: list[float | None],
+    summary: str,
+    markers: list[charts.Marker] | None = None,
+    band: list[tuple[int, float, float]] | None = None,
+    band_name: str = "",
+) -> charts.Chart:
+    """A measure's line chart, its scale (range, ticks, label) from the definition."""
+    name = inst.name.split(" (")[0]
+    step = 2.0 if inst.max - inst.min <= 10 else 5.0
     ticks = [inst.min + step * k for k in range(int((inst.max - inst.min) // step) + 1)]
-    page.outcome_chart = charts.line_chart(
-        slug="outcome-chart",
+    return charts.line_chart(
+        slug=slug,
         title=f"{name}, session by session",
         summary=summary,
         lines=[charts.Line(name, scores, "outcome")],
@@ -180,10 +200,29 @@ def _outcome(page: ClientPage, client: Client, data: analysis.EpisodeData) -> No
         hi=inst.max,
         ticks=ticks,
         y_label=f"{name} ({inst.min:g}-{inst.max:g})",
-        markers=markers,
-        band=band,
-        band_name="Expected range",
+        markers=markers or [],
+        band=band or [],
+        band_name=band_name,
     )
+
+
+def _other_measures(page: ClientPage, data: analysis.EpisodeData) -> None:
+    """A chart for each further scored instrument the client answered (not the outcome)."""
+    shown = {analysis.ALLIANCE, analysis.WELLBEING, data.outcome_code()}
+    codes = sorted(c for c, v in data.client.items() if c not in shown and v)
+    if not codes:
+        return
+    defs = analysis.definitions(codes)
+    for code in codes:
+        inst = defs.get(code)
+        scores = data.scores(code)
+        present = [v for v in scores if v is not None]
+        if inst is None or not present:
+            continue
+        direction = "lower is better" if inst.lower_is_better else "higher is better"
+        name = inst.name.split(" (")[0]
+        summary = f"{name} over {len(present)} sessions ({direction}); latest {present[-1]:g}."
+        page.other_charts.append(_measure_chart(f"measure-{code}-chart", inst, scores, summary))
 
 
 def _goals(episode: Episode) -> list[GoalView]:

@@ -37,6 +37,7 @@ def index(request: HttpRequest) -> HttpResponse:
 def scores_csv(request: HttpRequest) -> HttpResponse:
     rows = (
         scoping.export_scores_for(request.user)
+        .filter(total__isnull=False)  # unscored questionnaires have no score to export
         .order_by("session__episode__client_id", "session__date", "session__number", "pk")
         .values_list(
             "session__episode__client__clinic_id",

@@ -241,7 +241,9 @@ class Response(models.Model):
         help_text="The staff member, for a therapist's rating.",
     )
     answers = models.JSONField(default=dict)
-    total = models.FloatField()
+    total = models.FloatField(
+        null=True, blank=True, help_text="Empty for an instrument stored unscored."
+    )
     free_text = EncryptedTextField(blank=True, help_text="Encrypted at rest.")
     risk_flagged = models.BooleanField(default=False)
     submitted_at = models.DateTimeField()

@@ -36,7 +36,11 @@ def _data(user: Any) -> tuple[pl.DataFrame | None, dict[str, str], str]:
     reg = analysis.registry()
     rows = (
         scoping.export_scores_for(user)
-        .filter(respondent=Response.Respondent.CLIENT, instrument__code__in=list(reg))
+        .filter(
+            respondent=Response.Respondent.CLIENT,
+            instrument__code__in=list(reg),
+            total__isnull=False,  # an unscored questionnaire has no total
+        )
         .values_list(
             "session__episode_id",
             "session__episode__client_id",

@@ -225,3 +225,16 @@ def get_client_for_admin(request: HttpRequest, pk: int) -> Client:
         _denied(request, "client", pk)
         raise Http404("No such client")
     return client
+
+
+# --- FHIR and API reads (issue 11) -----------------------------------------------------------
+
+
+def interop_clients_for(user: Any) -> tuple[QuerySet[Client], bool]:
+    """Clients whose records ``user`` may read through ``/fhir/`` and exports, and whether they
+    must be pseudonymous: the clinical roles see their clients as on the web (identified); a
+    researcher sees every client of the clinic, pseudonymous only (as the scores export)."""
+    profile = staff_profile(user)
+    if profile is not None and profile.is_researcher:
+        return Client.objects.filter(clinic_id=profile.clinic_id), True
+    return clients_for(user), False

@@ -82,7 +82,8 @@ def outcomes_frame(clinic_id: int) -> list[tuple[str, str, bool]]:
         .order_by("session__number")
         .values_list("session__episode_id", "instrument__code", "total")
     ):
-        scores.setdefault(episode_id, {}).setdefault(code, []).append(total)
+        if total is not None:  # an unscored questionnaire has no total
+            scores.setdefault(episode_id, {}).setdefault(code, []).append(total)
     rows = []
     reg = analysis.registry()
     for episode_id, therapist_id, areas in episodes:
