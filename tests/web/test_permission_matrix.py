@@ -114,6 +114,11 @@ MATRIX: dict[str, dict[str, str]] = {
     "journey-start": _row("allow"),
     "journey-client": _row("allow"),
     "journey-client-pdf": _row("allow"),
+    # Delivery (docs/delivery.md): the outstanding list as the caseload (contents scoped), a
+    # resend as a client write; the unsubscribe page takes its signed link as the credential.
+    "outstanding": CLINICAL_LIST,
+    "outstanding-resend": CLIENT_WRITE,
+    "unsubscribe": _row("allow"),
 }
 
 #: Who finds the owner's client (its name, or its pseudonym in the export) in a list.
@@ -320,6 +325,38 @@ REQUESTS.update(
             "post", data=lambda w: intake_post(), writes=True, before=_follow("intake")
         ),
         "journey-client-pdf": Call("get", before=_follow("graduation")),
+    }
+)
+
+
+def _delivery(w: World) -> dict[str, Any]:
+    from django.utils import timezone
+
+    from bordin.web.delivery.models import Delivery
+
+    d = Delivery.objects.create(
+        client=w.client,
+        episode=w.open_session.episode,
+        session=w.open_session,
+        kind="checkin",
+        checkin_link=w.link,
+        token="not-the-real-token",  # noqa: S106 - a placeholder, never sent
+        issued_at=timezone.now(),
+    )
+    return {"pk": d.pk}
+
+
+def _unsubscribe_token(w: World) -> dict[str, Any]:
+    from bordin.web.delivery.services import unsubscribe_token
+
+    return {"token": unsubscribe_token(w.client, "email")}
+
+
+REQUESTS.update(
+    {
+        "outstanding": Call("get"),
+        "outstanding-resend": Call("post", _delivery, writes=True),
+        "unsubscribe": Call("get", _unsubscribe_token),
     }
 )
 

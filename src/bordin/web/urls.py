@@ -11,6 +11,7 @@ from bordin.web.audit import views as audit_views
 from bordin.web.checkins import views as checkin_views
 from bordin.web.clinic import exports
 from bordin.web.clinic import views as clinic_views
+from bordin.web.delivery import views as delivery_views
 
 urlpatterns = [
     path("", clinic_views.caseload, name="caseload"),
@@ -45,4 +46,7 @@ urlpatterns = [
     path("c/", checkin_views.checkin, name="checkin"),
     path("c/<str:token>", checkin_views.start, name="checkin-start"),
     path("", include("bordin.web.journey.urls")),
+    path("outstanding/", delivery_views.outstanding, name="outstanding"),
+    path("outstanding/<int:pk>/resend/", delivery_views.resend, name="outstanding-resend"),
+    path("unsubscribe/<str:token>/", delivery_views.unsubscribe, name="unsubscribe"),
 ]

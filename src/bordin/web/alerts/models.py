@@ -16,6 +16,7 @@ class Alert(models.Model):
         NOT_ON_TRACK = "not_on_track", "Not on track"
         DIVERGENCE = "divergence", "Divergence"
         OVERDUE = "overdue", "Check-in overdue"
+        RELAPSE = "relapse", "Deterioration at follow-up"
 
     class Status(models.TextChoices):
         NEW = "new", "New"
@@ -23,7 +24,14 @@ class Alert(models.Model):
         RESOLVED = "resolved", "Resolved"
 
     #: Order of urgency, most urgent first (caseload sort order and badge order).
-    URGENCY = (Kind.RISK, Kind.RUPTURE, Kind.NOT_ON_TRACK, Kind.DIVERGENCE, Kind.OVERDUE)
+    URGENCY = (
+        Kind.RISK,
+        Kind.RELAPSE,
+        Kind.RUPTURE,
+        Kind.NOT_ON_TRACK,
+        Kind.DIVERGENCE,
+        Kind.OVERDUE,
+    )
     OPEN_STATUSES = (Status.NEW, Status.ACKNOWLEDGED)
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="alerts")

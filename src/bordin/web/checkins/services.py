@@ -17,6 +17,7 @@ from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import GoalRating, Instrument, Response
+from bordin.web.delivery.followup import check_relapse
 
 
 class LinkUnavailable(Exception):
@@ -132,5 +133,6 @@ def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | No
     alerts = evaluate_checkin(
         session, stored.get(analysis.ALLIANCE), stored.get(analysis.WELLBEING)
     )
+    check_relapse(session)  # a follow-up after a planned ending (delivery.followup)
     wellbeing = stored.get(analysis.WELLBEING)
     return Outcome(risk=bool(wellbeing and wellbeing.risk_flagged), alerts=tuple(alerts))
