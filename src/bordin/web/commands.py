@@ -80,8 +80,9 @@ def run_demo(port: int = 8000, data_dir: Path = Path("demo-data"), host: str = "
 
 def _start_demo_worker() -> subprocess.Popen[bytes]:
     """``bordin worker`` beside the demo's web server (same environment, same database)."""
+    env = {**os.environ, "BORDIN_WORKER_PARENT_PID": str(os.getpid())}  # exits with the demo
     return subprocess.Popen(  # nosec B603 - our own interpreter and module, no shell
-        [sys.executable, "-m", "bordin.cli", "worker"], stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "bordin.cli", "worker"], stdin=subprocess.DEVNULL, env=env
     )
 
 

@@ -35,8 +35,10 @@ def tick() -> None:
     ).delete()
 
 
-def _ticker(seconds: float, stop: threading.Event) -> None:
+def _ticker(seconds: float, stop: threading.Event, parent: int | None) -> None:
     while not stop.wait(seconds):
+        if parent is not None and os.getppid() != parent:
+            os._exit(0)  # started by `bordin demo`, which is gone: nothing left to serve
         try:
             close_old_connections()
             tick()
@@ -49,9 +51,15 @@ def run_worker(*, interval: float = 1.0, tick_seconds: float | None = None) -> N
     from django_tasks_db.management.commands.db_worker import Worker
 
     seconds = float(tick_seconds or settings.BORDIN_WORKER_TICK_SECONDS)
+    # One line per task run every few seconds is noise: keep warnings and errors only.
+    logging.getLogger("django_tasks").setLevel(logging.WARNING)
+    logging.getLogger("django_tasks_db").setLevel(logging.WARNING)
+    parent = os.environ.get("BORDIN_WORKER_PARENT_PID")
     stop = threading.Event()
     tick()
-    threading.Thread(target=_ticker, args=(seconds, stop), daemon=True).start()
+    threading.Thread(
+        target=_ticker, args=(seconds, stop, int(parent) if parent else None), daemon=True
+    ).start()
     worker = Worker(
         queue_names=["default"],
         interval=interval,
