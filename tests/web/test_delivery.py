@@ -448,3 +448,17 @@ def test_quiet_hours_follow_the_clinic_time_zone(hour: int, minute: int, zone: s
     moment = datetime(2026, 1, 15, hour, minute, tzinfo=ZoneInfo(zone))
     quiet = services.in_quiet_hours(clinic, moment.astimezone(ZoneInfo("UTC")), plan)
     assert quiet is (hour >= 21 or hour < 8)
+
+
+def test_unreachable_email_server_keeps_messages_due_without_flagging(
+    settings: Any, login: Any, owner: Any, client_record: Any, episode: Any
+) -> None:
+    from tests.web.delivery_helpers import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listening
+    reachable(client_record)
+    record(login(owner), client_record, timezone.now())
+    work()
+    assert set(OutboxMessage.objects.values_list("status", "attempts")) == {("pending", 0)}
+    assert not ContactFailure.objects.exists()

@@ -327,11 +327,17 @@ def _record(client: Client, object_type: str, object_id: object, detail: str) ->
 # --- the worker's batch -----------------------------------------------------------------------
 
 
-def run(limit: int = 200) -> dict[str, int]:
-    """One pass of the worker: issue due follow-ups, queue due reminders, send due messages."""
+def run(limit: int = 200, max_batches: int = 50) -> dict[str, int]:
+    """One pass of the worker: issue due follow-ups, queue due reminders, then send due
+    messages in batches of ``limit`` until none is left (at most ``max_batches``)."""
     now = timezone.now()
     counts = {"followups": issue_due_followups(now), "reminders": queue_reminders(now)}
-    counts.update(send_due(limit=limit))
+    for _ in range(max_batches):
+        batch = send_due(limit=limit)
+        for key, n in batch.items():
+            counts[key] = counts.get(key, 0) + n
+        if sum(batch.values()) < limit:
+            break
     return counts
 
 
@@ -417,20 +423,35 @@ def send_due(limit: int = 200) -> dict[str, int]:
     )
     if not ids:
         return counts
+    # One connection for the batch: a backend opened here is not closed after each message.
     connection = get_connection()
     try:
         for pk in ids:
-            outcome = send_one(pk, connection)
+            # An unreachable email server is not the client's fault: their messages stay due
+            # for the next pass, not counted as failures (text messages still go).
+            outcome = send_one(pk, connection if _open(connection) else None)
             if outcome in counts:
                 counts[outcome] += 1
+            if outcome == "failed":
+                connection.close()  # a refused message can leave the session unusable
     finally:
         connection.close()
     return counts
 
 
-def send_one(pk: int, connection: Any = None) -> str:
+def _open(connection: Any) -> bool:
+    try:
+        connection.open()
+    except OSError as exc:
+        logger.warning("cannot reach the email server: %s", exc)
+        return False
+    return True
+
+
+def send_one(pk: int, connection: Any) -> str:
     """Claim, send and mark one message: ``sent``, ``failed``, ``cancelled``, ``postponed``
-    or ``skipped`` (another worker holds it, or it is no longer pending)."""
+    or ``skipped`` (another worker holds it, it is no longer pending, or it is an email and
+    ``connection`` is ``None``: the email server cannot be reached)."""
     now = timezone.now()
     claim = now + timedelta(seconds=settings.BORDIN_DELIVERY_CLAIM_SECONDS)
     claimed = (
@@ -458,6 +479,9 @@ def send_one(pk: int, connection: Any = None) -> str:
             status=OutboxMessage.Status.CANCELLED, last_error=reason, claimed_until=None
         )
         return "cancelled"
+    if msg.channel == Channel.EMAIL and connection is None:
+        OutboxMessage.objects.filter(pk=pk).update(claimed_until=None)
+        return "skipped"
     if msg.purpose == OutboxMessage.Purpose.REMINDER and in_quiet_hours(client.clinic, now):
         OutboxMessage.objects.filter(pk=pk).update(
             next_attempt_at=quiet_hours_end(client.clinic, now), claimed_until=None
