@@ -102,7 +102,12 @@ class Delivery(models.Model):
     journey_link = models.ForeignKey(
         JourneyLink, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
     )
-    token = EncryptedTextField(blank=True, help_text="The link's token. Encrypted at rest.")
+    # None once the link can no longer be used (services.forget_tokens).
+    token = EncryptedTextField(  # type: ignore[misc]  # the field's stub type is str only
+        null=True,
+        blank=True,
+        help_text="Token of the open link, for the reminder. Encrypted at rest.",
+    )
     channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     due_at = models.DateTimeField(default=timezone.now, help_text="When it is (to be) sent.")
     issued_at = models.DateTimeField(null=True, blank=True, help_text="When its link was made.")

@@ -201,7 +201,7 @@ def close_open_deliveries(session: Session | None, episode: Episode, kind: str) 
     qs = Delivery.objects.filter(episode=episode, kind=kind, closed_at__isnull=True)
     if session is not None:
         qs = qs.filter(session=session)
-    qs.update(closed_at=timezone.now(), token="")
+    qs.update(closed_at=timezone.now(), token=None)
 
 
 def on_session_recorded(
@@ -332,6 +332,7 @@ def run(limit: int = 200, max_batches: int = 50) -> dict[str, int]:
     messages in batches of ``limit`` until none is left (at most ``max_batches``)."""
     now = timezone.now()
     counts = {"followups": issue_due_followups(now), "reminders": queue_reminders(now)}
+    forget_tokens(now)
     for _ in range(max_batches):
         batch = send_due(limit=limit)
         for key, n in batch.items():
@@ -339,6 +340,17 @@ def run(limit: int = 200, max_batches: int = 50) -> dict[str, int]:
         if sum(batch.values()) < limit:
             break
     return counts
+
+
+def forget_tokens(now: datetime) -> int:
+    """Drop the stored token of every delivery whose link can no longer be used: it was kept
+    (encrypted) only for the reminder."""
+    closed = Q(closed_at__isnull=False)
+    for link in ("checkin_link", "journey_link"):
+        closed |= Q(**{f"{link}__used_at__isnull": False})
+        closed |= Q(**{f"{link}__revoked_at__isnull": False})
+        closed |= Q(**{f"{link}__expires_at__lte": now})
+    return Delivery.objects.filter(closed, token__isnull=False).update(token=None)
 
 
 def issue_due_followups(now: datetime) -> int:
@@ -515,9 +527,18 @@ def _consented(client: Client, channel: str) -> bool:
     return bool(client.consent_sms and client.contact_mobile)
 
 
+def _describe(exc: Exception, client: Client) -> str:
+    """The error without the client's address (it is encrypted at rest; errors are not)."""
+    text = f"{type(exc).__name__}: {exc}"
+    for secret in (client.contact_email, client.contact_mobile):
+        if secret:
+            text = text.replace(secret, "<address>")
+    return text[:300]
+
+
 def _failed(msg: OutboxMessage, exc: Exception, now: datetime) -> None:
     attempts = msg.attempts + 1
-    error = f"{type(exc).__name__}: {exc}"[:300]
+    error = _describe(exc, msg.delivery.client)
     logger.warning("sending outbox message %s failed (attempt %s): %s", msg.pk, attempts, error)
     gave_up = attempts >= settings.BORDIN_DELIVERY_MAX_ATTEMPTS
     backoff = timedelta(seconds=settings.BORDIN_DELIVERY_RETRY_SECONDS * 2 ** (attempts - 1))
@@ -545,16 +566,16 @@ def message_context(msg: OutboxMessage) -> dict[str, Any]:
     clinic = d.client.clinic
     link = d.link
     expires = link.expires_at.astimezone(ZoneInfo(clinic.time_zone)) if link else None
-    plan = plan_for(d.episode)
+    followup = d.kind == Delivery.Kind.FOLLOWUP
     return {
         "clinic": clinic.name,
         "kind": d.get_kind_display(),
         "url": d.url,
         "expires": expires,
         "reminder": msg.purpose == OutboxMessage.Purpose.REMINDER,
-        "followup": d.kind == Delivery.Kind.FOLLOWUP,
+        "followup": followup,
         "months": d.followup_month,
-        "clinic_contact": plan.clinic_contact,
+        "clinic_contact": plan_for(d.episode).clinic_contact if followup else "",
         "unsubscribe_url": unsubscribe_url(d.client, msg.channel),
     }
 
