@@ -464,3 +464,33 @@ def test_unreachable_email_server_keeps_messages_due_without_flagging(
     work()
     assert set(OutboxMessage.objects.values_list("status", "attempts")) == {("pending", 0)}
     assert not ContactFailure.objects.exists()
+
+
+def test_clinic_admin_edits_the_plan_with_clear_errors(
+    login: Any, admin: Any, owner: Any, clinic: Clinic, episode: Episode
+) -> None:
+    assert login(owner).get("/outstanding/plan/").status_code == 403
+    http = login(admin)
+    page = http.get("/outstanding/plan/").content.decode()
+    assert 'value="alliance, wellbeing"' in page and 'value="1, 3, 6"' in page
+    data = {
+        "send_intake": "on",
+        "send_checkin": "on",
+        "checkin_codes": "alliance, nonsense",
+        "followup_codes": "wellbeing",
+        "followup_months": "1, three",
+        "quiet_start": "22:00",
+        "quiet_end": "07:30",
+        "clinic_contact": "0100 200 300",
+    }
+    bad = http.post("/outstanding/plan/", data)
+    assert bad.status_code == 400
+    text = bad.content.decode()
+    assert "Unknown instrument code(s): nonsense" in text and "e.g. 1, 3, 6" in text
+    assert not MeasurePlan.objects.exists()
+    data.update(checkin_codes="alliance, phq9", followup_months="6, 1")
+    assert http.post("/outstanding/plan/", data).status_code == 302
+    saved = MeasurePlan.objects.get(clinic=clinic)
+    assert saved.checkin_codes == ["alliance", "phq9"] and saved.followup_months == [1, 6]
+    assert (saved.send_fit_check, saved.quiet_start) == (False, time(22))
+    assert services.planned_instrument_codes(episode, "checkin") == ["alliance", "phq9"]

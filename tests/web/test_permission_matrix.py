@@ -118,6 +118,7 @@ MATRIX: dict[str, dict[str, str]] = {
     # resend as a client write; the unsubscribe page takes its signed link as the credential.
     "outstanding": CLINICAL_LIST,
     "outstanding-resend": CLIENT_WRITE,
+    "delivery-plan": AUDIT,  # each clinic admin edits their own clinic's plan
     "unsubscribe": _row("allow"),
 }
 
@@ -356,6 +357,7 @@ REQUESTS.update(
     {
         "outstanding": Call("get"),
         "outstanding-resend": Call("post", _delivery, writes=True),
+        "delivery-plan": Call("get"),
         "unsubscribe": Call("get", _unsubscribe_token),
     }
 )

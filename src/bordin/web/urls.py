@@ -47,6 +47,7 @@ urlpatterns = [
     path("c/<str:token>", checkin_views.start, name="checkin-start"),
     path("", include("bordin.web.journey.urls")),
     path("outstanding/", delivery_views.outstanding, name="outstanding"),
+    path("outstanding/plan/", delivery_views.plan, name="delivery-plan"),
     path("outstanding/<int:pk>/resend/", delivery_views.resend, name="outstanding-resend"),
     path("unsubscribe/<str:token>/", delivery_views.unsubscribe, name="unsubscribe"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -13,6 +14,7 @@ from bordin.web.audit import log
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client
 from bordin.web.delivery import services, stats
+from bordin.web.delivery.forms import PlanForm
 from bordin.web.delivery.models import Delivery
 
 
@@ -100,3 +102,27 @@ def resend(request: HttpRequest, pk: int) -> HttpResponse:
             "open the client page to hand over a link.",
         )
     return redirect("outstanding")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan(request: HttpRequest) -> HttpResponse:
+    """The clinic's measure plan: what is sent when (clinic admins)."""
+    profile = scoping.require(request.user, {scoping.Role.CLINIC_ADMIN})
+    instance = services.clinic_plan(profile.clinic)
+    form = PlanForm(request.POST or None, instance=instance)
+    if request.method == "POST":
+        if form.is_valid():
+            with transaction.atomic():
+                saved = form.save()
+                log.record(
+                    request,
+                    log.Action.UPDATE,
+                    object_type="measure_plan",
+                    object_id=saved.pk,
+                    detail="clinic measure plan: " + ", ".join(form.changed_data),
+                )
+            messages.success(request, "The measure plan is saved.")
+            return redirect("delivery-plan")
+        return render(request, "delivery/plan.html", {"form": form}, status=400)
+    return render(request, "delivery/plan.html", {"form": form})
