@@ -4,7 +4,6 @@ client asked for (unsubscribes) or what went wrong (contact failures)."""
 from __future__ import annotations
 
 from datetime import time
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -221,9 +220,3 @@ class ContactFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client}: {self.failures} failed {self.channel} sends"
-
-
-def plan_fields(plan: MeasurePlan) -> dict[str, Any]:
-    """The plan's settings, for copying a clinic plan into an episode override."""
-    skip = {"id", "clinic", "episode"}
-    return {f.name: getattr(plan, f.name) for f in plan._meta.concrete_fields if f.name not in skip}
