@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import re
 import socket
 import threading
@@ -13,6 +14,9 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+# aiosmtpd logs every SMTP command at INFO: noise in test output, and CPU in the bench.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 LINK = re.compile(r"https?://[^\s\"<>]+/(c|j)/[A-Za-z0-9_\-]+")
 UNSUBSCRIBE = re.compile(r"https?://[^\s\"<>]+/unsubscribe/[^\s\"<>]+/")
