@@ -339,6 +339,21 @@ def serve(
 
 
 @app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="One pass over due work, then exit.")
+    ] = False,
+) -> None:
+    """Run the background worker: sends questionnaires, reminders and follow-ups.
+
+    Run it beside `bordin serve` against the same database (docs/delivery.md).
+    """
+    from bordin.web.commands import run_worker
+
+    run_worker(once=once)
+
+
+@app.command()
 def backup(
     dest: Annotated[
         Path,

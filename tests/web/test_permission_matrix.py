@@ -157,6 +157,12 @@ MATRIX: dict[str, dict[str, str]] = {
     "api-v1:client-results": _row("token"),
     "api-v1:alerts": _row("token"),
     "api-v1:alert-acknowledge": _row("token"),
+    # Delivery (docs/delivery.md): the outstanding list as the caseload (contents scoped), a
+    # resend as a client write; the unsubscribe page takes its signed link as the credential.
+    "outstanding": CLINICAL_LIST,
+    "outstanding-resend": CLIENT_WRITE,
+    "delivery-plan": AUDIT,  # each clinic admin edits their own clinic's plan
+    "unsubscribe": _row("allow"),
 }
 
 #: Who finds the owner's client (its name, or its pseudonym in the export) in a list.
@@ -578,6 +584,39 @@ REQUESTS.update(
             lambda w: {f"e{k}-may_use": "on" for k in range(1, 100)},
             writes=True,
         ),
+    }
+)
+
+
+def _delivery(w: World) -> dict[str, Any]:
+    from django.utils import timezone
+
+    from bordin.web.delivery.models import Delivery
+
+    d = Delivery.objects.create(
+        client=w.client,
+        episode=w.open_session.episode,
+        session=w.open_session,
+        kind="checkin",
+        checkin_link=w.link,
+        token="not-the-real-token",  # noqa: S106 - a placeholder, never sent
+        issued_at=timezone.now(),
+    )
+    return {"pk": d.pk}
+
+
+def _unsubscribe_token(w: World) -> dict[str, Any]:
+    from bordin.web.delivery.services import unsubscribe_token
+
+    return {"token": unsubscribe_token(w.client, "email")}
+
+
+REQUESTS.update(
+    {
+        "outstanding": Call("get"),
+        "outstanding-resend": Call("post", _delivery, writes=True),
+        "delivery-plan": Call("get"),
+        "unsubscribe": Call("get", _unsubscribe_token),
     }
 )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess  # nosec B404 - starts `bordin worker` beside the demo server
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +54,37 @@ def run_demo(port: int = 8000, data_dir: Path = Path("demo-data"), host: str = "
     if not os.environ.get("BORDIN_SECRET_KEY"):
         os.environ["BORDIN_SECRET_KEY"] = _demo_secret(data_dir)
     os.environ.pop("DATABASE_URL", None)
+    # Messages to clients go to files in data_dir/mail and data_dir/sms, never out.
+    os.environ.setdefault("BORDIN_EMAIL_BACKEND", "bordin.web.delivery.mail.EmlFileBackend")
+    os.environ.setdefault("BORDIN_SMS_BACKEND", "bordin.web.delivery.sms.FileBackend")
+    os.environ.setdefault("BORDIN_BASE_URL", f"http://{host}:{port}")
+    os.environ.setdefault("BORDIN_WORKER_TICK_SECONDS", "2")
     _setup()
     call_command("migrate", interactive=False, verbosity=0)
     from bordin.web.demo import seed_demo
 
     summary = seed_demo()
+    worker = _start_demo_worker()
     print(f"Bordin demo at http://{host}:{port}/  (data in {data_dir.resolve()})")
+    print(f"Messages to clients are written to {data_dir.resolve() / 'mail'} (.eml files).")
+    if summary.get("emailed"):
+        print(f"  {summary['emailed']} has an email address: record a session to send one.")
     print("Logins (password for all: " + summary["logins"][0][2] + "):")
     for username, role, _ in summary["logins"]:
         print(f"  {username:<18} {role}")
-    call_command("runserver", f"{host}:{port}", use_reloader=False)
+    try:
+        call_command("runserver", f"{host}:{port}", use_reloader=False)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
+
+
+def _start_demo_worker() -> subprocess.Popen[bytes]:
+    """``bordin worker`` beside the demo's web server (same environment, same database)."""
+    env = {**os.environ, "BORDIN_WORKER_PARENT_PID": str(os.getpid())}  # exits with the demo
+    return subprocess.Popen(  # nosec B603 - our own interpreter and module, no shell
+        [sys.executable, "-m", "bordin.cli", "worker"], stdin=subprocess.DEVNULL, env=env
+    )
 
 
 def run_serve(
@@ -104,6 +127,18 @@ def run_serve(
             return application
 
     Server().run()
+
+
+def run_worker(once: bool = False) -> None:
+    """``bordin worker``: send what is due (docs/delivery.md); ``once``: one pass, then exit."""
+    _setup()
+    from bordin.web.delivery.worker import drain, run_worker, tick
+
+    if once:
+        tick()
+        drain()
+        return
+    run_worker()
 
 
 def _hide_server_header() -> None:

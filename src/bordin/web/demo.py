@@ -160,7 +160,23 @@ def seed_demo(seed: int = 2026) -> dict[str, Any]:
         return {"created": False, "logins": _logins()}
     with transaction.atomic():
         _seed(seed)
-    return {"created": True, "logins": _logins(), "clients": N_CLIENTS}
+        emailed = _contact_details()
+    return {"created": True, "logins": _logins(), "clients": N_CLIENTS, "emailed": emailed}
+
+
+#: The demo client who agreed to email: recording a session for them sends a real message
+#: (to the demo's mail folder, never out).
+DEMO_EMAIL = "alex.demo@example.org"
+
+
+def _contact_details() -> str:
+    client = Client.objects.filter(therapist__username=THERAPISTS[0][0], active=True).first()
+    assert client is not None  # noqa: S101 - the seed just made them
+    client.contact_email = DEMO_EMAIL
+    client.consent_email = True
+    client.consent_email_at = timezone.now()
+    client.save(update_fields=["contact_email", "consent_email", "consent_email_at"])
+    return client.display_name
 
 
 def _logins() -> list[tuple[str, str, str]]:

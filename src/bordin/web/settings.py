@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "bordin.web.instruments",
     "bordin.web.api",
     "ninja",  # serves the API docs page's assets itself (no CDN)
+    "django_tasks",
+    "django_tasks_db",
+    "bordin.web.delivery",
 ]
 
 MIDDLEWARE = [
@@ -286,3 +289,29 @@ LOGGING: dict[str, Any] = {
     },
     "root": {"handlers": ["console"], "level": env_str("BORDIN_LOG_LEVEL", "INFO")},
 }
+
+# --- Delivery (issue 10; docs/delivery.md): background worker, email, SMS, reminders -----------
+# Django's tasks API (django-tasks backport) with the database backend: `bordin worker` runs it.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Email through Django's email framework; SMTP settings from the environment (docs/deploy.md).
+EMAIL_BACKEND = env_str("BORDIN_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("BORDIN_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("BORDIN_EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("BORDIN_EMAIL_USER")
+EMAIL_HOST_PASSWORD = env_str("BORDIN_EMAIL_PASSWORD")
+EMAIL_USE_TLS = env_bool("BORDIN_EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("BORDIN_EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("BORDIN_EMAIL_TIMEOUT", 20)
+DEFAULT_FROM_EMAIL = env_str("BORDIN_EMAIL_FROM", "Bordin <no-reply@localhost>")
+# The demo's file backend (bordin.web.delivery.mail.EmlFileBackend): one .eml per message.
+EMAIL_FILE_PATH = env_str("BORDIN_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
+BORDIN_SMS_BACKEND = env_str("BORDIN_SMS_BACKEND", "bordin.web.delivery.sms.ConsoleBackend")
+BORDIN_SMS_FILE_PATH = env_str("BORDIN_SMS_FILE_PATH", str(DATA_DIR / "sms"))
+# Links in messages are built on this address (the worker has no request to take it from).
+BORDIN_BASE_URL = env_str("BORDIN_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+BORDIN_REMINDER_HOURS = env_int("BORDIN_REMINDER_HOURS", 24)
+BORDIN_QUIET_HOURS = env_str("BORDIN_QUIET_HOURS", "21:00-08:00")
+BORDIN_DELIVERY_MAX_ATTEMPTS = env_int("BORDIN_DELIVERY_MAX_ATTEMPTS", 3)
+BORDIN_DELIVERY_RETRY_SECONDS = env_int("BORDIN_DELIVERY_RETRY_SECONDS", 60)
+BORDIN_DELIVERY_CLAIM_SECONDS = env_int("BORDIN_DELIVERY_CLAIM_SECONDS", 120)
+BORDIN_WORKER_TICK_SECONDS = env_int("BORDIN_WORKER_TICK_SECONDS", 5)

@@ -13,6 +13,7 @@ from bordin.web.audit import views as audit_views
 from bordin.web.checkins import views as checkin_views
 from bordin.web.clinic import exports, outcomes
 from bordin.web.clinic import views as clinic_views
+from bordin.web.delivery import views as delivery_views
 from bordin.web.fhir import views as fhir_views
 from bordin.web.instruments import views as instrument_views
 
@@ -80,4 +81,8 @@ urlpatterns = [
     path("fhir/Observation", fhir_views.observation_search, name="fhir-observation"),
     path("api/v1/", api_views.api_index, name="api-v1-index"),  # before Ninja's (a 404)
     path("api/v1/", api_v1.urls),
+    path("outstanding/", delivery_views.outstanding, name="outstanding"),
+    path("outstanding/plan/", delivery_views.plan, name="delivery-plan"),
+    path("outstanding/<int:pk>/resend/", delivery_views.resend, name="outstanding-resend"),
+    path("unsubscribe/<str:token>/", delivery_views.unsubscribe, name="unsubscribe"),
 ]

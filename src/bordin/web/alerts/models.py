@@ -17,6 +17,7 @@ class Alert(models.Model):
         NOT_ON_TRACK = "not_on_track", "Not on track"
         DIVERGENCE = "divergence", "Divergence"
         OVERDUE = "overdue", "Check-in overdue"
+        RELAPSE = "relapse", "Deterioration at follow-up"
 
     class Status(models.TextChoices):
         NEW = "new", "New"
@@ -27,6 +28,7 @@ class Alert(models.Model):
     URGENCY = (
         Kind.RISK,
         Kind.WITHDRAWAL,
+        Kind.RELAPSE,
         Kind.RUPTURE,
         Kind.NOT_ON_TRACK,
         Kind.DIVERGENCE,

@@ -19,6 +19,7 @@ from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Episode, GoalRating, Instrument, Response
+from bordin.web.delivery.followup import check_relapse
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments, definition_of
 
@@ -181,4 +182,5 @@ def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | No
     alerts = evaluate_checkin(
         session, stored.get(analysis.ALLIANCE), stored.get(analysis.WELLBEING), others
     )
+    check_relapse(session)  # a follow-up after a planned ending (delivery.followup)
     return Outcome(risk=any(r.risk_flagged for r in stored.values()), alerts=tuple(alerts))

@@ -29,6 +29,7 @@ from bordin.web.clinic.caseload import rows_html
 from bordin.web.clinic.forms import ResolveForm, SessionForm, TherapistRatingForm
 from bordin.web.clinic.models import Client, Episode, Instrument, Response, Session
 from bordin.web.clinic.scoping import get_client_for, staff_profile
+from bordin.web.delivery import services as delivery
 from bordin.web.journey import panels as journey_panels
 
 
@@ -202,7 +203,7 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
             client_id=client.pk,
             detail=f"session {number}, {session.attendance}",
         )
-        token = None
+        link, token = None, None
         withdrawal = None
         if session.attendance != Session.Attendance.ATTENDED:
             withdrawal = check_withdrawal(client, episode)
@@ -212,6 +213,8 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
         ):
             link, token = CheckinLink.issue(session, created_by=request.user)
             _record_link(request, link, "issued with the session")
+        # Sent by the worker (email or text, with consent); the fit check after session 1.
+        delivery.on_session_recorded(session, link, token, request.user)
     messages.success(request, f"Session {number} recorded.")
     if withdrawal is not None:
         messages.warning(request, "A withdrawal alert was raised: reach out to the client.")
@@ -301,6 +304,8 @@ def issue_link(request: HttpRequest, pk: int) -> HttpResponse:
         with transaction.atomic():
             link, token = CheckinLink.issue(session, created_by=request.user)
             _record_link(request, link, "issued")
+            delivery.close_open_deliveries(session, session.episode, "checkin")
+            delivery.deliver_link("checkin", link, token, session=session)
     except IntegrityError:  # pragma: no cover - a 256-bit collision
         raise Http404 from None
     return _show_link_once(request, client, token)

@@ -1,0 +1,1 @@
+"""Delivery: every questionnaire reaches the client on time (docs/delivery.md)."""
