@@ -76,6 +76,7 @@ def record(http: Any, client: Any, when: datetime) -> Any:
     response = http.post(
         f"/clients/{client.pk}/sessions/",
         {"date": when.date().isoformat(), "attendance": "attended"},
+        follow=True,  # POST/redirect/GET: the client page shows the new link once
     )
     assert response.status_code == 200, response.content[:500]
     return response
