@@ -155,3 +155,19 @@ def test_any_file_is_checked_without_crashing_and_problems_point_at_real_rows(
         assert 0 <= problem.row <= last_line + 1 and problem.column and problem.message
     if plan.ok:
         assert all(row["therapist"] is not None and row["display_name"] for row in plan.rows)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "display_name,therapist\r\nA\rB,owner\r\n",  # a lone carriage return inside a value
+        'display_name,therapist\n"Ann,owner\n',  # a quote never closed
+        "display_name,therapist\nA,owner\x00\n",  # a NUL byte
+    ],
+)
+def test_broken_csv_is_a_problem_not_a_crash(admin: Any, owner: Any, body: str) -> None:
+    """Found by the Hypothesis test above: such files raised csv.Error (a 500 on the page)."""
+    plan = imports.check(body, admin.staff.clinic_id)
+    assert plan.problems or plan.rows
+    for problem in plan.problems:
+        assert problem.row >= 0

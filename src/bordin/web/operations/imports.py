@@ -84,7 +84,19 @@ def check(text: str, clinic_id: int) -> Plan:
         plan.problems.append(Problem(0, "file", "The file is empty."))
         return plan
     header_line = text.splitlines()[0]
-    reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(header_line))
+    # newline="": the csv module itself reads \r, \n and \r\n line ends (and quoted ones).
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(header_line))
+    try:
+        return _check_rows(reader, clinic_id, plan)
+    except csv.Error as exc:
+        plan.problems.append(
+            Problem(reader.line_num, "file", f"This is not readable as CSV here: {exc}.")
+        )
+        plan.rows.clear()
+        return plan
+
+
+def _check_rows(reader: csv.DictReader[str], clinic_id: int, plan: Plan) -> Plan:
     columns = [(c or "").strip().lower() for c in reader.fieldnames or []]
     reader.fieldnames = columns
     missing = [c for c in REQUIRED if c not in columns]
