@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -188,3 +189,79 @@ def test_analysis_demo_prints_a_summary(tmp_path: Path) -> None:
     done = run("demo", "--analysis-only", "--data-dir", tmp_path)
     assert done.returncode == 0, done.stderr
     assert "sudden gains" in done.stdout and "ruptures" in done.stdout
+
+
+def _parquet(path: Path, session: list[int], dtype: pl.DataType = pl.Int64) -> Path:
+    pl.DataFrame(
+        {
+            "client_id": ["a", "a", "b"],
+            "session": pl.Series(session, dtype=dtype),
+            "measure": ["phq9"] * 3,
+            "score": [10.0, 8.0, 5.0],
+        }
+    ).write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda p: _parquet(p / "s.parquet", [1, 2**40, 1]),
+            "row 2: session 1099511627776 is above the highest session number accepted (10,000)",
+        ),
+        (
+            lambda p: _parquet(p / "s.parquet", [1, 2**31, 1]),
+            "row 2: session 2147483648 is above the highest session number accepted",
+        ),
+        (
+            lambda p: _parquet(p / "s.parquet", [1, 2**64 - 1, 1], pl.UInt64),
+            "row 2: session 18446744073709551615 is above the highest",
+        ),
+        (
+            lambda p: _parquet(p / "s.parquet", [1, 1_000_000, 1]),
+            "row 2: session 1000000 is above the highest session number accepted",
+        ),
+        (lambda p: _parquet(p / "s.parquet", [1, -3, 1]), "row 2: session -3 must be 1 or more"),
+    ],
+)
+def test_adversarial_parquet_sessions_exit_2(tmp_path: Path, make: Any, message: str) -> None:
+    done = run("analyze", make(tmp_path), "--out", tmp_path / "out")
+    assert done.returncode == 2, done.stderr
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("session", "message"),
+    [
+        ("1e20", "row 2: session 1e20 is above the highest session number accepted (10,000)"),
+        ("10001", "row 2: session 10001 is above the highest"),
+        ("inf", "row 2: session inf is above the highest"),
+        ("-1", "row 2: session -1 must be 1 or more"),
+        ("0", "row 2: session 0 must be 1 or more"),
+        ("2.5", "row 2: session 2.5 is not a whole number"),
+        ("nan", "row 2: session nan is not a whole number"),
+        ("", "row 2: session (empty) is not a whole number"),
+    ],
+)
+def test_adversarial_csv_sessions_exit_2(tmp_path: Path, session: str, message: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"client_id,session,measure,score\na,1,phq9,4\na,{session},phq9,5\n")
+    done = run("analyze", bad, "--out", tmp_path / "out")
+    assert done.returncode == 2, done.stderr
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+
+
+def test_session_at_the_ceiling_is_analysed_quickly(tmp_path: Path) -> None:
+    data = tmp_path / "ceiling.csv"
+    data.write_text(
+        "client_id,session,measure,score\na,1,phq9,20\na,10000,phq9,4\nb,1,phq9,12\nb,2,phq9,9\n"
+    )
+    out = tmp_path / "out"
+    done = run("analyze", data, "--out", out)
+    assert done.returncode == 0, done.stderr
+    change = pl.read_csv(out / "change.csv").filter(pl.col("client_id") == "a")
+    assert change.select("first_session", "last_session").row(0) == (1, 10_000)

@@ -1,7 +1,10 @@
 """Batch analysis of a whole data set: what ``bordin analyze`` runs.
 
-Each measure in the input is turned into one :class:`~bordin.measures.series.SeriesMatrix` and
-every applicable method runs over all clients at once:
+A first pass over the whole data fits what every client is compared with (the expected-trajectory
+model, :func:`plan`). Clients are then grouped into blocks of similar series length; each block's
+scores of a measure become one tight :class:`~bordin.measures.series.SeriesMatrix` and every
+applicable method runs over the block's clients at once (:func:`analyze_partition`), so memory
+and time grow with the number of scores, not with the longest series:
 
 =====================  ===========================================================  ===========
 output                 method                                                       applies to
@@ -109,6 +112,212 @@ def _concat(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
     return pl.concat(frames, how="vertical_relaxed")
 
 
+#: Most cells (clients × sessions) in the dense matrix of one block of clients: bounds the
+#: memory a block takes (8 bytes a cell) whatever the data.
+BLOCK_CELLS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every partition of clients needs from the whole data set (the first pass)."""
+
+    measures: Mapping[str, Instrument]
+    present: tuple[str, ...]
+    models: dict[str, trajectories.TrajectoryModel | None]
+    model_notes: dict[str, dict[str, Any]]
+
+
+def plan(
+    data: pl.DataFrame | pl.LazyFrame,
+    measures: Mapping[str, Instrument],
+    *,
+    reference: pl.DataFrame | pl.LazyFrame | None = None,
+    reference_source: str | None = None,
+) -> Plan:
+    """First pass over the whole data: the measures present and each trajectory model.
+
+    Models are fitted on ``reference`` when it has scores of the measure, else on ``data``,
+    from long data (:func:`bordin.measures.trajectories.fit_long`): memory grows with the
+    number of scores, not with the highest session number.
+    """
+    lazy = data.lazy()
+    present = tuple(
+        sorted(lazy.select(pl.col("measure").cast(pl.String).unique()).collect().to_series())
+    )
+    models: dict[str, trajectories.TrajectoryModel | None] = {}
+    notes: dict[str, dict[str, Any]] = {}
+    for code in present:
+        inst = measures[code]
+        if inst.role != "outcome":
+            continue
+        ref_part = _rows_of(reference, code) if reference is not None else None
+        if ref_part is not None and ref_part.height == 0:
+            ref_part = None
+        fitted_on = reference_source if ref_part is not None else "input"
+        note = None
+        if reference is not None and ref_part is None:
+            note = (
+                f"the reference file has no '{code}' scores, so the model was fitted on the input"
+            )
+        try:
+            models[code] = trajectories.fit_long(
+                ref_part if ref_part is not None else _rows_of(data, code),
+                lower_is_better=inst.lower_is_better,
+            )
+            notes[code] = {"fitted_on": fitted_on, "note": note}
+        except ValueError as exc:
+            models[code] = None
+            notes[code] = {"fitted_on": fitted_on, "why": str(exc)}
+    return Plan(measures=measures, present=present, models=models, model_notes=notes)
+
+
+def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
+    """Counts over the input the summary needs (additive over disjoint sets of clients)."""
+    per_client = (
+        data.lazy()
+        .group_by(pl.col("measure").cast(pl.String), "client_id")
+        .agg(
+            pl.len().alias("n"),
+            pl.col("session").max().alias("last"),
+            (pl.col("session") == 1).any().alias("intake"),
+        )
+    )
+    per_measure = (
+        per_client.group_by("measure")
+        .agg(
+            pl.col("n").sum().alias("rows"),
+            pl.len().alias("clients"),
+            (pl.col("n") == 1).sum().alias("single"),
+            (pl.col("last") >= 4).sum().alias("four_plus"),
+            (~pl.col("intake")).sum().alias("no_intake_clients"),
+            pl.col("n").filter(~pl.col("intake")).sum().alias("no_intake_rows"),
+        )
+        .collect()
+    )
+    paired = (
+        data.lazy()
+        .filter(pl.col("measure").cast(pl.String).is_in(["phq9", "gad7"]))
+        .select(pl.col("client_id").n_unique())
+        .collect()
+        .item()
+    )
+    totals = data.lazy().select(pl.len(), pl.col("client_id").n_unique()).collect().row(0)
+    out: dict[str, Any] = {"rows": int(totals[0]), "clients": int(totals[1])}
+    out["phq9_or_gad7_clients"] = int(paired)
+    for row in per_measure.iter_rows(named=True):
+        code = row.pop("measure")
+        out[code] = {k: int(v) for k, v in row.items()}
+    return out
+
+
+def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]:
+    """Every output table for the clients in ``data`` (whole clients, all their rows).
+
+    Clients are grouped into blocks of similar series length, each block one tight dense
+    matrix per measure (at most :data:`BLOCK_CELLS` cells), so memory and time follow the
+    number of scores rather than the longest series. Rows come out sorted as each method
+    documents (by ``client_id``, then session), exactly as one matrix for all would give.
+    """
+    ids = data.get_column("client_id").unique().sort()
+    ranked = data.select(
+        (pl.col("client_id").rank("dense").cast(pl.Int64) - 1).alias("client_id"),
+        pl.col("session").cast(pl.Int64),
+        pl.col("measure").cast(pl.String),
+        pl.col("score").cast(pl.Float64),
+    )
+    parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
+
+    def keep(name: str, code: str, frame: pl.DataFrame) -> None:
+        if frame.height:
+            parts.setdefault((name, code), []).append(frame)
+
+    for block in _blocks(ranked):
+        matrices = {
+            str(code): SeriesMatrix.from_long(rows)
+            for (code,), rows in block.partition_by("measure", as_dict=True).items()
+        }
+        for code, matrix in matrices.items():
+            inst = plan.measures[code]
+            lower = inst.lower_is_better
+            if inst.reliable_change is not None:
+                table = change_table(
+                    matrix,
+                    threshold=inst.reliable_change,
+                    lower_is_better=lower,
+                    caseness=inst.caseness,
+                )
+                keep("change", code, table)
+            if inst.role == "outcome":
+                cutoff = inst.effective_sudden_gain_cutoff
+                if cutoff is not None:
+                    sg = sudden_gains.identify(matrix, cutoff=cutoff, lower_is_better=lower)
+                    keep("sudden_changes", code, sg)
+                model = plan.models.get(code)
+                if model is not None:
+                    keep("trajectories", code, model.evaluate(matrix))
+            if inst.role == "alliance" and inst.rupture_threshold is not None:
+                keep("ruptures", code, ruptures.detect(matrix, threshold=inst.rupture_threshold))
+        if "phq9" in matrices and "gad7" in matrices:
+            paired = paired_from_matrices(
+                matrices["phq9"],
+                matrices["gad7"],
+                phq9=plan.measures["phq9"],
+                gad7=plan.measures["gad7"],
+            )
+            keep("outcomes", "", paired.table)
+
+    def assemble(name: str, codes: tuple[str, ...], by: list[str]) -> pl.DataFrame:
+        frames = []
+        for code in codes:
+            found = parts.get((name, code))
+            if not found:
+                continue
+            frame = pl.concat(found).sort(by)
+            frame = frame.with_columns(ids.gather(frame.get_column("client_id")))
+            frames.append(_with_measure(frame, code, name) if code else frame)
+        return _concat(frames, name)
+
+    return {
+        "sudden_changes": assemble(
+            "sudden_changes", plan.present, ["client_id", "pregain_session", "kind"]
+        ),
+        "change": assemble("change", plan.present, ["client_id"]),
+        "ruptures": assemble("ruptures", plan.present, ["client_id", "session"]),
+        "trajectories": assemble("trajectories", plan.present, ["client_id", "session"]),
+        **(
+            {"outcomes": assemble("outcomes", ("",), ["client_id"])}
+            if {"phq9", "gad7"} <= set(plan.present)
+            else {}
+        ),
+    }
+
+
+def _blocks(ranked: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    """Split long rows into blocks of clients whose longest series are of similar length.
+
+    A client's width is its highest session over all measures (so a block holds every
+    measure of its clients, as paired outcomes need); widths are grouped by powers of two,
+    and each group is cut so that no block's matrix exceeds :data:`BLOCK_CELLS` cells.
+    """
+    if ranked.height == 0:
+        return
+    width = ranked.group_by("client_id").agg(pl.col("session").max().alias("_w"))
+    w = width.get_column("_w").to_numpy()
+    cls = np.ceil(np.log2(np.maximum(w, 1))).astype(np.int64)
+    span = np.left_shift(np.int64(1), cls)
+    per_block = np.maximum(BLOCK_CELLS // span, 1)
+    order = np.argsort(cls, kind="stable")
+    position = np.empty_like(order)
+    sorted_cls = cls[order]
+    first_of_class = np.searchsorted(sorted_cls, sorted_cls, side="left")
+    position[order] = np.arange(order.size) - first_of_class
+    block_id = cls * (1 << 40) + position // per_block
+    keyed = width.select("client_id").with_columns(pl.Series("_block", block_id))
+    joined = ranked.join(keyed, on="client_id")
+    for _, rows in sorted(joined.partition_by("_block", as_dict=True).items()):
+        yield rows.drop("_block")
+
+
 def analyze(
     data: pl.DataFrame,
     measures: Mapping[str, Instrument],
@@ -120,15 +329,68 @@ def analyze(
 ) -> Results:
     """Run every applicable method on checked long data (see :mod:`bordin.measures.longdata`)."""
     tell = step or (lambda _label: None)
-    sg_frames: list[pl.DataFrame] = []
-    change_frames: list[pl.DataFrame] = []
-    rupture_frames: list[pl.DataFrame] = []
-    trajectory_frames: list[pl.DataFrame] = []
+    tell("fitting expected trajectories")
+    the_plan = plan(data, measures, reference=reference, reference_source=reference_source)
+    tell("analysing clients")
+    tables = analyze_partition(data, the_plan)
+    counts = table_counts(tables)
+    stats = measure_stats(data)
+    return Results(tables=tables, summary=summarise(the_plan, stats, counts, source=source))
+
+
+def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
+    """The counts of each output table the summary reports (additive over partitions)."""
+    counts: dict[str, int] = {}
+
+    def add(prefix: str, frame: pl.DataFrame, column: str) -> None:
+        for value, n in frame.group_by(column).len().iter_rows():
+            counts[f"{prefix}/{value}"] = counts.get(f"{prefix}/{value}", 0) + int(n)
+
+    for code, part in tables["change"].partition_by("measure", as_dict=True).items():
+        add(f"change/{code[0]}", part, "category")
+        counts[f"change/{code[0]}"] = part.height
+    for code, part in tables["sudden_changes"].partition_by("measure", as_dict=True).items():
+        add(f"sudden_changes/{code[0]}", part, "kind")
+        gains = part.filter(pl.col("kind") == "gain").get_column("client_id").n_unique()
+        counts[f"sudden_changes/{code[0]}/gain_clients"] = gains
+    for code, part in tables["trajectories"].partition_by("measure", as_dict=True).items():
+        add(f"trajectories/{code[0]}", part, "status")
+        counts[f"trajectories/{code[0]}"] = part.height
+    for code, part in tables["ruptures"].partition_by("measure", as_dict=True).items():
+        add(f"ruptures/{code[0]}", part, "status")
+        counts[f"ruptures/{code[0]}"] = part.height
+        counts[f"ruptures/{code[0]}/clients"] = part.get_column("client_id").n_unique()
+    outcomes = tables.get("outcomes")
+    if outcomes is not None and outcomes.height:
+        counts["outcomes"] = outcomes.height
+        for column in SCHEMAS["outcomes"][3:]:
+            counts[f"outcomes/{column}"] = int(outcomes.get_column(column).sum())
+    return counts
+
+
+def add_counts(total: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """Sum two count mappings key by key (nested mappings too): partitions' counts add up."""
+    for key, value in more.items():
+        if isinstance(value, Mapping):
+            total[key] = add_counts(dict(total.get(key, {})), value)
+        else:
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def summarise(
+    plan: Plan, stats: Mapping[str, Any], counts: Mapping[str, int], *, source: str
+) -> dict[str, Any]:
+    """``summary.json`` from the plan, the input's counts and the output tables' counts."""
+
+    def n(key: str) -> int:
+        return int(counts.get(key, 0))
+
     summary: dict[str, Any] = {
         "input": {
             "file": source,
-            "rows": data.height,
-            "clients": data.get_column("client_id").n_unique(),
+            "rows": stats["rows"],
+            "clients": stats["clients"],
             "measures": {},
         },
         "sudden_changes": {},
@@ -139,39 +401,23 @@ def analyze(
         "excluded": [],
     }
     excluded: list[dict[str, Any]] = summary["excluded"]
-    present = sorted(data.get_column("measure").cast(pl.String).unique().to_list())
-    matrices: dict[str, SeriesMatrix] = {}
-    for code in present:
-        inst = measures[code]
-        tell(f"{code}: building series")
-        part = _rows_of(data, code)
-        matrix = matrices[code] = SeriesMatrix.from_long(part)
-        summary["input"]["measures"][code] = {"rows": part.height, "clients": matrix.n_clients}
-        scores_per_client = (~np.isnan(matrix.values)).sum(axis=1)
-        lower = inst.lower_is_better
+    for code in plan.present:
+        inst = plan.measures[code]
+        st = stats[code]
+        summary["input"]["measures"][code] = {"rows": st["rows"], "clients": st["clients"]}
 
         if inst.reliable_change is not None:
-            tell(f"{code}: reliable change")
-            table = change_table(
-                matrix,
-                threshold=inst.reliable_change,
-                lower_is_better=lower,
-                caseness=inst.caseness,
-            )
-            change_frames.append(_with_measure(table, code, "change"))
-            counts = dict(table.get_column("category").value_counts().iter_rows())
+            c = f"change/{code}"
             summary["change"][code] = {
-                "clients": table.height,
+                "clients": n(c),
                 "threshold": inst.reliable_change,
                 "caseness": inst.caseness,
-                **{c: int(counts.get(c, 0)) for c in ("recovered", "improved", "unchanged")},
-                "deteriorated": int(counts.get("deteriorated", 0)),
-                "reliable_improvement_rate": _rate(
-                    int(counts.get("recovered", 0)) + int(counts.get("improved", 0)), table.height
-                ),
-                "deterioration_rate": _rate(int(counts.get("deteriorated", 0)), table.height),
+                **{k: n(f"{c}/{k}") for k in ("recovered", "improved", "unchanged")},
+                "deteriorated": n(f"{c}/deteriorated"),
+                "reliable_improvement_rate": _rate(n(f"{c}/recovered") + n(f"{c}/improved"), n(c)),
+                "deterioration_rate": _rate(n(f"{c}/deteriorated"), n(c)),
             }
-            single = int((scores_per_client == 1).sum())
+            single = st["single"]
             if single:
                 excluded.append(
                     {
@@ -187,7 +433,7 @@ def analyze(
                 {
                     "analysis": "change",
                     "measure": code,
-                    "rows": part.height,
+                    "rows": st["rows"],
                     "why": "the measure has no reliable-change threshold",
                 }
             )
@@ -195,49 +441,38 @@ def analyze(
         if inst.role == "outcome":
             cutoff = inst.effective_sudden_gain_cutoff
             if cutoff is not None:
-                tell(f"{code}: sudden gains and losses")
-                sg = sudden_gains.identify(matrix, cutoff=cutoff, lower_is_better=lower)
-                sg_frames.append(_with_measure(sg, code, "sudden_changes"))
-                kinds = sg.get_column("kind")
-                eligible = int((matrix.last_session >= 4).sum())
-                gain_clients = sg.filter(pl.col("kind") == "gain").get_column("client_id")
+                s = f"sudden_changes/{code}"
+                eligible = st["four_plus"]
                 summary["sudden_changes"][code] = {
                     "cutoff": cutoff,
-                    "gains": int((kinds == "gain").sum()),
-                    "losses": int((kinds == "loss").sum()),
-                    "clients_with_gain": gain_clients.n_unique(),
+                    "gains": n(f"{s}/gain"),
+                    "losses": n(f"{s}/loss"),
+                    "clients_with_gain": n(f"{s}/gain_clients"),
                     "clients_with_four_or_more_sessions": eligible,
-                    "gain_rate": _rate(gain_clients.n_unique(), eligible),
+                    "gain_rate": _rate(n(f"{s}/gain_clients"), eligible),
                 }
             else:
                 excluded.append(
                     {
                         "analysis": "sudden_changes",
                         "measure": code,
-                        "rows": part.height,
+                        "rows": st["rows"],
                         "why": "no sudden-gain cut-off or reliable-change threshold",
                     }
                 )
-            tell(f"{code}: expected trajectories")
-            summary["trajectories"][code] = _trajectories(
-                code, inst, matrix, reference, reference_source, trajectory_frames, excluded
-            )
+            summary["trajectories"][code] = _trajectories(code, plan, st, counts, excluded)
 
         if inst.role == "alliance":
             if inst.rupture_threshold is not None:
-                tell(f"{code}: ruptures and repairs")
-                rup = ruptures.detect(matrix, threshold=inst.rupture_threshold)
-                rupture_frames.append(_with_measure(rup, code, "ruptures"))
-                status = dict(rup.get_column("status").value_counts().iter_rows())
+                r = f"ruptures/{code}"
                 summary["ruptures"][code] = {
                     "threshold": inst.rupture_threshold,
-                    "ruptures": rup.height,
-                    "clients_with_rupture": rup.get_column("client_id").n_unique(),
-                    "clients": matrix.n_clients,
-                    **{s: int(status.get(s, 0)) for s in ("repaired", "unrepaired", "open")},
+                    "ruptures": n(r),
+                    "clients_with_rupture": n(f"{r}/clients"),
+                    "clients": st["clients"],
+                    **{k: n(f"{r}/{k}") for k in ("repaired", "unrepaired", "open")},
                     "repair_rate": _rate(
-                        int(status.get("repaired", 0)),
-                        int(status.get("repaired", 0)) + int(status.get("unrepaired", 0)),
+                        n(f"{r}/repaired"), n(f"{r}/repaired") + n(f"{r}/unrepaired")
                     ),
                 }
             else:
@@ -245,103 +480,80 @@ def analyze(
                     {
                         "analysis": "ruptures",
                         "measure": code,
-                        "rows": part.height,
+                        "rows": st["rows"],
                         "why": "no rupture threshold; set one with --rupture-threshold CODE=VALUE",
                     }
                 )
 
-    tables: dict[str, pl.DataFrame] = {
-        "sudden_changes": _concat(sg_frames, "sudden_changes"),
-        "change": _concat(change_frames, "change"),
-        "ruptures": _concat(rupture_frames, "ruptures"),
-        "trajectories": _concat(trajectory_frames, "trajectories"),
-    }
-    if {"phq9", "gad7"} <= set(present):
-        tell("phq9+gad7: paired outcomes")
-        paired = paired_from_matrices(
-            matrices["phq9"], matrices["gad7"], phq9=measures["phq9"], gad7=measures["gad7"]
-        )
-        tables["outcomes"] = paired.table
-        t = paired.table
-        n_case = int(t.get_column("case_at_start").sum())
+    if {"phq9", "gad7"} <= set(plan.present):
+        total = n("outcomes")
+        n_case = n("outcomes/case_at_start")
         summary["outcomes"] = {
-            "clients": t.height,
+            "clients": total,
             "case_at_start": n_case,
-            "recovered": int(t.get_column("recovered").sum()),
-            "reliable_improvement": int(t.get_column("reliable_improvement").sum()),
-            "reliable_deterioration": int(t.get_column("reliable_deterioration").sum()),
-            "reliable_recovery": int(t.get_column("reliable_recovery").sum()),
-            "recovery_rate": _rate(int(t.get_column("recovered").sum()), n_case),
-            "reliable_improvement_rate": _rate(
-                int(t.get_column("reliable_improvement").sum()), t.height
-            ),
-            "reliable_deterioration_rate": _rate(
-                int(t.get_column("reliable_deterioration").sum()), t.height
-            ),
-            "reliable_recovery_rate": _rate(int(t.get_column("reliable_recovery").sum()), n_case),
+            "recovered": n("outcomes/recovered"),
+            "reliable_improvement": n("outcomes/reliable_improvement"),
+            "reliable_deterioration": n("outcomes/reliable_deterioration"),
+            "reliable_recovery": n("outcomes/reliable_recovery"),
+            "recovery_rate": _rate(n("outcomes/recovered"), n_case),
+            "reliable_improvement_rate": _rate(n("outcomes/reliable_improvement"), total),
+            "reliable_deterioration_rate": _rate(n("outcomes/reliable_deterioration"), total),
+            "reliable_recovery_rate": _rate(n("outcomes/reliable_recovery"), n_case),
         }
-        if paired.excluded_clients:
+        left_out = stats["phq9_or_gad7_clients"] - total
+        if left_out:
             excluded.append(
                 {
                     "analysis": "outcomes",
                     "measure": "phq9+gad7",
-                    "clients": paired.excluded_clients,
+                    "clients": left_out,
                     "why": "fewer than two sessions with both PHQ-9 and GAD-7",
                 }
             )
-    return Results(tables=tables, summary=summary)
+    return summary
 
 
-def _rows_of(data: pl.DataFrame, code: str) -> pl.DataFrame:
-    return data.filter(pl.col("measure") == code).select("client_id", "session", "score")
+def _rows_of(data: pl.DataFrame | pl.LazyFrame, code: str) -> pl.DataFrame:
+    return (
+        data.lazy()
+        .filter(pl.col("measure").cast(pl.String) == code)
+        .select("client_id", "session", "score")
+        .collect()
+    )
 
 
 def _trajectories(
     code: str,
-    inst: Instrument,
-    matrix: SeriesMatrix,
-    reference: pl.DataFrame | None,
-    reference_source: str | None,
-    frames: list[pl.DataFrame],
+    plan: Plan,
+    st: Mapping[str, int],
+    counts: Mapping[str, int],
     excluded: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    ref_part = _rows_of(reference, code) if reference is not None else None
-    if ref_part is not None and ref_part.height == 0:
-        ref_part = None
-    fitted_on = reference_source if ref_part is not None else "input"
-    ref_matrix = SeriesMatrix.from_long(ref_part) if ref_part is not None else matrix
-    try:
-        model = trajectories.fit(ref_matrix, lower_is_better=inst.lower_is_better)
-    except ValueError as exc:
+    model = plan.models.get(code)
+    notes = plan.model_notes[code]
+    if model is None:
         excluded.append(
-            {"analysis": "trajectories", "measure": code, "rows": None, "why": str(exc)}
+            {"analysis": "trajectories", "measure": code, "rows": None, "why": notes["why"]}
         )
-        return {"fitted_on": fitted_on, "model": None}
-    table = model.evaluate(matrix)
-    frames.append(_with_measure(table, code, "trajectories"))
-    flagged = int((table.get_column("status") == "not_on_track").sum())
-    missing = np.isnan(matrix.values)
-    no_intake = missing[:, 0]
-    rows_without_intake = int((~missing[no_intake]).sum())
-    if rows_without_intake:
+        return {"fitted_on": notes["fitted_on"], "model": None}
+    height = int(counts.get(f"trajectories/{code}", 0))
+    flagged = int(counts.get(f"trajectories/{code}/not_on_track", 0))
+    if st["no_intake_rows"]:
         excluded.append(
             {
                 "analysis": "trajectories",
                 "measure": code,
-                "clients": int(no_intake.sum()),
-                "rows": rows_without_intake,
+                "clients": st["no_intake_clients"],
+                "rows": st["no_intake_rows"],
                 "why": "no session-1 (intake) score to predict from",
             }
         )
-    note = None
-    if reference is not None and ref_part is None:
-        note = f"the reference file has no '{code}' scores, so the model was fitted on the input"
     return {
-        "fitted_on": fitted_on,
-        "note": note,
-        "sessions": table.height,
+        "fitted_on": notes["fitted_on"],
+        "note": notes["note"],
+        "sessions": height,
         "not_on_track": flagged,
-        "not_on_track_share": _rate(flagged, table.height),
+        "not_on_track_share": _rate(flagged, height),
         "model": model.to_dict(),
     }
 

@@ -33,6 +33,10 @@ from bordin.measures.instruments import Instrument
 REQUIRED = ("client_id", "session", "measure", "score")
 OPTIONAL = ("therapist_id", "date")
 MAX_REPORTED = 5
+#: The highest session number accepted. Long psychodynamic treatments run to hundreds of
+#: sessions; weekly sessions for 190 years would be 10,000. A higher number is a data error
+#: (a date or an id in the session column), reported with its row.
+MAX_SESSION = 10_000
 
 
 class InputError(ValueError):
@@ -114,6 +118,12 @@ def check_long(
     shown = pl.col("session").cast(pl.String).fill_null("(empty)")
     report(session_bad, pl.format("session {} is not a whole number", shown))
     report(~session_bad & (session_f < 1), pl.format("session {} must be 1 or more", shown))
+    report(
+        ~session_bad & (session_f > MAX_SESSION),
+        pl.format(
+            f"session {{}} is above the highest session number accepted ({MAX_SESSION:,})", shown
+        ),
+    )
 
     known = sorted(measures)
     report(
