@@ -94,10 +94,12 @@ def analyze(
     ] = None,
 ) -> None:
     """Analyse a long-format data set and write the results to --out."""
+    import polars as pl
+
+    from bordin.measures.batch import OutputError, write_results
     from bordin.measures.batch import analyze as run_analysis
-    from bordin.measures.batch import write_results
     from bordin.measures.instruments import DefinitionError, registry
-    from bordin.measures.longdata import InputError, read_long
+    from bordin.measures.longdata import InputError, check_long, merged_ids, read_long, read_table
 
     started = time.perf_counter()
     try:
@@ -110,10 +112,17 @@ def analyze(
     with progress_steps() as step:
         try:
             step(f"reading {input}")
-            data = read_long(input, reg)
+            raw = read_table(input)
+            merged = merged_ids(raw)
+            data = check_long(raw, reg, source=str(input))
+            del raw
             ref = read_long(reference, reg) if reference is not None else None
         except InputError as exc:
             raise fail(str(exc)) from None
+        except (pl.exceptions.PolarsError, ValueError, TypeError, OverflowError) as exc:
+            # Anything the checks did not foresee (a nested Parquet column ...): a message.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise fail(f"{input}: cannot be analysed ({first}); check the column types") from None
         results = run_analysis(
             data,
             reg,
@@ -122,12 +131,24 @@ def analyze(
             reference_source=str(reference) if reference else None,
             step=step,
         )
+        if merged:
+            results.summary["input"]["merged_client_ids"] = len(merged)
         step(f"writing {out}")
         try:
             written = write_results(results, out)
+        except OutputError as exc:
+            raise fail(str(exc)) from None
         except OSError as exc:
             raise fail(f"{out}: cannot write results ({exc.strerror})") from None
     print_summary(results.summary)
+    if merged:
+        shown = ", ".join(f"'{a}' → '{b}'" for a, b in merged[:3])
+        console.print(
+            f"[yellow]note:[/] {len(merged):,} client id(s) had surrounding spaces or another "
+            f"Unicode form and were compared trimmed and in NFC form, merging any that then "
+            f"matched ({shown}{' ...' if len(merged) > 3 else ''})",
+            highlight=False,
+        )
     console.print(
         f"Wrote {', '.join(p.name for p in written)} to {out} "
         f"in {time.perf_counter() - started:.2f} s."

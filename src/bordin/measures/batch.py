@@ -17,16 +17,18 @@ output                 method                                                   
 ``summary.json``        counts, rates and what was excluded, and why
 =====================  ===========================================================  ===========
 
-Results are computed in full before anything is written; files are then written into a
-temporary folder inside ``out`` and moved into place, so a failure leaves no partial output.
+Results are written into a temporary folder beside ``out`` that then replaces ``out`` as a whole
+(:func:`staged_output`): the folder holds exactly one run's results, and a failure leaves it as
+it was. Text cells that a spreadsheet would run as formulas are made inert
+(:mod:`bordin.measures.csvsafe`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from bordin.measures import ruptures, sudden_gains, trajectories
+from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.outcomes import paired_from_matrices
 from bordin.measures.reliable_change import change_table
@@ -558,27 +561,73 @@ def _trajectories(
     }
 
 
+#: The files ``bordin analyze`` writes: an output folder holding only these can be replaced.
+RESULT_FILES = frozenset({*(f"{name}.csv" for name in SCHEMAS), "summary.json"})
+
+
+class OutputError(OSError):
+    """The output folder cannot be (re)placed; the message says what to do."""
+
+
+def _check_replaceable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; choose a folder name for --out")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in RESULT_FILES)
+        if others:
+            listed = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+            raise OutputError(
+                f"{out}: holds files that are not results of bordin analyze ({listed}); "
+                "the whole folder is replaced by each run, so choose a new or empty folder"
+            )
+
+
+def _fresh_folder(out: Path, kind: str) -> Path:
+    """A new, uniquely named hidden folder beside ``out`` (with the usual permissions)."""
+    while True:
+        folder = out.parent / f".{out.name}.bordin-{kind}-{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+
+
 @contextmanager
-def _staging(out: Path) -> Iterator[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".bordin-", dir=out))
+def staged_output(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` that replaces ``out`` as a whole on success.
+
+    The folder then holds exactly one run's results; on any failure ``out`` is left as it was
+    (and the temporary folder is removed).
+    """
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _fresh_folder(out, "new")
     try:
         yield tmp
+        if out.exists():
+            old = _fresh_folder(out, "old")
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_table(table: pl.DataFrame, path: Path) -> None:
+    """One output table as CSV, text cells that would run as formulas made inert."""
+    neutralise_formulas(table).write_csv(path)
+
+
 def write_results(results: Results, out: Path) -> list[Path]:
-    """Write every table as CSV plus ``summary.json``; all or nothing."""
-    written: list[Path] = []
-    with _staging(out) as tmp:
+    """Write every table as CSV plus ``summary.json``, replacing ``out`` as a whole."""
+    with staged_output(out) as tmp:
         for name, table in results.tables.items():
-            table.write_csv(tmp / f"{name}.csv")
+            write_table(table, tmp / f"{name}.csv")
         (tmp / "summary.json").write_text(
             json.dumps(results.summary, indent=2, default=str) + "\n", encoding="utf-8"
         )
-        for item in sorted(tmp.iterdir()):
-            target = out / item.name
-            os.replace(item, target)
-            written.append(target)
-    return written
+        names = sorted(p.name for p in tmp.iterdir())
+    return [out / name for name in names]

@@ -1,0 +1,48 @@
+"""CSV cells that a spreadsheet would run as formulas, made inert (CSV injection).
+
+A cell that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is taken for a
+formula by Excel, LibreOffice and Google Sheets; a client id such as ``=HYPERLINK(...)`` in an
+export could then run when a colleague opens the file. Following the OWASP guidance on CSV
+injection (https://owasp.org/www-community/attacks/CSV_Injection), such cells get a leading
+single quote, which spreadsheets show as text and do not evaluate. Numbers are left alone: only
+text columns are touched, so a negative change score stays a number.
+
+Framework-free on purpose, so any writer of CSV (``bordin analyze``, the web exports) can use it.
+
+>>> import polars as pl
+>>> neutralise_formulas(pl.DataFrame({"id": ["=1+1", "ok", "-2"], "n": [-1, 2, 3]})).rows()
+[("'=1+1", -1), ('ok', 2), ("'-2", 3)]
+>>> neutralise_cell("@SUM(A1)")
+"'@SUM(A1)"
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: str) -> str:
+    """One text value, made inert when it would be read as a formula."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text (and categorical) column with formula-leading cells quoted; others as they are."""
+    pattern = "^[" + "".join(FORMULA_PREFIXES).replace("-", r"\-") + "]"
+    text = [
+        name
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
+    ]
+    if not text:
+        return frame
+    return frame.with_columns(
+        pl.when(pl.col(c).cast(pl.String).str.contains(pattern))
+        .then(pl.lit("'") + pl.col(c).cast(pl.String))
+        .otherwise(pl.col(c).cast(pl.String))
+        .alias(c)
+        for c in text
+    )
