@@ -412,3 +412,75 @@ def test_formula_cells_are_neutralised_in_every_csv(tmp_path: Path) -> None:
         assert ids == {'\'=HYPERLINK("http://x","y")', "'+1", "'-2", "'@SUM(A1)"}, name
     change = pl.read_csv(out / "change.csv")
     assert change.get_column("change").to_list() == [-17.0] * 4, "numbers stay numbers"
+
+
+def test_partitioned_run_gives_the_same_files_byte_for_byte(
+    synthetic: Path, analysed: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "parts"
+    done = run("analyze", synthetic, "--out", out, "--memory-limit", "1M")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in analysed.iterdir())
+    for name in SCHEMAS:
+        assert (out / f"{name}.csv").read_bytes() == (analysed / f"{name}.csv").read_bytes(), name
+    assert json.loads((out / "summary.json").read_text()) == json.loads(
+        (analysed / "summary.json").read_text()
+    )
+
+
+def test_partitioned_run_reports_rows_by_their_number_in_the_file(
+    synthetic: Path, tmp_path: Path
+) -> None:
+    frame = pl.read_parquet(synthetic)
+    bad_row = frame.height - 3
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == bad_row)
+        .then(pl.lit(99.0))
+        .otherwise(pl.col("score"))
+        .alias("score")
+    )
+    path = tmp_path / "bad.parquet"
+    frame.write_parquet(path)
+    done = run("analyze", path, "--out", tmp_path / "out", "--memory-limit", "1M")
+    assert done.returncode == 2
+    assert f"row {bad_row + 1}: score 99 is outside" in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out*")), "staging removed"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--memory-limit", "lots"], "expects a size such as 4G"),
+        (["--memory-limit", "-1G"], "must be a positive size"),
+        (["--engine", "hadoop"], "--engine must be local or spark"),
+        (["--format", "xlsx"], "--format must be csv or parquet"),
+    ],
+)
+def test_bad_engine_options_exit_2(
+    synthetic: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = run("analyze", synthetic, "--out", tmp_path / "o", *args)
+    assert done.returncode == 2
+    assert message in " ".join(done.stderr.split())
+
+
+def test_parquet_output_format(synthetic: Path, analysed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pq"
+    assert run("analyze", synthetic, "--out", out, "--format", "parquet").returncode == 0
+    for name in SCHEMAS:
+        got = pl.read_parquet(out / f"{name}.parquet")
+        expected = pl.read_csv(analysed / f"{name}.csv")
+        assert got.height == expected.height, name
+        assert got.columns == expected.columns, name
+
+
+def test_start_up_imports_nothing_heavy() -> None:
+    """`bordin --help` imports neither Polars nor SciPy; the engine never imports scipy.stats."""
+    code = (
+        "import sys, bordin.cli; heavy = [m for m in ('polars', 'numpy', 'scipy') "
+        "if m in sys.modules]; import bordin.measures.batch; "
+        "print(heavy, 'scipy.stats' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]", "False"]

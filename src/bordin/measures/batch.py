@@ -46,6 +46,7 @@ from bordin.measures.reliable_change import change_table
 from bordin.measures.series import SeriesMatrix
 
 Step = Callable[[str], None]
+FitInputs = tuple[Any, Any, Any, int]
 
 SCHEMAS: dict[str, list[str]] = {
     "sudden_changes": [
@@ -108,10 +109,15 @@ def _with_measure(frame: pl.DataFrame, code: str, name: str) -> pl.DataFrame:
     return frame.with_columns(pl.lit(code).alias("measure")).select(SCHEMAS[name])
 
 
+def empty_table(name: str) -> pl.DataFrame:
+    """An output table with no rows (its CSV is the header line)."""
+    return pl.DataFrame(schema=dict.fromkeys(SCHEMAS[name], pl.String))
+
+
 def _concat(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
     frames = [f for f in frames if f.height]
     if not frames:
-        return pl.DataFrame(schema=dict.fromkeys(SCHEMAS[name], pl.String))
+        return empty_table(name)
     return pl.concat(frames, how="vertical_relaxed")
 
 
@@ -136,17 +142,19 @@ def plan(
     *,
     reference: pl.DataFrame | pl.LazyFrame | None = None,
     reference_source: str | None = None,
+    present: tuple[str, ...] | None = None,
+    fit_inputs: Mapping[str, FitInputs] | None = None,
 ) -> Plan:
     """First pass over the whole data: the measures present and each trajectory model.
 
     Models are fitted on ``reference`` when it has scores of the measure, else on ``data``,
     from long data (:func:`bordin.measures.trajectories.fit_long`): memory grows with the
-    number of scores, not with the highest session number.
+    number of scores, not with the highest session number. A partitioned run passes the
+    measures ``present`` and the input's ``fit_inputs``, gathered partition by partition.
     """
-    lazy = data.lazy()
-    present = tuple(
-        sorted(lazy.select(pl.col("measure").cast(pl.String).unique()).collect().to_series())
-    )
+    if present is None:
+        codes = data.lazy().select(pl.col("measure").unique().cast(pl.String)).collect()
+        present = tuple(sorted(codes.to_series()))
     models: dict[str, trajectories.TrajectoryModel | None] = {}
     notes: dict[str, dict[str, Any]] = {}
     for code in present:
@@ -163,10 +171,13 @@ def plan(
                 f"the reference file has no '{code}' scores, so the model was fitted on the input"
             )
         try:
-            models[code] = trajectories.fit_long(
-                ref_part if ref_part is not None else _rows_of(data, code),
-                lower_is_better=inst.lower_is_better,
-            )
+            if ref_part is None and fit_inputs is not None:
+                inputs = fit_inputs[code]
+            else:
+                inputs = trajectories.fit_inputs(
+                    ref_part if ref_part is not None else _rows_of(data, code)
+                )
+            models[code] = trajectories.fit_prepared(*inputs, lower_is_better=inst.lower_is_better)
             notes[code] = {"fitted_on": fitted_on, "note": note}
         except ValueError as exc:
             models[code] = None
@@ -178,7 +189,7 @@ def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
     """Counts over the input the summary needs (additive over disjoint sets of clients)."""
     per_client = (
         data.lazy()
-        .group_by(pl.col("measure").cast(pl.String), "client_id")
+        .group_by("measure", "client_id")
         .agg(
             pl.len().alias("n"),
             pl.col("session").max().alias("last"),
@@ -195,11 +206,12 @@ def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
             (~pl.col("intake")).sum().alias("no_intake_clients"),
             pl.col("n").filter(~pl.col("intake")).sum().alias("no_intake_rows"),
         )
+        .with_columns(pl.col("measure").cast(pl.String))
         .collect()
     )
     paired = (
         data.lazy()
-        .filter(pl.col("measure").cast(pl.String).is_in(["phq9", "gad7"]))
+        .filter((pl.col("measure") == "phq9") | (pl.col("measure") == "gad7"))
         .select(pl.col("client_id").n_unique())
         .collect()
         .item()
@@ -225,7 +237,7 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
     ranked = data.select(
         (pl.col("client_id").rank("dense").cast(pl.Int64) - 1).alias("client_id"),
         pl.col("session").cast(pl.Int64),
-        pl.col("measure").cast(pl.String),
+        "measure",
         pl.col("score").cast(pl.Float64),
     )
     parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
@@ -235,10 +247,7 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
             parts.setdefault((name, code), []).append(frame)
 
     for block in _blocks(ranked):
-        matrices = {
-            str(code): SeriesMatrix.from_long(rows)
-            for (code,), rows in block.partition_by("measure", as_dict=True).items()
-        }
+        matrices = {code: SeriesMatrix.from_long(rows) for code, rows in block.items()}
         for code, matrix in matrices.items():
             inst = plan.measures[code]
             lower = inst.lower_is_better
@@ -295,30 +304,49 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
     }
 
 
-def _blocks(ranked: pl.DataFrame) -> Iterator[pl.DataFrame]:
+def _blocks(ranked: pl.DataFrame) -> Iterator[dict[str, pl.DataFrame]]:
     """Split long rows into blocks of clients whose longest series are of similar length.
 
     A client's width is its highest session over all measures (so a block holds every
     measure of its clients, as paired outcomes need); widths are grouped by powers of two,
-    and each group is cut so that no block's matrix exceeds :data:`BLOCK_CELLS` cells.
+    and each group is cut so that no block's matrix exceeds :data:`BLOCK_CELLS` cells. Yields
+    each block's rows per measure code (zero-copy slices of one sorted copy of the rows).
     """
     if ranked.height == 0:
         return
-    width = ranked.group_by("client_id").agg(pl.col("session").max().alias("_w"))
-    w = width.get_column("_w").to_numpy()
+    client = ranked.get_column("client_id").to_numpy()
+    w = np.zeros(int(client.max()) + 1, dtype=np.int64)
+    np.maximum.at(w, client, ranked.get_column("session").to_numpy())
     cls = np.ceil(np.log2(np.maximum(w, 1))).astype(np.int64)
-    span = np.left_shift(np.int64(1), cls)
-    per_block = np.maximum(BLOCK_CELLS // span, 1)
+    per_block = np.maximum(BLOCK_CELLS // np.left_shift(np.int64(1), cls), 1)
     order = np.argsort(cls, kind="stable")
-    position = np.empty_like(order)
     sorted_cls = cls[order]
-    first_of_class = np.searchsorted(sorted_cls, sorted_cls, side="left")
-    position[order] = np.arange(order.size) - first_of_class
-    block_id = cls * (1 << 40) + position // per_block
-    keyed = width.select("client_id").with_columns(pl.Series("_block", block_id))
-    joined = ranked.join(keyed, on="client_id")
-    for _, rows in sorted(joined.partition_by("_block", as_dict=True).items()):
-        yield rows.drop("_block")
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size) - np.searchsorted(sorted_cls, sorted_cls)
+    block_of_client = cls * (1 << 40) + position // per_block
+    keyed = ranked.with_columns(pl.Series("_block", block_of_client[client])).sort(
+        "_block", "measure"
+    )
+    del client
+    bounds = keyed.select(
+        pl.col("_block").rle_id().alias("b"),
+        pl.struct("_block", "measure").rle_id().alias("m"),
+    )
+    starts = np.flatnonzero(np.diff(bounds.get_column("m").to_numpy(), prepend=-1))
+    block_at = bounds.get_column("b").to_numpy()[starts]
+    ends = np.append(starts[1:], keyed.height)
+    codes = keyed.get_column("measure").cast(pl.String).gather(starts).to_list()
+    rows = keyed.select("client_id", "session", "score")
+    current: dict[str, pl.DataFrame] = {}
+    previous = -1
+    for start, end, code, blk in zip(starts, ends, codes, block_at, strict=True):
+        if blk != previous and current:
+            yield current
+            current = {}
+        previous = blk
+        current[code] = rows.slice(int(start), int(end - start))
+    if current:
+        yield current
 
 
 def analyze(
@@ -519,7 +547,7 @@ def summarise(
 def _rows_of(data: pl.DataFrame | pl.LazyFrame, code: str) -> pl.DataFrame:
     return (
         data.lazy()
-        .filter(pl.col("measure").cast(pl.String) == code)
+        .filter(pl.col("measure") == code)
         .select("client_id", "session", "score")
         .collect()
     )
@@ -562,7 +590,9 @@ def _trajectories(
 
 
 #: The files ``bordin analyze`` writes: an output folder holding only these can be replaced.
-RESULT_FILES = frozenset({*(f"{name}.csv" for name in SCHEMAS), "summary.json"})
+RESULT_FILES = frozenset(
+    {*(f"{name}.{ext}" for name in SCHEMAS for ext in ("csv", "parquet")), "summary.json"}
+)
 
 
 class OutputError(OSError):
@@ -617,15 +647,19 @@ def staged_output(out: Path) -> Iterator[Path]:
 
 
 def write_table(table: pl.DataFrame, path: Path) -> None:
-    """One output table as CSV, text cells that would run as formulas made inert."""
-    neutralise_formulas(table).write_csv(path)
+    """One output table as CSV (text cells that would run as formulas made inert) or, for a
+    ``.parquet`` path, as Parquet (typed, as computed)."""
+    if path.suffix == ".parquet":
+        table.write_parquet(path)
+    else:
+        neutralise_formulas(table).write_csv(path)
 
 
-def write_results(results: Results, out: Path) -> list[Path]:
-    """Write every table as CSV plus ``summary.json``, replacing ``out`` as a whole."""
+def write_results(results: Results, out: Path, *, out_format: str = "csv") -> list[Path]:
+    """Write every table (CSV or Parquet) plus ``summary.json``, replacing ``out`` as a whole."""
     with staged_output(out) as tmp:
         for name, table in results.tables.items():
-            write_table(table, tmp / f"{name}.csv")
+            write_table(table, tmp / f"{name}.{out_format}")
         (tmp / "summary.json").write_text(
             json.dumps(results.summary, indent=2, default=str) + "\n", encoding="utf-8"
         )

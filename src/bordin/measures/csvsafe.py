@@ -9,7 +9,9 @@ text columns are touched, so a negative change score stays a number.
 
 Framework-free on purpose, so any writer of CSV (``bordin analyze``, the web exports) can use it.
 
->>> import polars as pl
+>>> from collections.abc import Mapping
+
+import polars as pl
 >>> neutralise_formulas(pl.DataFrame({"id": ["=1+1", "ok", "-2"], "n": [-1, 2, 3]})).rows()
 [("'=1+1", -1), ('ok', 2), ("'-2", 3)]
 >>> neutralise_cell("@SUM(A1)")
@@ -17,6 +19,8 @@ Framework-free on purpose, so any writer of CSV (``bordin analyze``, the web exp
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import polars as pl
 
@@ -29,20 +33,19 @@ def neutralise_cell(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
-def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
-    """Every text (and categorical) column with formula-leading cells quoted; others as they are."""
+def formula_safe(schema: Mapping[str, pl.DataType]) -> list[pl.Expr]:
+    """Expressions that neutralise every text (or categorical) column of ``schema``."""
     pattern = "^[" + "".join(FORMULA_PREFIXES).replace("-", r"\-") + "]"
-    text = [
-        name
-        for name, dtype in frame.schema.items()
+    return [
+        pl.when(pl.col(name).cast(pl.String).str.contains(pattern))
+        .then(pl.lit("'") + pl.col(name).cast(pl.String))
+        .otherwise(pl.col(name).cast(pl.String))
+        .alias(name)
+        for name, dtype in schema.items()
         if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
     ]
-    if not text:
-        return frame
-    return frame.with_columns(
-        pl.when(pl.col(c).cast(pl.String).str.contains(pattern))
-        .then(pl.lit("'") + pl.col(c).cast(pl.String))
-        .otherwise(pl.col(c).cast(pl.String))
-        .alias(c)
-        for c in text
-    )
+
+
+def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text (and categorical) column with formula-leading cells quoted; others as they are."""
+    return frame.with_columns(formula_safe(frame.schema))

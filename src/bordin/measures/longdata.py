@@ -134,11 +134,14 @@ def check_long(
     (an Enum of the known codes), ``score`` (Float64), plus ``therapist_id`` and ``date``
     (Date) when present. Checks run cheapest first and stop at the first kind of problem.
     """
-    frame = _fix_header(frame, source)
+    frame = check_header(frame, source)
     if frame.height == 0:
         raise InputError(f"{source}: no rows: the file has no data rows, only a header")
     keep = [c for c in (*REQUIRED, *OPTIONAL) if c in frame.columns]
-    typed = frame.select(keep).with_row_index("_row")
+    if "_row" in frame.columns:  # a part of a larger file, its rows already numbered
+        typed = frame.select("_row", *keep)
+    else:
+        typed = frame.select(keep).with_row_index("_row")
     problems: list[str] = []
 
     def report(mask: pl.Expr | pl.Series, message: pl.Expr) -> None:
@@ -261,7 +264,7 @@ def _code_hint(code: str, known: list[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _fix_header(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+def check_header(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     """Check the required columns are there; name the likely cause when they are not."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if not missing:

@@ -347,10 +347,22 @@ def fit_long(
     session's scores enter in ``client_id`` order, as the matrix rows would. Memory and time
     grow with the number of scores, whatever the highest session number.
     """
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
-    if min_band_size < 1:
-        raise ValueError(f"min_band_size must be at least 1, got {min_band_size}")
+    return fit_prepared(
+        *fit_inputs(reference),
+        lower_is_better=lower_is_better,
+        quantile=quantile,
+        min_band_size=min_band_size,
+    )
+
+
+def fit_inputs(reference: pl.DataFrame) -> tuple[IntArray, FloatArray, FloatArray, int]:
+    """What the fit reads from long data: each later score with its session and intake score,
+    sorted by session then ``client_id``, and the number of clients they come from.
+
+    For clients split into ranges of ``client_id``, concatenating the ranges' inputs in range
+    order and stable-sorting by session gives the whole data's inputs (see
+    :func:`bordin.measures.stream`).
+    """
     intake = reference.filter(pl.col("session") == 1).select(
         "client_id", pl.col("score").cast(pl.Float64).alias("_y1")
     )
@@ -359,15 +371,35 @@ def fit_long(
         .join(intake, on="client_id")
         .sort("session", "client_id")
     )
-    session = later.get_column("session").cast(pl.Int64).to_numpy()
-    y1 = later.get_column("_y1").to_numpy()
-    score = later.get_column("score").cast(pl.Float64).to_numpy()
+    return (
+        later.get_column("session").cast(pl.Int64).to_numpy(),
+        later.get_column("_y1").to_numpy(),
+        later.get_column("score").cast(pl.Float64).to_numpy(),
+        later.get_column("client_id").n_unique(),
+    )
+
+
+def fit_prepared(
+    session: IntArray,
+    y1: FloatArray,
+    score: FloatArray,
+    n_clients: int,
+    *,
+    lower_is_better: bool,
+    quantile: float = 0.9,
+    min_band_size: int = 30,
+) -> TrajectoryModel:
+    """:func:`fit` on the output of :func:`fit_inputs`."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
+    if min_band_size < 1:
+        raise ValueError(f"min_band_size must be at least 1, got {min_band_size}")
     starts = np.flatnonzero(np.diff(session, prepend=-1)) if session.size else session
     ends = np.append(starts[1:], session.size).astype(np.int64)
     columns = [(int(session[a]), y1[a:b], score[a:b]) for a, b in zip(starts, ends, strict=True)]
     return _fit_columns(
         columns,
-        later.get_column("client_id").n_unique(),
+        n_clients,
         lower_is_better=lower_is_better,
         quantile=quantile,
         min_band_size=min_band_size,
