@@ -42,8 +42,8 @@ from bordin.measures.longdata import (
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-#: Groups of clients the data is split into (each one call of the per-partition function).
-DEFAULT_GROUPS = 64
+#: Shuffle partitions until the session's parallelism is known.
+DEFAULT_GROUPS = 8
 
 #: Every column any output table has, with its Spark type: the second pass returns one Arrow
 #: table of this shape, ``_table`` naming the output each row belongs to.
@@ -130,6 +130,7 @@ def session(master: str | None = None) -> SparkSession:
         builder = builder.master("local[*]")
     return (
         builder.config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", str(DEFAULT_GROUPS))
         .getOrCreate()
@@ -201,7 +202,7 @@ def analyze_spark(
     reference_source: str | None = None,
     out_format: str = "csv",
     step: batch.Step | None = None,
-    groups: int = DEFAULT_GROUPS,
+    groups: int | None = None,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Analyse ``path`` on Spark, writing the outputs into the staging folder ``out``."""
     try:
@@ -220,9 +221,10 @@ def analyze_spark(
         raise InputError(f"{path}: cannot be read by Spark ({first})") from None
     columns = [c for c in raw.columns if c != "_row"]
     check_header(pl.DataFrame(schema=dict.fromkeys(columns, pl.String)), path)
+    if groups is None:  # a few groups per core: enough to spread, few enough to start fast
+        groups = max(2, 2 * spark.sparkContext.defaultParallelism)
+    spark.conf.set("spark.sql.shuffle.partitions", str(groups))
     keyed = _keyed(raw.select("_row", *columns), groups).cache()
-    if keyed.limit(1).count() == 0:
-        raise InputError(f"{path}: no rows: the file has no data rows, only a header")
     id_is_text = dict(keyed.dtypes)["client_id"] == "string"
 
     def first_pass(table: pa.Table) -> pa.Table:
@@ -278,6 +280,8 @@ def analyze_spark(
         lines = errors.get_column("message").head(MAX_REPORTED).to_list()
         raise InputError("\n".join(lines))
     stats: dict[str, Any] = {}
+    if checked.filter(pl.col("_kind") == "stats").height == 0:
+        raise InputError(f"{path}: no rows: the file has no data rows, only a header")
     for text in checked.filter(pl.col("_kind") == "stats").get_column("message"):
         batch.add_counts(stats, json.loads(text))
     merged = [
