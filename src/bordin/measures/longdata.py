@@ -289,8 +289,8 @@ def check_header(frame: pl.DataFrame, source: str) -> pl.DataFrame:
 
 
 #: Above this many (client, measure, session) cells the duplicate check hashes instead of
-#: counting into a dense array.
-_DENSE_CELLS = 300_000_000
+#: counting into a dense array (whose 8 bytes a cell would otherwise dominate peak memory).
+_DENSE_CELLS = 1 << 25
 
 
 def _check_duplicates(
