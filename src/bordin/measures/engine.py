@@ -8,6 +8,7 @@ per-partition function on a Spark cluster (:mod:`bordin.measures.spark`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,15 @@ def estimated_rows(path: Path) -> int:
     return path.stat().st_size // CSV_BYTES_PER_ROW if path.is_file() else 0
 
 
+def spark_path(path: Path | str) -> str:
+    """The input as Spark should see it: ``Path`` turns ``hdfs://host/x`` into ``hdfs:/host/x``.
+
+    >>> spark_path(Path("hdfs://namenode/data/scores.parquet")), spark_path(Path("a/b.csv"))
+    ('hdfs://namenode/data/scores.parquet', 'a/b.csv')
+    """
+    return re.sub(r"^([A-Za-z][\w+.-]+):/(?!/)", r"\1://", str(path))
+
+
 def run(
     path: Path,
     out: Path,
@@ -62,7 +72,7 @@ def run(
 
         with batch.staged_output(out) as tmp:
             summary, merged = analyze_spark(
-                str(path),
+                spark_path(path),
                 measures,
                 out=tmp,
                 master=spark_master,

@@ -119,8 +119,10 @@ def session(master: str | None = None) -> SparkSession:
     """The Spark session: ``master`` when given, else spark-submit's, else ``local[*]``."""
     from pyspark.sql import SparkSession
 
-    # Spark's Python workers must run this interpreter (it has Polars and Bordin).
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if master is None or master.startswith("local"):
+        # Local workers run this interpreter (it has Polars and Bordin); on a cluster the
+        # workers' Python is the cluster's setting (spark.pyspark.python).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName("bordin analyze")
     if master:
         builder = builder.master(master)
