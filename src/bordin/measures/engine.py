@@ -71,16 +71,23 @@ def run(
         from bordin.measures.spark import analyze_spark
 
         with batch.staged_output(out) as tmp:
-            summary, merged = analyze_spark(
-                spark_path(path),
-                measures,
-                out=tmp,
-                master=spark_master,
-                reference=ref,
-                reference_source=ref_source,
-                out_format=out_format,
-                step=tell,
-            )
+            try:
+                summary, merged = analyze_spark(
+                    spark_path(path),
+                    measures,
+                    out=tmp,
+                    master=spark_master,
+                    reference=ref,
+                    reference_source=ref_source,
+                    out_format=out_format,
+                    step=tell,
+                )
+            except Exception as exc:
+                if not type(exc).__module__.startswith(("pyspark", "py4j")):
+                    raise
+                # A failed Spark job (cluster unreachable, executor lost ...): its first line.
+                text = str(exc).strip().splitlines()
+                raise InputError(f"{path}: Spark failed: {text[0] if text else exc!r}") from None
             names = sorted(p.name for p in tmp.iterdir())
         return Outcome(summary, [out / n for n in names], merged)
     limit = memory_limit or stream.auto_memory_limit()
