@@ -42,6 +42,8 @@ from bordin.measures.longdata import (
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
+#: Driver memory unless spark-submit sets one (``--driver-memory``).
+DRIVER_MEMORY = "4g"
 #: Shuffle partitions until the session's parallelism is known.
 DEFAULT_GROUPS = 8
 
@@ -130,8 +132,13 @@ def session(master: str | None = None) -> SparkSession:
         "PYSPARK_SUBMIT_ARGS", ""
     ):
         builder = builder.master("local[*]")
+    if not any(key in os.environ.get("PYSPARK_SUBMIT_ARGS", "") for key in ("driver-memory",)):
+        # The driver gathers the output tables (see the module docstring); Spark's 1 GiB
+        # default is too small beyond some 50,000 clients.
+        builder = builder.config("spark.driver.memory", DRIVER_MEMORY)
     return (
         builder.config("spark.ui.enabled", "false")
+        .config("spark.driver.maxResultSize", "0")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", str(DEFAULT_GROUPS))
