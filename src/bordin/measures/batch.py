@@ -370,27 +370,33 @@ def analyze(
 
 
 def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
-    """The counts of each output table the summary reports (additive over partitions)."""
+    """The counts of each output table the summary reports (additive over partitions).
+
+    Aggregations only (no per-measure copies of the tables, which can be large).
+    """
     counts: dict[str, int] = {}
 
-    def add(prefix: str, frame: pl.DataFrame, column: str) -> None:
-        for value, n in frame.group_by(column).len().iter_rows():
-            counts[f"{prefix}/{value}"] = counts.get(f"{prefix}/{value}", 0) + int(n)
+    def add(name: str, column: str) -> None:
+        table = tables[name]
+        if not table.height:
+            return
+        for code, n in table.group_by("measure").len().iter_rows():
+            counts[f"{name}/{code}"] = int(n)
+        for code, value, n in table.group_by("measure", column).len().iter_rows():
+            counts[f"{name}/{code}/{value}"] = int(n)
 
-    for code, part in tables["change"].partition_by("measure", as_dict=True).items():
-        add(f"change/{code[0]}", part, "category")
-        counts[f"change/{code[0]}"] = part.height
-    for code, part in tables["sudden_changes"].partition_by("measure", as_dict=True).items():
-        add(f"sudden_changes/{code[0]}", part, "kind")
-        gains = part.filter(pl.col("kind") == "gain").get_column("client_id").n_unique()
-        counts[f"sudden_changes/{code[0]}/gain_clients"] = gains
-    for code, part in tables["trajectories"].partition_by("measure", as_dict=True).items():
-        add(f"trajectories/{code[0]}", part, "status")
-        counts[f"trajectories/{code[0]}"] = part.height
-    for code, part in tables["ruptures"].partition_by("measure", as_dict=True).items():
-        add(f"ruptures/{code[0]}", part, "status")
-        counts[f"ruptures/{code[0]}"] = part.height
-        counts[f"ruptures/{code[0]}/clients"] = part.get_column("client_id").n_unique()
+    add("change", "category")
+    add("trajectories", "status")
+    add("ruptures", "status")
+    add("sudden_changes", "kind")
+    for name, column, which in (
+        ("sudden_changes", "gain_clients", pl.col("kind") == "gain"),
+        ("ruptures", "clients", pl.lit(True)),
+    ):
+        if tables[name].height:
+            per = tables[name].filter(which).group_by("measure").agg(pl.col("client_id").n_unique())
+            for code, n in per.iter_rows():
+                counts[f"{name}/{code}/{column}"] = int(n)
     outcomes = tables.get("outcomes")
     if outcomes is not None and outcomes.height:
         counts["outcomes"] = outcomes.height

@@ -26,6 +26,7 @@ import polars as pl
 
 #: First characters that make a spreadsheet read a cell as a formula (OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_PATTERN = "^[" + "".join(FORMULA_PREFIXES).replace("-", r"\-") + "]"
 
 
 def neutralise_cell(value: str) -> str:
@@ -35,9 +36,8 @@ def neutralise_cell(value: str) -> str:
 
 def formula_safe(schema: Mapping[str, pl.DataType]) -> list[pl.Expr]:
     """Expressions that neutralise every text (or categorical) column of ``schema``."""
-    pattern = "^[" + "".join(FORMULA_PREFIXES).replace("-", r"\-") + "]"
     return [
-        pl.when(pl.col(name).cast(pl.String).str.contains(pattern))
+        pl.when(pl.col(name).cast(pl.String).str.contains(_PATTERN))
         .then(pl.lit("'") + pl.col(name).cast(pl.String))
         .otherwise(pl.col(name).cast(pl.String))
         .alias(name)
@@ -47,5 +47,14 @@ def formula_safe(schema: Mapping[str, pl.DataType]) -> list[pl.Expr]:
 
 
 def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
-    """Every text (and categorical) column with formula-leading cells quoted; others as they are."""
-    return frame.with_columns(formula_safe(frame.schema))
+    """Every text (and categorical) column with formula-leading cells quoted; others as they are.
+
+    Columns with no such cell are left as they are (no copy of a large clean table).
+    """
+    text = [
+        name
+        for name, dtype in frame.schema.items()
+        if (dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum))
+        and frame.select(pl.col(name).cast(pl.String).str.contains(_PATTERN).any()).item()
+    ]
+    return frame.with_columns(formula_safe({n: frame.schema[n] for n in text})) if text else frame
