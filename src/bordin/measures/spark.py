@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,6 +137,10 @@ def session(master: str | None = None) -> SparkSession:
         # The driver gathers the output tables (see the module docstring); Spark's 1 GiB
         # default is too small beyond some 50,000 clients.
         builder = builder.config("spark.driver.memory", DRIVER_MEMORY)
+    if master is None or master.startswith("local"):
+        # Spark's scratch files in a folder of this run's own, not shared /tmp/blockmgr-*.
+        scratch = tempfile.mkdtemp(prefix="bordin-spark-")
+        builder = builder.config("spark.local.dir", scratch)
     return (
         builder.config("spark.ui.enabled", "false")
         .config("spark.driver.maxResultSize", "0")
