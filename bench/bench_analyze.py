@@ -4,15 +4,22 @@ Usage (from the repository root)::
 
     .venv/bin/python bench/bench_analyze.py                 # 1,000,000 clients (the target)
     .venv/bin/python bench/bench_analyze.py --clients 20000 # a quick run
+    .venv/bin/python bench/bench_analyze.py --baseline e1e20c8  # also the engine at that commit
 
-What it measures, all in one run on this machine:
+What it measures, all in one run on this machine (the load average is printed first and last:
+the machine may be shared, so read the figures beside it):
 
 1. ``bordin analyze`` on synthetic data (``bordin synth``: 3 measures, up to 20 sessions) read
    from Parquet, as a separate process: wall time and peak resident memory of that process.
-2. The baseline: a naive per-client Python loop (the plain rule implementations the tests use
+   With ``--baseline REV`` the same command from that git revision runs on the same file, for a
+   before/after in the same run.
+2. The skewed case: the same data plus ``--skewed`` clients with 2,000 sessions each.
+3. Spark ``local[2]`` (``--engine spark``) on the first ``--spark-clients`` clients, beside the
+   local engine on the same file, as a ratio (skipped without Java or PySpark).
+4. The baseline: a naive per-client Python loop (the plain rule implementations the tests use
    as oracles) for sudden gains on PHQ-9 and GAD-7 and ruptures on the alliance, over a sample
    of clients.
-3. The vectorised engine on the same sample and the same methods.
+5. The vectorised engine on the same sample and the same methods.
 
 It prints throughput and the ratios. Nothing here is asserted: speed is reported, not tested.
 """
@@ -21,11 +28,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,12 +55,26 @@ from bordin.measures.synth import synthesize, write  # noqa: E402
 R_SUDDENGAINS_SECONDS_PER_CLIENT = 30.0 / 1000
 
 
-def run_analyze(data: Path, out: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GiB) of one ``bordin analyze`` process."""
-    cmd = [sys.executable, "-m", "bordin.cli", "analyze", str(data), "--out", str(out)]
+def load() -> str:
+    """The machine's load averages (1, 5, 15 minutes) and CPU count, to read figures beside."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GiB) of one ``bordin analyze`` process.
+
+    ``src`` runs the ``bordin`` package found there instead (a baseline revision's ``src``).
+    """
+    cmd = [sys.executable, "-m", "bordin.cli", "analyze", str(data), "--out", str(out), *extra]
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     started = time.perf_counter()
     # This interpreter running bordin on our own files: fixed argv, no shell.
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
+    proc = subprocess.Popen(  # noqa: S603
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     if status != 0:
@@ -57,6 +82,43 @@ def run_analyze(data: Path, out: Path) -> tuple[float, float]:
             f"bordin analyze failed: {proc.stderr.read().decode() if proc.stderr else ''}"
         )
     return seconds, usage.ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
+
+
+def baseline_src(rev: str, into: Path) -> Path:
+    """The ``src`` folder of git revision ``rev``, unpacked into ``into``."""
+    archive = into / "src.tar"
+    with archive.open("wb") as handle:
+        subprocess.run(  # noqa: S603
+            ["git", "-C", str(REPO), "archive", rev, "src"],  # noqa: S607
+            stdout=handle,
+            check=True,
+        )
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def skewed(data: Path, extra_clients: int, sessions: int, out: Path) -> int:
+    """``data`` plus ``extra_clients`` clients with ``sessions`` sessions of each measure."""
+    base = pl.read_parquet(data).select("client_id", "session", "measure", "score")
+    rng = np.random.default_rng(12)
+    top = int(base.get_column("client_id").max()) + 1  # type: ignore[arg-type]
+    n = extra_clients * sessions
+    parts = [base]
+    for code, high in (("phq9", 27), ("gad7", 21), ("alliance", 7)):
+        parts.append(
+            pl.DataFrame(
+                {
+                    "client_id": np.repeat(np.arange(top, top + extra_clients), sessions),
+                    "session": np.tile(np.arange(1, sessions + 1), extra_clients),
+                    "measure": [code] * n,
+                    "score": rng.integers(0, high + 1, n).astype(np.float64),
+                }
+            ).cast(base.schema)  # type: ignore[arg-type]
+        )
+    frame = pl.concat(parts)
+    frame.write_parquet(out)
+    return frame.height
 
 
 def per_client_series(sample: pl.DataFrame) -> dict[tuple[object, str], list[float | None]]:
@@ -107,9 +169,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=2_000, help="clients in the naive loop")
+    parser.add_argument("--skewed", type=int, default=100, help="extra 2,000-session clients")
+    parser.add_argument("--spark-clients", type=int, default=100_000)
+    parser.add_argument("--baseline", help="git revision whose engine to time as well")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
 
+    print(f"start: {load()}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = args.workdir / f"synthetic-{args.clients}.parquet"
     if not data.exists():
@@ -117,26 +183,73 @@ def main() -> None:
         write(synthesize(args.clients, seed=2026, max_sessions=20), data)
         print(f"generated {data.name} in {time.perf_counter() - started:.1f} s")
     rows = pl.scan_parquet(data).select(pl.len()).collect().item()
-
-    seconds, peak_gib = run_analyze(data, args.workdir / f"out-{args.clients}")
-    per_client = seconds / args.clients
-
-    sample = pl.scan_parquet(data).filter(pl.col("client_id") <= args.sample).collect()
-    series = per_client_series(sample)
-    naive = naive_loop(series)
-    fast = vectorised(sample)
-    naive_per_client = naive / args.sample
-
     print(
         f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, polars {pl.__version__}"
     )
     print(
         f"data: {args.clients:,} clients, {rows:,} scores (3 measures, up to 20 sessions), Parquet"
     )
+
+    seconds, peak_gib = run_analyze(data, args.workdir / f"out-{args.clients}")
+    per_client = seconds / args.clients
     print(f"bordin analyze (whole pipeline, own process): {seconds:.1f} s wall,", end=" ")
-    print(f"peak RSS {peak_gib:.2f} GiB")
+    print(f"peak RSS {peak_gib:.2f} GiB  [{load()}]")
     print(f"  throughput: {args.clients / seconds:,.0f} clients/s, {rows / seconds:,.0f} scores/s")
     print(f"  per client: {per_client * 1e6:.1f} µs")
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as tmp:
+            src = baseline_src(args.baseline, Path(tmp))
+            before, before_peak = run_analyze(data, Path(tmp) / "out", src=src)
+        print(
+            f"same command at {args.baseline} (before): {before:.1f} s wall, peak RSS "
+            f"{before_peak:.2f} GiB; ratio before/now: {before / seconds:.2f}x time, "
+            f"{before_peak / peak_gib:.2f}x memory  [{load()}]"
+        )
+
+    if args.skewed:
+        skew = args.workdir / f"skewed-{args.clients}.parquet"
+        skew_rows = skewed(data, args.skewed, 2_000, skew)
+        s_seconds, s_peak = run_analyze(skew, args.workdir / f"out-skewed-{args.clients}")
+        print(
+            f"skewed (+{args.skewed} clients × 2,000 sessions, {skew_rows:,} scores): "
+            f"{s_seconds:.1f} s wall, peak RSS {s_peak:.2f} GiB  [{load()}]"
+        )
+
+    if args.spark_clients and shutil.which("java"):
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            print("spark: skipped (pip install 'bordin[spark]')")
+        else:
+            small = args.workdir / f"spark-{args.spark_clients}.parquet"
+            pl.scan_parquet(data).filter(pl.col("client_id") <= args.spark_clients).sink_parquet(
+                small
+            )
+            local_s, _ = run_analyze(small, args.workdir / "out-spark-local")
+            try:
+                spark_s, _ = run_analyze(
+                    small,
+                    args.workdir / "out-spark",
+                    "--engine",
+                    "spark",
+                    "--spark-master",
+                    "local[2]",
+                )
+            except SystemExit as exc:  # report it and go on with the other figures
+                print(f"spark: failed: {str(exc).strip().splitlines()[-1:]}")
+                spark_s = float("nan")
+            print(
+                f"spark local[2], {args.spark_clients:,} clients: {spark_s:.1f} s wall "
+                f"({args.spark_clients / spark_s:,.0f} clients/s); local engine {local_s:.1f} s "
+                f"({args.spark_clients / local_s:,.0f} clients/s); ratio spark/local "
+                f"{spark_s / local_s:.1f}x  [{load()}]"
+            )
+
+    sample = pl.scan_parquet(data).filter(pl.col("client_id") <= args.sample).collect()
+    series = per_client_series(sample)
+    naive = naive_loop(series)
+    fast = vectorised(sample)
+    naive_per_client = naive / args.sample
     print(f"naive per-client Python loop (sudden gains + ruptures only), {args.sample:,} clients:")
     print(f"  {naive:.2f} s, {naive_per_client * 1e6:.0f} µs per client")
     print(f"vectorised engine, same {args.sample:,} clients and methods: {fast:.3f} s")
@@ -147,6 +260,7 @@ def main() -> None:
         "ratio R suddengains (30 ms per client, the issue's figure, not measured here) / "
         f"whole analyze per client: {R_SUDDENGAINS_SECONDS_PER_CLIENT / per_client:,.0f}x"
     )
+    print(f"end: {load()}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -188,3 +190,298 @@ def test_analysis_demo_prints_a_summary(tmp_path: Path) -> None:
     done = run("demo", "--analysis-only", "--data-dir", tmp_path)
     assert done.returncode == 0, done.stderr
     assert "sudden gains" in done.stdout and "ruptures" in done.stdout
+
+
+def _parquet(path: Path, session: list[int], dtype: pl.DataType = pl.Int64) -> Path:
+    pl.DataFrame(
+        {
+            "client_id": ["a", "a", "b"],
+            "session": pl.Series(session, dtype=dtype),
+            "measure": ["phq9"] * 3,
+            "score": [10.0, 8.0, 5.0],
+        }
+    ).write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda p: _parquet(p / "s.parquet", [1, 2**40, 1]),
+            "row 2: session 1099511627776 is above the highest session number accepted (10,000)",
+        ),
+        (
+            lambda p: _parquet(p / "s.parquet", [1, 2**31, 1]),
+            "row 2: session 2147483648 is above the highest session number accepted",
+        ),
+        (
+            lambda p: _parquet(p / "s.parquet", [1, 2**64 - 1, 1], pl.UInt64),
+            "row 2: session 18446744073709551615 is above the highest",
+        ),
+        (
+            lambda p: _parquet(p / "s.parquet", [1, 1_000_000, 1]),
+            "row 2: session 1000000 is above the highest session number accepted",
+        ),
+        (lambda p: _parquet(p / "s.parquet", [1, -3, 1]), "row 2: session -3 must be 1 or more"),
+    ],
+)
+def test_adversarial_parquet_sessions_exit_2(tmp_path: Path, make: Any, message: str) -> None:
+    done = run("analyze", make(tmp_path), "--out", tmp_path / "out")
+    assert done.returncode == 2, done.stderr
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("session", "message"),
+    [
+        ("1e20", "row 2: session 1e20 is above the highest session number accepted (10,000)"),
+        ("10001", "row 2: session 10001 is above the highest"),
+        ("inf", "row 2: session inf is above the highest"),
+        ("-1", "row 2: session -1 must be 1 or more"),
+        ("0", "row 2: session 0 must be 1 or more"),
+        ("2.5", "row 2: session 2.5 is not a whole number"),
+        ("nan", "row 2: session nan is not a whole number"),
+        ("", "row 2: session (empty) is not a whole number"),
+    ],
+)
+def test_adversarial_csv_sessions_exit_2(tmp_path: Path, session: str, message: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"client_id,session,measure,score\na,1,phq9,4\na,{session},phq9,5\n")
+    done = run("analyze", bad, "--out", tmp_path / "out")
+    assert done.returncode == 2, done.stderr
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+
+
+def test_session_at_the_ceiling_is_analysed_quickly(tmp_path: Path) -> None:
+    data = tmp_path / "ceiling.csv"
+    data.write_text(
+        "client_id,session,measure,score\na,1,phq9,20\na,10000,phq9,4\nb,1,phq9,12\nb,2,phq9,9\n"
+    )
+    out = tmp_path / "out"
+    done = run("analyze", data, "--out", out)
+    assert done.returncode == 0, done.stderr
+    change = pl.read_csv(out / "change.csv").filter(pl.col("client_id") == "a")
+    assert change.select("first_session", "last_session").row(0) == (1, 10_000)
+
+
+def test_rerun_replaces_the_whole_out_folder(synthetic: Path, tmp_path: Path) -> None:
+    """A one-client run into a folder holding a full run leaves only the new run's files."""
+    out = tmp_path / "out"
+    assert run("analyze", synthetic, "--out", out).returncode == 0
+    assert (out / "outcomes.csv").exists()
+    one = tmp_path / "one.csv"
+    one.write_text("client_id,session,measure,score\na,1,alliance,5\na,2,alliance,6\n")
+    done = run("analyze", one, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "change.csv",
+        "ruptures.csv",
+        "sudden_changes.csv",
+        "summary.json",
+        "trajectories.csv",
+    ]
+    assert json.loads((out / "summary.json").read_text())["input"]["clients"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left"
+
+
+def test_out_folder_with_other_files_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("client_id,session,measure,score\na,1,alliance,5\n")
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "thesis.docx").write_text("precious")
+    done = run("analyze", data, "--out", out)
+    assert done.returncode == 2
+    assert "holds files that are not results of bordin analyze (thesis.docx)" in " ".join(
+        done.stderr.split()
+    )
+    assert (out / "thesis.docx").read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"client_id,session,measure,score\n", "no rows"),
+        (b"client_id,session,measure,score\na,1,PHQ9,4\n", "did you mean phq9?"),
+        (
+            b"client_id,session,measure,score\na,1,phq9 ,4\n",
+            "did you mean phq9? the code has spaces",
+        ),
+        (b"client_id,session,measure,score\na,1,phq-9,4\n", "'phq-9' (did you mean phq9?)"),
+        (b"client_id,session,measure ,score\na,1,phq9,4\n", "'measure ' for measure"),
+        (b"client_id;session;measure;score\na;1;phq9;4\n", "looks semicolon-separated"),
+        (b"client_id\tsession\tmeasure\tscore\na\t1\tphq9\t4\n", "looks tab-separated"),
+        ("client_id,session,measure,score\na,1,phq9,4\n".encode("utf-16"), "looks UTF-16"),
+        (
+            "client_id,session,measure,score\na,1,phq9,4\nZoë,1,phq9,4\n".encode("latin-1"),
+            "row 2: the file is not UTF-8",
+        ),
+        (
+            b"client_id,session,measure,score\na,1,phq9,4\na,2,phq9,4,5\n",
+            "row 2: 5 fields where the header has 4; a decimal comma",
+        ),
+        (
+            b"client_id,session,measure,score\na,1,phq9,4\na,2,phq9\n",
+            "row 2: score '(empty)' is not a number",  # a short row: its missing fields are empty
+        ),
+        (
+            b"client_id,session,measure,score\na ,1,phq9,4\na,1,phq9,5\n",
+            "rows 1, 2: duplicate score for client a",
+        ),
+    ],
+)
+def test_rejections_name_the_likely_cause(tmp_path: Path, content: bytes, message: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    done = run("analyze", bad, "--out", tmp_path / "out")
+    assert done.returncode == 2, done.stdout
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+
+
+def test_empty_parquet_says_no_rows(tmp_path: Path) -> None:
+    path = tmp_path / "empty.parquet"
+    pl.DataFrame(
+        schema={
+            "client_id": pl.String,
+            "session": pl.Int64,
+            "measure": pl.String,
+            "score": pl.Float64,
+        }
+    ).write_parquet(path)
+    done = run("analyze", path, "--out", tmp_path / "out")
+    assert done.returncode == 2
+    assert "no rows" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"client_id": [[1, 2]], "session": [1], "measure": ["phq9"], "score": [3.0]},
+        {"client_id": ["a"], "session": [[1]], "measure": ["phq9"], "score": [3.0]},
+        {"client_id": ["a"], "session": [1], "measure": ["phq9"], "score": [{"x": 1}]},
+        {"client_id": ["a"], "session": [date(2024, 1, 1)], "measure": ["phq9"], "score": [3.0]},
+        {"client_id": ["a"], "session": [True], "measure": [1], "score": [3.0]},
+    ],
+)
+def test_odd_parquet_types_give_no_traceback(tmp_path: Path, columns: dict[str, Any]) -> None:
+    path = tmp_path / "odd.parquet"
+    pl.DataFrame(columns).write_parquet(path)
+    done = run("analyze", path, "--out", tmp_path / "out")
+    assert done.returncode in (0, 2)
+    assert "Traceback" not in done.stderr
+
+
+def test_client_ids_are_trimmed_and_nfc_and_merges_reported(tmp_path: Path) -> None:
+    data = tmp_path / "ids.csv"
+    data.write_text(
+        "client_id,session,measure,score\n"
+        "Zoe\u0308,1,phq9,20\nZo\u00eb,2,phq9,5\n a,1,phq9,3\na,2,phq9,4\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    done = run("analyze", data, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "2 client id(s) had surrounding spaces or another Unicode form" in " ".join(
+        done.stdout.split()
+    )
+    change = pl.read_csv(out / "change.csv")
+    assert set(change.get_column("client_id").to_list()) == {"a", "Zo\u00eb"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"]["clients"] == 2
+    assert summary["input"]["merged_client_ids"] == 2
+
+
+def test_formula_cells_are_neutralised_in_every_csv(tmp_path: Path) -> None:
+    data = tmp_path / "inject.csv"
+    rows = ["client_id,session,measure,score"]
+    for cid in ('=HYPERLINK(""http://x"",""y"")', "+1", "-2", "@SUM(A1)"):
+        for s, score in enumerate((20, 19, 18, 5, 4, 3), start=1):
+            rows.append(f'"{cid}",{s},phq9,{score}')
+            rows.append(f'"{cid}",{s},alliance,{7 if s < 3 else 2}')
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    done = run("analyze", data, "--out", out)
+    assert done.returncode == 0, done.stderr
+    for name in ("change", "sudden_changes", "ruptures"):
+        ids = set(pl.read_csv(out / f"{name}.csv").get_column("client_id").to_list())
+        # Plain numbers are data, not formulas (bordin.csvsafe): "+1" and "-2" stay.
+        assert ids == {'\'=HYPERLINK("http://x","y")', "+1", "-2", "'@SUM(A1)"}, name
+    change = pl.read_csv(out / "change.csv")
+    assert change.get_column("change").to_list() == [-17.0] * 4, "numbers stay numbers"
+
+
+def test_partitioned_run_gives_the_same_files_byte_for_byte(
+    synthetic: Path, analysed: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "parts"
+    done = run("analyze", synthetic, "--out", out, "--memory-limit", "1M")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in analysed.iterdir())
+    for name in SCHEMAS:
+        assert (out / f"{name}.csv").read_bytes() == (analysed / f"{name}.csv").read_bytes(), name
+    assert json.loads((out / "summary.json").read_text()) == json.loads(
+        (analysed / "summary.json").read_text()
+    )
+
+
+def test_partitioned_run_reports_rows_by_their_number_in_the_file(
+    synthetic: Path, tmp_path: Path
+) -> None:
+    frame = pl.read_parquet(synthetic)
+    bad_row = frame.height - 3
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == bad_row)
+        .then(pl.lit(99.0))
+        .otherwise(pl.col("score"))
+        .alias("score")
+    )
+    path = tmp_path / "bad.parquet"
+    frame.write_parquet(path)
+    done = run("analyze", path, "--out", tmp_path / "out", "--memory-limit", "1M")
+    assert done.returncode == 2
+    assert f"row {bad_row + 1}: score 99 is outside" in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out*")), "staging removed"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--memory-limit", "lots"], "expects a size such as 4G"),
+        (["--memory-limit", "-1G"], "must be a positive size"),
+        (["--engine", "hadoop"], "--engine must be local or spark"),
+        (["--format", "xlsx"], "--format must be csv or parquet"),
+    ],
+)
+def test_bad_engine_options_exit_2(
+    synthetic: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = run("analyze", synthetic, "--out", tmp_path / "o", *args)
+    assert done.returncode == 2
+    assert message in " ".join(done.stderr.split())
+
+
+def test_parquet_output_format(synthetic: Path, analysed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pq"
+    assert run("analyze", synthetic, "--out", out, "--format", "parquet").returncode == 0
+    for name in SCHEMAS:
+        got = pl.read_parquet(out / f"{name}.parquet")
+        expected = pl.read_csv(analysed / f"{name}.csv")
+        assert got.height == expected.height, name
+        assert got.columns == expected.columns, name
+
+
+def test_start_up_imports_nothing_heavy() -> None:
+    """`bordin --help` imports neither Polars nor SciPy; the engine never imports scipy.stats."""
+    code = (
+        "import sys, bordin.cli; heavy = [m for m in ('polars', 'numpy', 'scipy') "
+        "if m in sys.modules]; import bordin.measures.batch; "
+        "print(heavy, 'scipy.stats' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]", "False"]

@@ -92,14 +92,43 @@ def analyze(
         list[str] | None,
         typer.Option("--sg-cutoff", help="Sudden-gain cut-off, CODE=VALUE; repeatable."),
     ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-limit",
+            help="Peak memory to stay under, e.g. 4G (default: half the free memory, at most "
+            "4G); larger data is analysed in partitions of clients.",
+        ),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this machine) or spark (Apache Spark).")
+    ] = "local",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master", help="Spark master URL, e.g. local[4] or spark://host:7077."
+        ),
+    ] = None,
+    out_format: Annotated[
+        str, typer.Option("--format", help="Output tables as csv or parquet.")
+    ] = "csv",
 ) -> None:
     """Analyse a long-format data set and write the results to --out."""
-    from bordin.measures.batch import analyze as run_analysis
-    from bordin.measures.batch import write_results
+    from bordin.measures.batch import OutputError
+    from bordin.measures.engine import UNFORESEEN, run, unforeseen
     from bordin.measures.instruments import DefinitionError, registry
-    from bordin.measures.longdata import InputError, read_long
+    from bordin.measures.longdata import InputError
+    from bordin.measures.stream import parse_size
 
     started = time.perf_counter()
+    if engine not in ("local", "spark"):
+        raise fail(f"--engine must be local or spark, got '{engine}'")
+    if out_format not in ("csv", "parquet"):
+        raise fail(f"--format must be csv or parquet, got '{out_format}'")
+    try:
+        limit = parse_size(memory_limit) if memory_limit else None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     try:
         reg = registry(measures).with_overrides(
             rupture_threshold=parse_assignments(rupture_threshold, "--rupture-threshold"),
@@ -109,25 +138,33 @@ def analyze(
         raise fail(str(exc)) from None
     with progress_steps() as step:
         try:
-            step(f"reading {input}")
-            data = read_long(input, reg)
-            ref = read_long(reference, reg) if reference is not None else None
-        except InputError as exc:
+            done = run(
+                input,
+                out,
+                reg,
+                reference=reference,
+                memory_limit=limit,
+                engine=engine,
+                spark_master=spark_master,
+                out_format=out_format,
+                step=step,
+            )
+        except (InputError, OutputError) as exc:
             raise fail(str(exc)) from None
-        results = run_analysis(
-            data,
-            reg,
-            reference=ref,
-            source=str(input),
-            reference_source=str(reference) if reference else None,
-            step=step,
-        )
-        step(f"writing {out}")
-        try:
-            written = write_results(results, out)
         except OSError as exc:
             raise fail(f"{out}: cannot write results ({exc.strerror})") from None
-    print_summary(results.summary)
+        except UNFORESEEN as exc:
+            raise fail(str(unforeseen(input, exc))) from None
+    merged, written = done.merged, done.written
+    print_summary(done.summary)
+    if merged:
+        shown = ", ".join(f"'{a}' → '{b}'" for a, b in merged[:3])
+        console.print(
+            f"[yellow]note:[/] {len(merged):,} client id(s) had surrounding spaces or another "
+            f"Unicode form and were compared trimmed and in NFC form, merging any that then "
+            f"matched ({shown}{' ...' if len(merged) > 3 else ''})",
+            highlight=False,
+        )
     console.print(
         f"Wrote {', '.join(p.name for p in written)} to {out} "
         f"in {time.perf_counter() - started:.2f} s."
@@ -322,6 +359,10 @@ def analysis_demo(data_dir: Path) -> None:
         reference=None,
         rupture_threshold=None,
         sg_cutoff=None,
+        memory_limit=None,
+        engine="local",
+        spark_master=None,
+        out_format="csv",
     )
 
 

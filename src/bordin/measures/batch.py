@@ -1,7 +1,10 @@
 """Batch analysis of a whole data set: what ``bordin analyze`` runs.
 
-Each measure in the input is turned into one :class:`~bordin.measures.series.SeriesMatrix` and
-every applicable method runs over all clients at once:
+A first pass over the whole data fits what every client is compared with (the expected-trajectory
+model, :func:`plan`). Clients are then grouped into blocks of similar series length; each block's
+scores of a measure become one tight :class:`~bordin.measures.series.SeriesMatrix` and every
+applicable method runs over the block's clients at once (:func:`analyze_partition`), so memory
+and time grow with the number of scores, not with the longest series:
 
 =====================  ===========================================================  ===========
 output                 method                                                       applies to
@@ -14,16 +17,18 @@ output                 method                                                   
 ``summary.json``        counts, rates and what was excluded, and why
 =====================  ===========================================================  ===========
 
-Results are computed in full before anything is written; files are then written into a
-temporary folder inside ``out`` and moved into place, so a failure leaves no partial output.
+Results are written into a temporary folder beside ``out`` that then replaces ``out`` as a whole
+(:func:`staged_output`): the folder holds exactly one run's results, and a failure leaves it as
+it was. Text cells that a spreadsheet would run as formulas are made inert
+(:mod:`bordin.measures.csvsafe`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from bordin.measures import ruptures, sudden_gains, trajectories
+from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.intervals import annotate_summary
 from bordin.measures.outcomes import paired_from_matrices
@@ -41,6 +47,7 @@ from bordin.measures.reliable_change import change_table
 from bordin.measures.series import SeriesMatrix
 
 Step = Callable[[str], None]
+FitInputs = tuple[Any, Any, Any, int]
 
 SCHEMAS: dict[str, list[str]] = {
     "sudden_changes": [
@@ -103,11 +110,244 @@ def _with_measure(frame: pl.DataFrame, code: str, name: str) -> pl.DataFrame:
     return frame.with_columns(pl.lit(code).alias("measure")).select(SCHEMAS[name])
 
 
+def empty_table(name: str) -> pl.DataFrame:
+    """An output table with no rows (its CSV is the header line)."""
+    return pl.DataFrame(schema=dict.fromkeys(SCHEMAS[name], pl.String))
+
+
 def _concat(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
     frames = [f for f in frames if f.height]
     if not frames:
-        return pl.DataFrame(schema=dict.fromkeys(SCHEMAS[name], pl.String))
+        return empty_table(name)
     return pl.concat(frames, how="vertical_relaxed")
+
+
+#: Most cells (clients × sessions) in the dense matrix of one block of clients: bounds the
+#: memory a block takes (8 bytes a cell) whatever the data.
+BLOCK_CELLS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every partition of clients needs from the whole data set (the first pass)."""
+
+    measures: Mapping[str, Instrument]
+    present: tuple[str, ...]
+    models: dict[str, trajectories.TrajectoryModel | None]
+    model_notes: dict[str, dict[str, Any]]
+
+
+def plan(
+    data: pl.DataFrame | pl.LazyFrame,
+    measures: Mapping[str, Instrument],
+    *,
+    reference: pl.DataFrame | pl.LazyFrame | None = None,
+    reference_source: str | None = None,
+    present: tuple[str, ...] | None = None,
+    fit_inputs: Mapping[str, FitInputs] | None = None,
+) -> Plan:
+    """First pass over the whole data: the measures present and each trajectory model.
+
+    Models are fitted on ``reference`` when it has scores of the measure, else on ``data``,
+    from long data (:func:`bordin.measures.trajectories.fit_long`): memory grows with the
+    number of scores, not with the highest session number. A partitioned run passes the
+    measures ``present`` and the input's ``fit_inputs``, gathered partition by partition.
+    """
+    if present is None:
+        codes = data.lazy().select(pl.col("measure").unique().cast(pl.String)).collect()
+        present = tuple(sorted(codes.to_series()))
+    models: dict[str, trajectories.TrajectoryModel | None] = {}
+    notes: dict[str, dict[str, Any]] = {}
+    for code in present:
+        inst = measures[code]
+        if inst.role != "outcome":
+            continue
+        ref_part = _rows_of(reference, code) if reference is not None else None
+        if ref_part is not None and ref_part.height == 0:
+            ref_part = None
+        fitted_on = reference_source if ref_part is not None else "input"
+        note = None
+        if reference is not None and ref_part is None:
+            note = (
+                f"the reference file has no '{code}' scores, so the model was fitted on the input"
+            )
+        try:
+            if ref_part is None and fit_inputs is not None:
+                inputs = fit_inputs[code]
+            else:
+                inputs = trajectories.fit_inputs(
+                    ref_part if ref_part is not None else _rows_of(data, code)
+                )
+            models[code] = trajectories.fit_prepared(*inputs, lower_is_better=inst.lower_is_better)
+            notes[code] = {"fitted_on": fitted_on, "note": note}
+        except ValueError as exc:
+            models[code] = None
+            notes[code] = {"fitted_on": fitted_on, "why": str(exc)}
+    return Plan(measures=measures, present=present, models=models, model_notes=notes)
+
+
+def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
+    """Counts over the input the summary needs (additive over disjoint sets of clients)."""
+    per_client = (
+        data.lazy()
+        .group_by("measure", "client_id")
+        .agg(
+            pl.len().alias("n"),
+            pl.col("session").max().alias("last"),
+            (pl.col("session") == 1).any().alias("intake"),
+        )
+    )
+    per_measure = (
+        per_client.group_by("measure")
+        .agg(
+            pl.col("n").sum().alias("rows"),
+            pl.len().alias("clients"),
+            (pl.col("n") == 1).sum().alias("single"),
+            (pl.col("last") >= 4).sum().alias("four_plus"),
+            (~pl.col("intake")).sum().alias("no_intake_clients"),
+            pl.col("n").filter(~pl.col("intake")).sum().alias("no_intake_rows"),
+        )
+        .with_columns(pl.col("measure").cast(pl.String))
+        .collect()
+    )
+    paired = (
+        data.lazy()
+        .filter((pl.col("measure") == "phq9") | (pl.col("measure") == "gad7"))
+        .select(pl.col("client_id").n_unique())
+        .collect()
+        .item()
+    )
+    totals = data.lazy().select(pl.len(), pl.col("client_id").n_unique()).collect().row(0)
+    out: dict[str, Any] = {"rows": int(totals[0]), "clients": int(totals[1])}
+    out["phq9_or_gad7_clients"] = int(paired)
+    for row in per_measure.iter_rows(named=True):
+        code = row.pop("measure")
+        out[code] = {k: int(v) for k, v in row.items()}
+    return out
+
+
+def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]:
+    """Every output table for the clients in ``data`` (whole clients, all their rows).
+
+    Clients are grouped into blocks of similar series length, each block one tight dense
+    matrix per measure (at most :data:`BLOCK_CELLS` cells), so memory and time follow the
+    number of scores rather than the longest series. Rows come out sorted as each method
+    documents (by ``client_id``, then session), exactly as one matrix for all would give.
+    """
+    ids = data.get_column("client_id").unique().sort()
+    ranked = data.select(
+        (pl.col("client_id").rank("dense").cast(pl.Int64) - 1).alias("client_id"),
+        pl.col("session").cast(pl.Int64),
+        "measure",
+        pl.col("score").cast(pl.Float64),
+    )
+    parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
+
+    def keep(name: str, code: str, frame: pl.DataFrame) -> None:
+        if frame.height:
+            parts.setdefault((name, code), []).append(frame)
+
+    for block in _blocks(ranked):
+        matrices = {code: SeriesMatrix.from_long(rows) for code, rows in block.items()}
+        for code, matrix in matrices.items():
+            inst = plan.measures[code]
+            lower = inst.lower_is_better
+            if inst.reliable_change is not None:
+                table = change_table(
+                    matrix,
+                    threshold=inst.reliable_change,
+                    lower_is_better=lower,
+                    caseness=inst.caseness,
+                )
+                keep("change", code, table)
+            if inst.role == "outcome":
+                cutoff = inst.effective_sudden_gain_cutoff
+                if cutoff is not None:
+                    sg = sudden_gains.identify(matrix, cutoff=cutoff, lower_is_better=lower)
+                    keep("sudden_changes", code, sg)
+                model = plan.models.get(code)
+                if model is not None:
+                    keep("trajectories", code, model.evaluate(matrix))
+            if inst.role == "alliance" and inst.rupture_threshold is not None:
+                keep("ruptures", code, ruptures.detect(matrix, threshold=inst.rupture_threshold))
+        if "phq9" in matrices and "gad7" in matrices:
+            paired = paired_from_matrices(
+                matrices["phq9"],
+                matrices["gad7"],
+                phq9=plan.measures["phq9"],
+                gad7=plan.measures["gad7"],
+            )
+            keep("outcomes", "", paired.table.select(SCHEMAS["outcomes"]))
+
+    def assemble(name: str, codes: tuple[str, ...], by: list[str]) -> pl.DataFrame:
+        frames = []
+        for code in codes:
+            found = parts.get((name, code))
+            if not found:
+                continue
+            frame = pl.concat(found).sort(by)
+            frame = frame.with_columns(ids.gather(frame.get_column("client_id")))
+            frames.append(_with_measure(frame, code, name) if code else frame)
+        return _concat(frames, name)
+
+    return {
+        "sudden_changes": assemble(
+            "sudden_changes", plan.present, ["client_id", "pregain_session", "kind"]
+        ),
+        "change": assemble("change", plan.present, ["client_id"]),
+        "ruptures": assemble("ruptures", plan.present, ["client_id", "session"]),
+        "trajectories": assemble("trajectories", plan.present, ["client_id", "session"]),
+        **(
+            {"outcomes": assemble("outcomes", ("",), ["client_id"])}
+            if {"phq9", "gad7"} <= set(plan.present)
+            else {}
+        ),
+    }
+
+
+def _blocks(ranked: pl.DataFrame) -> Iterator[dict[str, pl.DataFrame]]:
+    """Split long rows into blocks of clients whose longest series are of similar length.
+
+    A client's width is its highest session over all measures (so a block holds every
+    measure of its clients, as paired outcomes need); widths are grouped by powers of two,
+    and each group is cut so that no block's matrix exceeds :data:`BLOCK_CELLS` cells. Yields
+    each block's rows per measure code (zero-copy slices of one sorted copy of the rows).
+    """
+    if ranked.height == 0:
+        return
+    client = ranked.get_column("client_id").to_numpy()
+    w = np.zeros(int(client.max()) + 1, dtype=np.int64)
+    np.maximum.at(w, client, ranked.get_column("session").to_numpy())
+    cls = np.ceil(np.log2(np.maximum(w, 1))).astype(np.int64)
+    per_block = np.maximum(BLOCK_CELLS // np.left_shift(np.int64(1), cls), 1)
+    order = np.argsort(cls, kind="stable")
+    sorted_cls = cls[order]
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size) - np.searchsorted(sorted_cls, sorted_cls)
+    block_of_client = cls * (1 << 40) + position // per_block
+    keyed = ranked.with_columns(pl.Series("_block", block_of_client[client])).sort(
+        "_block", "measure"
+    )
+    del client
+    bounds = keyed.select(
+        pl.col("_block").rle_id().alias("b"),
+        pl.struct("_block", "measure").rle_id().alias("m"),
+    )
+    starts = np.flatnonzero(np.diff(bounds.get_column("m").to_numpy(), prepend=-1))
+    block_at = bounds.get_column("b").to_numpy()[starts]
+    ends = np.append(starts[1:], keyed.height)
+    codes = keyed.get_column("measure").cast(pl.String).gather(starts).to_list()
+    rows = keyed.select("client_id", "session", "score")
+    current: dict[str, pl.DataFrame] = {}
+    previous = -1
+    for start, end, code, blk in zip(starts, ends, codes, block_at, strict=True):
+        if blk != previous and current:
+            yield current
+            current = {}
+        previous = blk
+        current[code] = rows.slice(int(start), int(end - start))
+    if current:
+        yield current
 
 
 def analyze(
@@ -121,15 +361,74 @@ def analyze(
 ) -> Results:
     """Run every applicable method on checked long data (see :mod:`bordin.measures.longdata`)."""
     tell = step or (lambda _label: None)
-    sg_frames: list[pl.DataFrame] = []
-    change_frames: list[pl.DataFrame] = []
-    rupture_frames: list[pl.DataFrame] = []
-    trajectory_frames: list[pl.DataFrame] = []
+    tell("fitting expected trajectories")
+    the_plan = plan(data, measures, reference=reference, reference_source=reference_source)
+    tell("analysing clients")
+    tables = analyze_partition(data, the_plan)
+    counts = table_counts(tables)
+    stats = measure_stats(data)
+    return Results(tables=tables, summary=summarise(the_plan, stats, counts, source=source))
+
+
+def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
+    """The counts of each output table the summary reports (additive over partitions).
+
+    Aggregations only (no per-measure copies of the tables, which can be large).
+    """
+    counts: dict[str, int] = {}
+
+    def add(name: str, column: str) -> None:
+        table = tables[name]
+        if not table.height:
+            return
+        for code, n in table.group_by("measure").len().iter_rows():
+            counts[f"{name}/{code}"] = int(n)
+        for code, value, n in table.group_by("measure", column).len().iter_rows():
+            counts[f"{name}/{code}/{value}"] = int(n)
+
+    add("change", "category")
+    add("trajectories", "status")
+    add("ruptures", "status")
+    add("sudden_changes", "kind")
+    for name, column, which in (
+        ("sudden_changes", "gain_clients", pl.col("kind") == "gain"),
+        ("ruptures", "clients", pl.lit(True)),
+    ):
+        if tables[name].height:
+            per = tables[name].filter(which).group_by("measure").agg(pl.col("client_id").n_unique())
+            for code, n in per.iter_rows():
+                counts[f"{name}/{code}/{column}"] = int(n)
+    outcomes = tables.get("outcomes")
+    if outcomes is not None and outcomes.height:
+        counts["outcomes"] = outcomes.height
+        for column in SCHEMAS["outcomes"][3:]:
+            counts[f"outcomes/{column}"] = int(outcomes.get_column(column).sum())
+    return counts
+
+
+def add_counts(total: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """Sum two count mappings key by key (nested mappings too): partitions' counts add up."""
+    for key, value in more.items():
+        if isinstance(value, Mapping):
+            total[key] = add_counts(dict(total.get(key, {})), value)
+        else:
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def summarise(
+    plan: Plan, stats: Mapping[str, Any], counts: Mapping[str, int], *, source: str
+) -> dict[str, Any]:
+    """``summary.json`` from the plan, the input's counts and the output tables' counts."""
+
+    def n(key: str) -> int:
+        return int(counts.get(key, 0))
+
     summary: dict[str, Any] = {
         "input": {
             "file": source,
-            "rows": data.height,
-            "clients": data.get_column("client_id").n_unique(),
+            "rows": stats["rows"],
+            "clients": stats["clients"],
             "measures": {},
         },
         "sudden_changes": {},
@@ -140,39 +439,23 @@ def analyze(
         "excluded": [],
     }
     excluded: list[dict[str, Any]] = summary["excluded"]
-    present = sorted(data.get_column("measure").cast(pl.String).unique().to_list())
-    matrices: dict[str, SeriesMatrix] = {}
-    for code in present:
-        inst = measures[code]
-        tell(f"{code}: building series")
-        part = _rows_of(data, code)
-        matrix = matrices[code] = SeriesMatrix.from_long(part)
-        summary["input"]["measures"][code] = {"rows": part.height, "clients": matrix.n_clients}
-        scores_per_client = (~np.isnan(matrix.values)).sum(axis=1)
-        lower = inst.lower_is_better
+    for code in plan.present:
+        inst = plan.measures[code]
+        st = stats[code]
+        summary["input"]["measures"][code] = {"rows": st["rows"], "clients": st["clients"]}
 
         if inst.reliable_change is not None:
-            tell(f"{code}: reliable change")
-            table = change_table(
-                matrix,
-                threshold=inst.reliable_change,
-                lower_is_better=lower,
-                caseness=inst.caseness,
-            )
-            change_frames.append(_with_measure(table, code, "change"))
-            counts = dict(table.get_column("category").value_counts().iter_rows())
+            c = f"change/{code}"
             summary["change"][code] = {
-                "clients": table.height,
+                "clients": n(c),
                 "threshold": inst.reliable_change,
                 "caseness": inst.caseness,
-                **{c: int(counts.get(c, 0)) for c in ("recovered", "improved", "unchanged")},
-                "deteriorated": int(counts.get("deteriorated", 0)),
-                "reliable_improvement_rate": _rate(
-                    int(counts.get("recovered", 0)) + int(counts.get("improved", 0)), table.height
-                ),
-                "deterioration_rate": _rate(int(counts.get("deteriorated", 0)), table.height),
+                **{k: n(f"{c}/{k}") for k in ("recovered", "improved", "unchanged")},
+                "deteriorated": n(f"{c}/deteriorated"),
+                "reliable_improvement_rate": _rate(n(f"{c}/recovered") + n(f"{c}/improved"), n(c)),
+                "deterioration_rate": _rate(n(f"{c}/deteriorated"), n(c)),
             }
-            single = int((scores_per_client == 1).sum())
+            single = st["single"]
             if single:
                 excluded.append(
                     {
@@ -188,7 +471,7 @@ def analyze(
                 {
                     "analysis": "change",
                     "measure": code,
-                    "rows": part.height,
+                    "rows": st["rows"],
                     "why": "the measure has no reliable-change threshold",
                 }
             )
@@ -196,49 +479,38 @@ def analyze(
         if inst.role == "outcome":
             cutoff = inst.effective_sudden_gain_cutoff
             if cutoff is not None:
-                tell(f"{code}: sudden gains and losses")
-                sg = sudden_gains.identify(matrix, cutoff=cutoff, lower_is_better=lower)
-                sg_frames.append(_with_measure(sg, code, "sudden_changes"))
-                kinds = sg.get_column("kind")
-                eligible = int((matrix.last_session >= 4).sum())
-                gain_clients = sg.filter(pl.col("kind") == "gain").get_column("client_id")
+                s = f"sudden_changes/{code}"
+                eligible = st["four_plus"]
                 summary["sudden_changes"][code] = {
                     "cutoff": cutoff,
-                    "gains": int((kinds == "gain").sum()),
-                    "losses": int((kinds == "loss").sum()),
-                    "clients_with_gain": gain_clients.n_unique(),
+                    "gains": n(f"{s}/gain"),
+                    "losses": n(f"{s}/loss"),
+                    "clients_with_gain": n(f"{s}/gain_clients"),
                     "clients_with_four_or_more_sessions": eligible,
-                    "gain_rate": _rate(gain_clients.n_unique(), eligible),
+                    "gain_rate": _rate(n(f"{s}/gain_clients"), eligible),
                 }
             else:
                 excluded.append(
                     {
                         "analysis": "sudden_changes",
                         "measure": code,
-                        "rows": part.height,
+                        "rows": st["rows"],
                         "why": "no sudden-gain cut-off or reliable-change threshold",
                     }
                 )
-            tell(f"{code}: expected trajectories")
-            summary["trajectories"][code] = _trajectories(
-                code, inst, matrix, reference, reference_source, trajectory_frames, excluded
-            )
+            summary["trajectories"][code] = _trajectories(code, plan, st, counts, excluded)
 
         if inst.role == "alliance":
             if inst.rupture_threshold is not None:
-                tell(f"{code}: ruptures and repairs")
-                rup = ruptures.detect(matrix, threshold=inst.rupture_threshold)
-                rupture_frames.append(_with_measure(rup, code, "ruptures"))
-                status = dict(rup.get_column("status").value_counts().iter_rows())
+                r = f"ruptures/{code}"
                 summary["ruptures"][code] = {
                     "threshold": inst.rupture_threshold,
-                    "ruptures": rup.height,
-                    "clients_with_rupture": rup.get_column("client_id").n_unique(),
-                    "clients": matrix.n_clients,
-                    **{s: int(status.get(s, 0)) for s in ("repaired", "unrepaired", "open")},
+                    "ruptures": n(r),
+                    "clients_with_rupture": n(f"{r}/clients"),
+                    "clients": st["clients"],
+                    **{k: n(f"{r}/{k}") for k in ("repaired", "unrepaired", "open")},
                     "repair_rate": _rate(
-                        int(status.get("repaired", 0)),
-                        int(status.get("repaired", 0)) + int(status.get("unrepaired", 0)),
+                        n(f"{r}/repaired"), n(f"{r}/repaired") + n(f"{r}/unrepaired")
                     ),
                 }
             else:
@@ -246,130 +518,159 @@ def analyze(
                     {
                         "analysis": "ruptures",
                         "measure": code,
-                        "rows": part.height,
+                        "rows": st["rows"],
                         "why": "no rupture threshold; set one with --rupture-threshold CODE=VALUE",
                     }
                 )
 
-    tables: dict[str, pl.DataFrame] = {
-        "sudden_changes": _concat(sg_frames, "sudden_changes"),
-        "change": _concat(change_frames, "change"),
-        "ruptures": _concat(rupture_frames, "ruptures"),
-        "trajectories": _concat(trajectory_frames, "trajectories"),
-    }
-    if {"phq9", "gad7"} <= set(present):
-        tell("phq9+gad7: paired outcomes")
-        paired = paired_from_matrices(
-            matrices["phq9"], matrices["gad7"], phq9=measures["phq9"], gad7=measures["gad7"]
-        )
-        tables["outcomes"] = paired.table.select(SCHEMAS["outcomes"])
-        t = paired.table
-        n_case = int(t.get_column("case_at_start").sum())
+    if {"phq9", "gad7"} <= set(plan.present):
+        total = n("outcomes")
+        n_case = n("outcomes/case_at_start")
         summary["outcomes"] = {
-            "clients": t.height,
+            "clients": total,
             "case_at_start": n_case,
-            "recovered": int(t.get_column("recovered").sum()),
-            "reliable_improvement": int(t.get_column("reliable_improvement").sum()),
-            "reliable_deterioration": int(t.get_column("reliable_deterioration").sum()),
-            "reliable_recovery": int(t.get_column("reliable_recovery").sum()),
-            "recovery_rate": _rate(int(t.get_column("recovered").sum()), n_case),
-            "reliable_improvement_rate": _rate(
-                int(t.get_column("reliable_improvement").sum()), t.height
-            ),
-            "reliable_deterioration_rate": _rate(
-                int(t.get_column("reliable_deterioration").sum()), t.height
-            ),
-            "reliable_recovery_rate": _rate(int(t.get_column("reliable_recovery").sum()), n_case),
+            "recovered": n("outcomes/recovered"),
+            "reliable_improvement": n("outcomes/reliable_improvement"),
+            "reliable_deterioration": n("outcomes/reliable_deterioration"),
+            "reliable_recovery": n("outcomes/reliable_recovery"),
+            "recovery_rate": _rate(n("outcomes/recovered"), n_case),
+            "reliable_improvement_rate": _rate(n("outcomes/reliable_improvement"), total),
+            "reliable_deterioration_rate": _rate(n("outcomes/reliable_deterioration"), total),
+            "reliable_recovery_rate": _rate(n("outcomes/reliable_recovery"), n_case),
             "course": "interim",
             "course_note": "long data carry no episode endings, so these are interim results",
         }
-        if paired.excluded_clients:
+        left_out = stats["phq9_or_gad7_clients"] - total
+        if left_out:
             excluded.append(
                 {
                     "analysis": "outcomes",
                     "measure": "phq9+gad7",
-                    "clients": paired.excluded_clients,
+                    "clients": left_out,
                     "why": "fewer than two sessions with both PHQ-9 and GAD-7",
                 }
             )
-    return Results(tables=tables, summary=annotate_summary(summary))
+    return annotate_summary(summary)
 
 
-def _rows_of(data: pl.DataFrame, code: str) -> pl.DataFrame:
-    return data.filter(pl.col("measure") == code).select("client_id", "session", "score")
+def _rows_of(data: pl.DataFrame | pl.LazyFrame, code: str) -> pl.DataFrame:
+    return (
+        data.lazy()
+        .filter(pl.col("measure") == code)
+        .select("client_id", "session", "score")
+        .collect()
+    )
 
 
 def _trajectories(
     code: str,
-    inst: Instrument,
-    matrix: SeriesMatrix,
-    reference: pl.DataFrame | None,
-    reference_source: str | None,
-    frames: list[pl.DataFrame],
+    plan: Plan,
+    st: Mapping[str, int],
+    counts: Mapping[str, int],
     excluded: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    ref_part = _rows_of(reference, code) if reference is not None else None
-    if ref_part is not None and ref_part.height == 0:
-        ref_part = None
-    fitted_on = reference_source if ref_part is not None else "input"
-    ref_matrix = SeriesMatrix.from_long(ref_part) if ref_part is not None else matrix
-    try:
-        model = trajectories.fit(ref_matrix, lower_is_better=inst.lower_is_better)
-    except ValueError as exc:
+    model = plan.models.get(code)
+    notes = plan.model_notes[code]
+    if model is None:
         excluded.append(
-            {"analysis": "trajectories", "measure": code, "rows": None, "why": str(exc)}
+            {"analysis": "trajectories", "measure": code, "rows": None, "why": notes["why"]}
         )
-        return {"fitted_on": fitted_on, "model": None}
-    table = model.evaluate(matrix)
-    frames.append(_with_measure(table, code, "trajectories"))
-    flagged = int((table.get_column("status") == "not_on_track").sum())
-    missing = np.isnan(matrix.values)
-    no_intake = missing[:, 0]
-    rows_without_intake = int((~missing[no_intake]).sum())
-    if rows_without_intake:
+        return {"fitted_on": notes["fitted_on"], "model": None}
+    height = int(counts.get(f"trajectories/{code}", 0))
+    flagged = int(counts.get(f"trajectories/{code}/not_on_track", 0))
+    if st["no_intake_rows"]:
         excluded.append(
             {
                 "analysis": "trajectories",
                 "measure": code,
-                "clients": int(no_intake.sum()),
-                "rows": rows_without_intake,
+                "clients": st["no_intake_clients"],
+                "rows": st["no_intake_rows"],
                 "why": "no session-1 (intake) score to predict from",
             }
         )
-    note = None
-    if reference is not None and ref_part is None:
-        note = f"the reference file has no '{code}' scores, so the model was fitted on the input"
     return {
-        "fitted_on": fitted_on,
-        "note": note,
-        "sessions": table.height,
+        "fitted_on": notes["fitted_on"],
+        "note": notes["note"],
+        "sessions": height,
         "not_on_track": flagged,
-        "not_on_track_share": _rate(flagged, table.height),
+        "not_on_track_share": _rate(flagged, height),
         "model": model.to_dict(),
     }
 
 
+#: The files ``bordin analyze`` writes: an output folder holding only these can be replaced.
+RESULT_FILES = frozenset(
+    {*(f"{name}.{ext}" for name in SCHEMAS for ext in ("csv", "parquet")), "summary.json"}
+)
+
+
+class OutputError(OSError):
+    """The output folder cannot be (re)placed; the message says what to do."""
+
+
+def _check_replaceable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder; choose a folder name for --out")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in RESULT_FILES)
+        if others:
+            listed = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+            raise OutputError(
+                f"{out}: holds files that are not results of bordin analyze ({listed}); "
+                "the whole folder is replaced by each run, so choose a new or empty folder"
+            )
+
+
+def _fresh_folder(out: Path, kind: str) -> Path:
+    """A new, uniquely named hidden folder beside ``out`` (with the usual permissions)."""
+    while True:
+        folder = out.parent / f".{out.name}.bordin-{kind}-{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+
+
 @contextmanager
-def _staging(out: Path) -> Iterator[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".bordin-", dir=out))
+def staged_output(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` that replaces ``out`` as a whole on success.
+
+    The folder then holds exactly one run's results; on any failure ``out`` is left as it was
+    (and the temporary folder is removed).
+    """
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _fresh_folder(out, "new")
     try:
         yield tmp
+        if out.exists():
+            old = _fresh_folder(out, "old")
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_results(results: Results, out: Path) -> list[Path]:
-    """Write every table as CSV plus ``summary.json``; all or nothing."""
-    written: list[Path] = []
-    with _staging(out) as tmp:
+def write_table(table: pl.DataFrame, path: Path) -> None:
+    """One output table as CSV (text cells that would run as formulas made inert) or, for a
+    ``.parquet`` path, as Parquet (typed, as computed)."""
+    if path.suffix == ".parquet":
+        table.write_parquet(path)
+    else:
+        neutralise_formulas(table).write_csv(path)
+
+
+def write_results(results: Results, out: Path, *, out_format: str = "csv") -> list[Path]:
+    """Write every table (CSV or Parquet) plus ``summary.json``, replacing ``out`` as a whole."""
+    with staged_output(out) as tmp:
         for name, table in results.tables.items():
-            table.write_csv(tmp / f"{name}.csv")
+            write_table(table, tmp / f"{name}.{out_format}")
         (tmp / "summary.json").write_text(
             json.dumps(results.summary, indent=2, default=str) + "\n", encoding="utf-8"
         )
-        for item in sorted(tmp.iterdir()):
-            target = out / item.name
-            os.replace(item, target)
-            written.append(target)
-    return written
+        names = sorted(p.name for p in tmp.iterdir())
+    return [out / name for name in names]

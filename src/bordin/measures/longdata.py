@@ -20,6 +20,9 @@ bordin.measures.longdata.InputError: demo.csv: row 1: score 31 is outside phq9's
 
 from __future__ import annotations
 
+import codecs
+import csv
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,10 @@ from bordin.measures.instruments import Instrument
 REQUIRED = ("client_id", "session", "measure", "score")
 OPTIONAL = ("therapist_id", "date")
 MAX_REPORTED = 5
+#: The highest session number accepted. Long psychodynamic treatments run to hundreds of
+#: sessions; weekly sessions for 190 years would be 10,000. A higher number is a data error
+#: (a date or an id in the session column), reported with its row.
+MAX_SESSION = 10_000
 
 
 class InputError(ValueError):
@@ -43,7 +50,8 @@ def read_table(path: Path) -> pl.DataFrame:
     """Read a CSV or Parquet file without interpreting its values yet.
 
     CSV columns are all read as text so that a stray value deep in the file is reported by
-    :func:`check_long` with its row, instead of failing type inference.
+    :func:`check_long` with its row, instead of failing type inference. When a CSV file cannot
+    be read, the message names the likely cause (its encoding, a ragged row and its number).
     """
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -52,11 +60,54 @@ def read_table(path: Path) -> pl.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pl.read_parquet(path)
         if suffix in (".csv", ".txt"):
+            encoding = csv_encoding_problem(path)
+            if encoding:
+                raise InputError(f"{path}: {encoding}")
             return pl.read_csv(path, infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot be read as {suffix[1:]} ({first_line})") from None
+        hint = ragged_row(path) if suffix in (".csv", ".txt") else None
+        raise InputError(
+            f"{path}: " + (hint or f"cannot be read as {suffix[1:]} ({first_line})")
+        ) from None
     raise InputError(f"{path}: unsupported file type '{suffix}'; use .csv or .parquet")
+
+
+#: How much of a CSV file's start is looked at to tell its encoding.
+_SNIFF_BYTES = 1 << 20
+
+
+def csv_encoding_problem(path: Path) -> str | None:
+    """Why the file is not UTF-8 text (UTF-16, Latin-1 ...), or ``None`` when it looks fine."""
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or head[:200].count(0) > 4:
+        return "the file looks UTF-16 encoded; save it as UTF-8 (CSV UTF-8) and try again"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n")
+        where = f"row {line}" if line else "the header"
+        return (
+            f"{where}: the file is not UTF-8 (byte 0x{head[exc.start]:02x}; it looks Latin-1 or "
+            "Windows-1252 encoded); save it as UTF-8 (CSV UTF-8) and try again"
+        )
+    return None
+
+
+def ragged_row(path: Path) -> str | None:
+    """The first data row whose number of fields differs from the header's, described."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        rows = csv.reader(handle)
+        header = next(rows, [])
+        for number, row in enumerate(rows, start=1):
+            if row and len(row) != len(header):
+                return (
+                    f"row {number}: {len(row)} fields where the header has {len(header)}; "
+                    "a decimal comma (write 4.5, not 4,5) or an unquoted comma inside a value "
+                    "(put it in double quotes)"
+                )
+    return None
 
 
 def _first_rows(frame: pl.DataFrame, mask: pl.Expr | pl.Series, message: pl.Expr) -> list[str]:
@@ -83,25 +134,23 @@ def check_long(
     (an Enum of the known codes), ``score`` (Float64), plus ``therapist_id`` and ``date``
     (Date) when present. Checks run cheapest first and stop at the first kind of problem.
     """
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        found = ", ".join(frame.columns) or "none"
-        raise InputError(
-            f"{source}: missing column(s) {', '.join(missing)}; "
-            f"need {', '.join(REQUIRED)} (found: {found})"
-        )
+    frame = check_header(frame, source)
+    if frame.height == 0:
+        raise InputError(f"{source}: no rows: the file has no data rows, only a header")
     keep = [c for c in (*REQUIRED, *OPTIONAL) if c in frame.columns]
-    typed = frame.select(keep).with_row_index("_row")
+    if "_row" in frame.columns:  # a part of a larger file, its rows already numbered
+        typed = frame.select("_row", *keep)
+    else:
+        typed = frame.select(keep).with_row_index("_row")
     problems: list[str] = []
 
     def report(mask: pl.Expr | pl.Series, message: pl.Expr) -> None:
         if len(problems) < MAX_REPORTED:
             problems.extend(_first_rows(typed, mask, message))
 
-    as_text = pl.col("client_id").cast(pl.String)
     empty = pl.col("client_id").is_null()
     if typed.schema["client_id"] == pl.String:
-        empty = empty | (as_text.str.strip_chars() == "")
+        empty = empty | (pl.col("client_id").str.strip_chars() == "")
     report(empty, pl.lit("client_id is empty"))
 
     # Sessions: whole numbers >= 1. Integer columns (Parquet) skip the text parsing.
@@ -114,13 +163,23 @@ def check_long(
     shown = pl.col("session").cast(pl.String).fill_null("(empty)")
     report(session_bad, pl.format("session {} is not a whole number", shown))
     report(~session_bad & (session_f < 1), pl.format("session {} must be 1 or more", shown))
+    report(
+        ~session_bad & (session_f > MAX_SESSION),
+        pl.format(
+            f"session {{}} is above the highest session number accepted ({MAX_SESSION:,})", shown
+        ),
+    )
 
     known = sorted(measures)
     report(
         pl.col("measure").is_null() | ~pl.col("measure").cast(pl.String).is_in(known),
         pl.format(
-            "unknown measure code '{}' (known: {}; add it with --measures FILE)",
+            "unknown measure code '{}'{} (known: {}; add it with --measures FILE)",
             pl.col("measure").cast(pl.String).fill_null(""),
+            pl.col("measure")
+            .cast(pl.String)
+            .fill_null("")
+            .map_elements(lambda code: _code_hint(code, known), return_dtype=pl.String),
             pl.lit(", ".join(known)),
         ),
     )
@@ -135,6 +194,8 @@ def check_long(
         raise _fail(source, problems)
 
     codes = pl.Enum(known)
+    if typed.schema["client_id"] == pl.String:
+        typed = typed.with_columns(normalised_ids(pl.col("client_id")))
     typed = typed.with_columns(
         session_f.cast(pl.Int64).alias("session"),
         pl.col("measure").cast(pl.String).cast(codes),
@@ -166,9 +227,70 @@ def check_long(
     return typed.drop("_row")
 
 
+def normalised_ids(ids: pl.Expr) -> pl.Expr:
+    """Client ids as compared: surrounding spaces trimmed, Unicode in NFC form.
+
+    ``"a "`` and ``"a"``, or ``"Zoë"`` typed precomposed and decomposed, are one client.
+    """
+    return ids.str.strip_chars().str.normalize("NFC")
+
+
+def merged_ids(raw: pl.DataFrame | pl.LazyFrame) -> list[tuple[str, str]]:
+    """Ids that :func:`normalised_ids` merges: ``(as written, as compared)`` pairs.
+
+    Only the ids that change are listed (empty for Parquet integer ids and for clean data).
+    """
+    lazy = raw.lazy()
+    if lazy.collect_schema().get("client_id") != pl.String:
+        return []
+    changed = (
+        lazy.select(pl.col("client_id").unique())
+        .drop_nulls()
+        .with_columns(normalised_ids(pl.col("client_id")).alias("_as"))
+        .filter(pl.col("client_id") != pl.col("_as"))
+        .sort("client_id")
+        .collect()
+    )
+    return [(str(a), str(b)) for a, b in changed.iter_rows()]
+
+
+def _code_hint(code: str, known: list[str]) -> str:
+    """``" (did you mean phq9?)"`` for a near miss of a known code, else ``""``."""
+    cleaned = code.strip().lower()
+    if cleaned in known:
+        why = "spaces around it" if code.strip() != code else "capitals"
+        return f" (did you mean {cleaned}? the code has {why})"
+    close = difflib.get_close_matches(cleaned, known, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def check_header(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Check the required columns are there; name the likely cause when they are not."""
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if not missing:
+        return frame
+    found = ", ".join(f"'{c}'" for c in frame.columns) or "none"
+    hint = ""
+    if len(frame.columns) == 1:
+        only = frame.columns[0]
+        for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if sep in only:
+                hint = f"; the file looks {name}-separated: save it with commas as separators"
+                break
+    if not hint:
+        near = {c.strip().lower(): c for c in frame.columns}
+        fixes = [f"'{near[m]}' for {m}" for m in missing if m in near]
+        if fixes:
+            hint = f"; check the header for spaces or capitals: {', '.join(fixes)}"
+    raise InputError(
+        f"{source}: missing column(s) {', '.join(missing)}; "
+        f"need {', '.join(REQUIRED)} (found: {found}){hint}"
+    )
+
+
 #: Above this many (client, measure, session) cells the duplicate check hashes instead of
-#: counting into a dense array.
-_DENSE_CELLS = 300_000_000
+#: counting into a dense array (whose 8 bytes a cell would otherwise dominate peak memory).
+_DENSE_CELLS = 1 << 25
 
 
 def _check_duplicates(
@@ -202,7 +324,8 @@ def _check_duplicates(
     raise InputError(
         f"{source}: rows {listed}: duplicate score for client {first['client_id']}, "
         f"session {first['session']}, measure {first['measure']} "
-        f"({dups.height} duplicated rows in all); keep one row per client, session and measure"
+        f"({dups.height} duplicated rows in all); keep one row per client, session and measure "
+        "(client ids are compared without surrounding spaces and in Unicode NFC form)"
     )
 
 

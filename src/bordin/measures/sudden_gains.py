@@ -79,7 +79,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from bordin.measures.series import BoolArray, FloatArray, IntArray, SeriesMatrix
 
@@ -127,7 +126,12 @@ def critical_value(n_pre: int, n_post: int, alpha: float = 0.05) -> float:
 
 def _t_quantile(df: int, alpha: float) -> float:
     """``|t_{alpha/2, df}|``, the upper ``1 - alpha/2`` quantile of Student's t."""
-    return float(stats.t.ppf(1.0 - alpha / 2.0, df))
+    # scipy.special is imported here, not at module level: scipy.stats (which computes
+    # t.ppf with this same function) takes most of a second to import, and the CLI should
+    # start at once. stdtrit is the inverse of Student's t distribution function.
+    from scipy import special
+
+    return float(special.stdtrit(df, 1.0 - alpha / 2.0))
 
 
 def _window(block: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:

@@ -315,35 +315,123 @@ def fit(
         raise ValueError(f"min_band_size must be at least 1, got {min_band_size}")
     values = reference.values
     n_sessions = values.shape[1] if values.ndim == 2 else 0
-    if reference.n_clients == 0 or n_sessions < 2:
-        raise ValueError(
-            f"too little reference data: need at least {MIN_CLIENTS} clients with an intake "
-            "score (session 1) and a later score, got 0"
-        )
-    intake = values[:, 0]
-    has_intake = ~np.isnan(intake)
-    log_s = _log_table(n_sessions)
+    columns: list[tuple[int, FloatArray, FloatArray]] = []
+    used = np.zeros(reference.n_clients, dtype=np.bool_)
+    if reference.n_clients and n_sessions >= 2:
+        intake = values[:, 0]
+        has_intake = ~np.isnan(intake)
+        for j in range(1, n_sessions):
+            idx = np.flatnonzero(has_intake & ~np.isnan(values[:, j]))
+            if idx.size:
+                used[idx] = True
+                columns.append((j + 1, intake[idx], values[idx, j]))
+    return _fit_columns(
+        columns,
+        int(used.sum()),
+        lower_is_better=lower_is_better,
+        quantile=quantile,
+        min_band_size=min_band_size,
+    )
+
+
+def fit_long(
+    reference: pl.DataFrame,
+    *,
+    lower_is_better: bool,
+    quantile: float = 0.9,
+    min_band_size: int = 30,
+) -> TrajectoryModel:
+    """:func:`fit` on long data (``client_id, session, score``), without a dense matrix.
+
+    Gives bit for bit the model :func:`fit` gives on ``SeriesMatrix.from_long(reference)``: each
+    session's scores enter in ``client_id`` order, as the matrix rows would. Memory and time
+    grow with the number of scores, whatever the highest session number.
+    """
+    return fit_prepared(
+        *fit_inputs(reference),
+        lower_is_better=lower_is_better,
+        quantile=quantile,
+        min_band_size=min_band_size,
+    )
+
+
+def fit_inputs(reference: pl.DataFrame) -> tuple[IntArray, FloatArray, FloatArray, int]:
+    """What the fit reads from long data: each later score with its session and intake score,
+    sorted by session then ``client_id``, and the number of clients they come from.
+
+    For clients split into ranges of ``client_id``, concatenating the ranges' inputs in range
+    order and stable-sorting by session gives the whole data's inputs (see
+    :func:`bordin.measures.stream`).
+    """
+    intake = reference.filter(pl.col("session") == 1).select(
+        "client_id", pl.col("score").cast(pl.Float64).alias("_y1")
+    )
+    later = (
+        reference.filter(pl.col("session") >= 2)
+        .join(intake, on="client_id")
+        .sort("session", "client_id")
+    )
+    return (
+        later.get_column("session").cast(pl.Int64).to_numpy(),
+        later.get_column("_y1").to_numpy(),
+        later.get_column("score").cast(pl.Float64).to_numpy(),
+        later.get_column("client_id").n_unique(),
+    )
+
+
+def fit_prepared(
+    session: IntArray,
+    y1: FloatArray,
+    score: FloatArray,
+    n_clients: int,
+    *,
+    lower_is_better: bool,
+    quantile: float = 0.9,
+    min_band_size: int = 30,
+) -> TrajectoryModel:
+    """:func:`fit` on the output of :func:`fit_inputs`."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
+    if min_band_size < 1:
+        raise ValueError(f"min_band_size must be at least 1, got {min_band_size}")
+    starts = np.flatnonzero(np.diff(session, prepend=-1)) if session.size else session
+    ends = np.append(starts[1:], session.size).astype(np.int64)
+    columns = [(int(session[a]), y1[a:b], score[a:b]) for a, b in zip(starts, ends, strict=True)]
+    return _fit_columns(
+        columns,
+        n_clients,
+        lower_is_better=lower_is_better,
+        quantile=quantile,
+        min_band_size=min_band_size,
+    )
+
+
+def _fit_columns(
+    columns: list[tuple[int, FloatArray, FloatArray]],
+    n_clients: int,
+    *,
+    lower_is_better: bool,
+    quantile: float,
+    min_band_size: int,
+) -> TrajectoryModel:
+    """The fit proper: ``columns`` holds ``(session, intake scores, scores)`` per session >= 2,
+    in session order, each for the clients with both scores (in client order)."""
+    n_sessions = columns[-1][0] if columns else 1
+    log_s = _log_table(max(n_sessions, 1))
 
     # Pass 1: least squares, one session column at a time, via stacked R factors.
-    used = np.zeros(reference.n_clients, dtype=np.bool_)
     r_blocks: list[FloatArray] = []
-    for j in range(1, n_sessions):
-        idx = np.flatnonzero(has_intake & ~np.isnan(values[:, j]))
-        if idx.size == 0:
-            continue
-        used[idx] = True
-        for start in range(0, idx.size, _CHUNK):
-            part = idx[start : start + _CHUNK]
-            y1 = intake[part]
-            design = np.empty((part.size, 5), dtype=np.float64, order="F")
+    for s, intake_s, score_s in columns:
+        for start in range(0, intake_s.size, _CHUNK):
+            y1 = intake_s[start : start + _CHUNK]
+            design = np.empty((y1.size, 5), dtype=np.float64, order="F")
             design[:, 0] = 1.0
             design[:, 1] = y1
-            design[:, 2] = log_s[j + 1]
-            design[:, 3] = y1 * log_s[j + 1]
-            design[:, 4] = values[part, j]
+            design[:, 2] = log_s[s]
+            design[:, 3] = y1 * log_s[s]
+            design[:, 4] = score_s[start : start + _CHUNK]
             # mode="r" returns the bare R array (NumPy's stubs claim a QRResult).
             r_blocks.append(cast(FloatArray, np.linalg.qr(design, mode="r")))
-    n_clients = int(used.sum())
     if n_clients < MIN_CLIENTS:
         raise ValueError(
             f"too little reference data: need at least {MIN_CLIENTS} clients with an intake "
@@ -359,20 +447,16 @@ def fit(
     coef = (float(solution[0]), float(solution[1]), float(solution[2]), float(solution[3]))
 
     # Pass 2: worse-direction residuals, written column by column into one array. Bands are
-    # runs of consecutive columns, so each band is a contiguous slice of it.
-    counts = np.array(
-        [np.count_nonzero(has_intake & ~np.isnan(values[:, j])) for j in range(1, n_sessions)],
-        dtype=np.int64,
-    )
-    col_band = session_band(np.arange(2, n_sessions + 1))
+    # runs of consecutive sessions, so each band is a contiguous slice of it.
+    col_band = session_band(np.array([s for s, _, _ in columns], dtype=np.int64))
+    counts = np.array([c[1].size for c in columns], dtype=np.int64)
     sizes = tuple(int(counts[col_band == k].sum()) for k in range(len(BANDS)))
     worse = np.empty(int(counts.sum()), dtype=np.float64)
     pos = 0
-    for j in range(1, n_sessions):
-        idx = np.flatnonzero(has_intake & ~np.isnan(values[:, j]))
-        expected = _predict(coef, intake[idx], log_s[j + 1])
-        worse[pos : pos + idx.size] = _worse(values[idx, j], expected, lower_is_better)
-        pos += idx.size
+    for s, intake_s, score_s in columns:
+        expected = _predict(coef, intake_s, log_s[s])
+        worse[pos : pos + intake_s.size] = _worse(score_s, expected, lower_is_better)
+        pos += intake_s.size
     # Band quantiles first: overwrite_input only reorders values inside each band's slice.
     band_q: list[float | None] = []
     start = 0

@@ -1,0 +1,163 @@
+"""The batch engine (bordin.measures.batch): blocks of clients give exactly the dense results."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bordin.measures import batch, ruptures, sudden_gains, trajectories
+from bordin.measures.instruments import builtin_registry
+from bordin.measures.outcomes import paired_from_matrices
+from bordin.measures.reliable_change import change_table
+from bordin.measures.series import SeriesMatrix
+
+REG = builtin_registry()
+MEASURES = {"phq9": 27, "gad7": 21, "alliance": 7}
+
+
+def long_data(seed: int, clients: int, lengths: list[int]) -> pl.DataFrame:
+    """Random long data: client ``i`` has ``lengths[i % len(lengths)]`` sessions, some missing."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[str, int, str, float]] = []
+    for i in range(clients):
+        n = lengths[i % len(lengths)]
+        for code, top in MEASURES.items():
+            if rng.random() < 0.1:
+                continue  # some clients lack a measure
+            for s in range(1, n + 1):
+                if rng.random() < 0.85:
+                    rows.append((f"c{i:05d}", s, code, float(rng.integers(0, top + 1))))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "client_id": pl.String,
+            "session": pl.Int64,
+            "measure": pl.String,
+            "score": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+def dense_oracle(data: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """What the engine gave before blocks: one dense matrix per measure for all clients."""
+    out: dict[str, list[pl.DataFrame]] = {}
+    matrices = {}
+    for code in sorted(MEASURES):
+        part = data.filter(pl.col("measure") == code).select("client_id", "session", "score")
+        m = matrices[code] = SeriesMatrix.from_long(part)
+        inst = REG[code]
+        lit = pl.lit(code).alias("measure")
+        if inst.reliable_change is not None:
+            change = change_table(
+                m,
+                threshold=inst.reliable_change,
+                lower_is_better=inst.lower_is_better,
+                caseness=inst.caseness,
+            )
+            out.setdefault("change", []).append(change.with_columns(lit))
+        if inst.role == "outcome":
+            sg = sudden_gains.identify(
+                m,
+                cutoff=inst.effective_sudden_gain_cutoff or 1,
+                lower_is_better=inst.lower_is_better,
+            )
+            out.setdefault("sudden_changes", []).append(sg.with_columns(lit))
+            model = trajectories.fit(m, lower_is_better=inst.lower_is_better)
+            out.setdefault("trajectories", []).append(model.evaluate(m).with_columns(lit))
+        else:
+            rup = ruptures.detect(m, threshold=inst.rupture_threshold or 1.5)
+            out.setdefault("ruptures", []).append(rup.with_columns(lit))
+    paired = paired_from_matrices(
+        matrices["phq9"], matrices["gad7"], phq9=REG["phq9"], gad7=REG["gad7"]
+    )
+    tables = {k: pl.concat(v).select(batch.SCHEMAS[k]) for k, v in out.items()}
+    tables["outcomes"] = paired.table.select(batch.SCHEMAS["outcomes"])
+    return tables
+
+
+@pytest.mark.parametrize("block_cells", [1, 97, batch.BLOCK_CELLS])
+def test_blocks_give_the_dense_results_row_for_row(
+    block_cells: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = long_data(3, 300, [1, 2, 3, 5, 9, 14, 20, 33, 70])
+    expected = dense_oracle(data)
+    monkeypatch.setattr(batch, "BLOCK_CELLS", block_cells)
+    got = batch.analyze(data, REG).tables
+    for name, table in expected.items():
+        assert got[name].equals(table), name
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    clients=st.integers(12, 40),
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=5),
+    block_cells=st.integers(1, 400),
+)
+def test_blocks_match_the_dense_matrix_on_any_data(
+    seed: int, clients: int, lengths: list[int], block_cells: int
+) -> None:
+    data = long_data(seed, clients, lengths)
+    whole = batch.analyze(data, REG)
+    original = batch.BLOCK_CELLS
+    batch.BLOCK_CELLS = block_cells
+    try:
+        blocked = batch.analyze(data, REG)
+    finally:
+        batch.BLOCK_CELLS = original
+    for name, table in whole.tables.items():
+        assert blocked.tables[name].equals(table), name
+    assert blocked.summary == whole.summary
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    clients=st.integers(10, 60),
+    lengths=st.lists(st.integers(2, 30), min_size=1, max_size=4),
+)
+def test_fit_long_is_fit_on_the_dense_matrix_bit_for_bit(
+    seed: int, clients: int, lengths: list[int]
+) -> None:
+    part = long_data(seed, clients, lengths).filter(pl.col("measure") == "phq9")
+    try:
+        dense = trajectories.fit(SeriesMatrix.from_long(part), lower_is_better=True)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)[:30]):
+            trajectories.fit_long(part, lower_is_better=True)
+        return
+    assert trajectories.fit_long(part, lower_is_better=True) == dense
+
+
+def test_one_very_long_series_beside_many_short_ones_costs_its_scores() -> None:
+    """The issue's first case, scaled down: a dense matrix would be 20,001 × 5,000 cells."""
+    short = long_data(1, 2_000, [3, 8, 12])
+    scores = np.random.default_rng(2).integers(0, 28, 5_000).astype(np.float64)
+    long_one = pl.DataFrame(
+        {
+            "client_id": ["zlong"] * 5_000,
+            "session": np.arange(1, 5_001),
+            "measure": ["phq9"] * 5_000,
+            "score": scores,
+        }
+    )
+    data = pl.concat([short, long_one])
+    results = batch.analyze(data, REG)
+    traj = results.tables["trajectories"].filter(pl.col("client_id") == "zlong")
+    assert traj.height == 4_999
+    assert traj.get_column("session").to_list() == list(range(2, 5_001))
+    change = results.tables["change"].filter(pl.col("client_id") == "zlong").row(0, named=True)
+    assert (change["first_session"], change["last_session"]) == (1, 5_000)
+    assert change["baseline"] == scores[0] and change["final"] == scores[-1]
+    # The long client's sudden gains are those of its own series alone.
+    alone = sudden_gains.identify(
+        SeriesMatrix.from_long(long_one.select("client_id", "session", "score")),
+        cutoff=REG["phq9"].effective_sudden_gain_cutoff or 6,
+        lower_is_better=True,
+    )
+    got = results.tables["sudden_changes"].filter(pl.col("client_id") == "zlong")
+    assert got.drop("measure").equals(alone)
