@@ -57,6 +57,12 @@ class StaffProfile(models.Model):
         related_name="supervisors",
         help_text="For a supervisor: the therapists of the same clinic they supervise.",
     )
+    language = models.CharField(
+        max_length=10,
+        blank=True,
+        default="",
+        help_text="Language of this user's pages (a code from LANGUAGES); empty: the browser's.",
+    )
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display()}, {self.clinic})"

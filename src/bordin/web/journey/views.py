@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bordin.web.audit import log
@@ -27,6 +28,7 @@ from bordin.web.checkins.privacy import client_page, link_session_alive, start_l
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Goal, StaffProfile
 from bordin.web.clinic.scoping import get_client_for
+from bordin.web.i18n import activate_for_client
 from bordin.web.journey import matching_ui, reports, services
 from bordin.web.journey.forms import AssignForm, FitCheckForm, GoalForm, IntakeForm, SettingsForm
 from bordin.web.journey.models import (
@@ -409,6 +411,7 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
     if link is None or not link.is_usable():
         throttle.record_failure(request, "journey_link")
         return _invalid(request)
+    activate_for_client(request, link.client)  # the client's language, not the browser's
     if link.purpose == JourneyLink.Purpose.GRADUATION:
         if request.method != "POST":
             # A summary link opens once: a GET (a mail scanner, a link preview) only shows a
@@ -450,6 +453,7 @@ def client_step(request: HttpRequest) -> HttpResponse:
     link = _session_link(request)
     if link is None:
         return _invalid(request)
+    activate_for_client(request, link.client)  # the client's language, not the browser's
     if link.purpose == JourneyLink.Purpose.GRADUATION:
         if request.method != "GET" or request.session.get(SESSION_DONE) != "graduation":
             return _invalid(request)
@@ -516,7 +520,7 @@ def _client_form(
             "form": form,
             "link": link,
             "clinic": link.client.clinic,
-            "therapist_name": therapist.first_name or "your therapist",
+            "therapist_name": therapist.first_name or _("your therapist"),
             "scales": [(form[n], lo, hi) for n, lo, hi in getattr(form, "SCALES", ())],
         },
         status=status,
@@ -545,4 +549,5 @@ def client_pdf(request: HttpRequest) -> HttpResponse:
         or request.session.get(SESSION_DONE) != "graduation"
     ):
         return _invalid(request)
+    activate_for_client(request, link.client)
     return _graduation_pdf(request, link.client, link)
