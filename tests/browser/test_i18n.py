@@ -63,7 +63,7 @@ def test_spanish_speaking_client_sees_spanish_and_the_therapist_english(
         )
 
     # The check-in, on a phone whose browser asks for English: the client's language wins.
-    phone = new_context(phone=True, locale="en-GB").new_page()
+    phone = new_context(phone=True).new_page()
     _, token = CheckinLink.issue(add_session(days_ago=0), created_by=owner)
     phone.goto(f"{server}/c/{token}")
     expect(phone.get_by_role("heading", name="Tu cuestionario")).to_be_visible()
@@ -87,14 +87,16 @@ def test_spanish_speaking_client_sees_spanish_and_the_therapist_english(
     axe_clean(phone, axe_source, "Spanish fit check")
 
     # The graduation summary: the button page, then the summary.
-    reader = new_context(locale="en-US").new_page()
+    reader = new_context().new_page()
     _, token = JourneyLink.issue("graduation", episode)
     reader.goto(f"{server}/j/{token}")
     spanish_only(reader, keep)
     axe_clean(reader, axe_source, "Spanish summary button")
     with reader.expect_navigation():
         reader.get_by_role("button", name="Abrir mi resumen").click()
-    expect(reader.get_by_role("heading", name="Aquí tienes siempre la puerta abierta")).to_be_visible()
+    expect(
+        reader.get_by_role("heading", name="Aquí tienes siempre la puerta abierta")
+    ).to_be_visible()
     expect(reader.locator("[data-plain-change]")).to_contain_text("cuestionario de bienestar")
     spanish_only(reader, keep)
     axe_clean(reader, axe_source, "Spanish graduation summary")
