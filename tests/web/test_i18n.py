@@ -186,6 +186,8 @@ def test_staff_member_chooses_spanish_on_the_account_page(login: Any, owner: Any
     assert StaffProfile.objects.get(user=owner).language == "es"
     html = client.get(reverse("account")).content.decode()
     assert '<html lang="es"' in html
+    caseload = client.get(reverse("caseload")).content.decode()
+    assert "Tus casos" in caseload and "Cerrar sesión" in caseload and "Log out" not in caseload
     # An unknown language is refused with a message, and nothing changes.
     bad = client.post(reverse("account-language"), {"language": "xx"}, follow=True)
     assert StaffProfile.objects.get(user=owner).language == "es"
