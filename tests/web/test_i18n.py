@@ -214,3 +214,30 @@ def test_staff_pages_use_the_clinic_time_zone(login: Any, owner: Any, clinic: An
         template_rendered.disconnect(view_zone)
     assert seen and seen[0] == "America/Mexico_City"
     assert timezone.get_current_timezone_name() == "UTC"  # ends with the request
+
+
+def test_spanish_client_graduation_summary_and_pdf(
+    client: Any, spanish: Any, episode: Any, goals: list[Any], add_session: Any, tmp_path: Path
+) -> None:
+    for days, mood in ((40, 3), (30, 5), (20, 7)):
+        record_checkin(
+            add_session(days_ago=days),
+            {"goals": 8, "tasks": 8, "bond": 9, "overall": 8},
+            {"mood": mood, "daily": mood, "connection": mood, "coping": mood},
+        )
+    open_link(client, "graduation", episode)
+    page = client.get(reverse("journey-client")).content.decode()
+    assert '<html lang="es"' in page and "Tu recorrido con Harbour Clinic" in page
+    assert "Tu puntuación en el cuestionario de bienestar subió 4 puntos" in page
+    assert "Viniste a 3 sesiones entre el " in page
+    keep = (spanish.clinic.name, *(g.text for g in goals))
+    assert_no_english(_visible_text(page), allowed=keep)
+    pdf = client.get("/j/summary.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    path = tmp_path / "summary.pdf"
+    path.write_bytes(pdf.content)
+    text = subprocess.run(  # poppler-utils, as the other PDF tests use
+        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, timeout=60
+    ).stdout.decode()
+    assert "Tu recorrido con Harbour Clinic" in text and "Aquí tienes siempre" in text
+    assert_no_english(" ".join(text.split()), allowed=keep)
