@@ -94,7 +94,7 @@ def issue_intake_link(request: HttpRequest, pk: int) -> HttpResponse:
         if episode is None:
             episode = client.episodes.create(start=timezone.localdate())
         if Intake.objects.filter(episode=episode).exists():
-            messages.error(request, "This client has already completed the intake.")
+            messages.error(request, _("This client has already completed the intake."))
             return redirect("client", pk=client.pk)
         link, token = JourneyLink.issue(
             JourneyLink.Purpose.INTAKE, episode, created_by=request.user
@@ -110,10 +110,10 @@ def issue_fit_link(request: HttpRequest, pk: int) -> HttpResponse:
         episode = services.current_episode(client)
         session = services.first_attended_session(episode) if episode else None
         if episode is None or session is None:
-            messages.error(request, "Record the first session before sending the fit check.")
+            messages.error(request, _("Record the first session before sending the fit check."))
             return redirect("client", pk=client.pk)
         if FitCheck.objects.filter(episode=episode).exists():
-            messages.error(request, "The client has already answered the fit check.")
+            messages.error(request, _("The client has already answered the fit check."))
             return redirect("client", pk=client.pk)
         link, token = JourneyLink.issue(
             JourneyLink.Purpose.FIT_CHECK, episode, session=session, created_by=request.user
@@ -141,7 +141,7 @@ def revoke_link(request: HttpRequest, pk: int, link_pk: int) -> HttpResponse:
     client = get_client_for(request, pk, write=True)
     if not services.revoke_link(request, client, link_pk):
         raise Http404("No such link")
-    messages.success(request, "The link is revoked; it can no longer be used.")
+    messages.success(request, _("The link is revoked; it can no longer be used."))
     return redirect("client", pk=client.pk)
 
 
@@ -157,7 +157,7 @@ def add_goal(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _goal_error(request, client, form)
     services.add_goal(request, client, form.cleaned_data["text"])
-    messages.success(request, "Goal added.")
+    messages.success(request, _("Goal added."))
     return redirect("client", pk=client.pk)
 
 
@@ -172,13 +172,13 @@ def revise_goal(request: HttpRequest, pk: int, goal_pk: int) -> HttpResponse:
     if not form.is_valid():
         return _goal_error(request, client, form)
     if form.cleaned_data["text"] == goal.text:
-        messages.info(request, "The wording is unchanged.")
+        messages.info(request, _("The wording is unchanged."))
         return redirect("client", pk=client.pk)
     try:
         services.revise_goal(request, client, goal, form.cleaned_data["text"])
     except services.LinkUnavailable:
         raise Http404("No such goal") from None
-    messages.success(request, "Goal reworded; the earlier wording and its ratings are kept.")
+    messages.success(request, _("Goal reworded; the earlier wording and its ratings are kept."))
     return redirect("client", pk=client.pk)
 
 
@@ -352,7 +352,7 @@ def rematch_assign(request: HttpRequest, pk: int) -> HttpResponse:
     therapists = _therapists(rematch)
     form = AssignForm(request.POST, therapists=therapists)
     if rematch.status != RematchRequest.Status.OPEN:
-        messages.error(request, "This request has already been assigned.")
+        messages.error(request, _("This request has already been assigned."))
         return redirect("journey-rematch", pk=rematch.pk)
     if not form.is_valid():
         return _rematch_page(request, rematch, form, status=400)
@@ -360,7 +360,7 @@ def rematch_assign(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         new_client = services.assign_rematch(request, rematch.pk, chosen)
     except services.LinkUnavailable:
-        messages.error(request, "This request has already been assigned.")
+        messages.error(request, _("This request has already been assigned."))
         return redirect("journey-rematch", pk=rematch.pk)
     messages.success(
         request,
@@ -389,7 +389,7 @@ def journey_settings(request: HttpRequest) -> HttpResponse:
             object_id=profile.clinic_id,
             detail=f"show goals to client: {form.cleaned_data['show_goals_to_client']}",
         )
-    messages.success(request, "Settings saved.")
+    messages.success(request, _("Settings saved."))
     return redirect("journey-rematch-list")
 
 
