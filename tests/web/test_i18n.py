@@ -241,3 +241,12 @@ def test_spanish_client_graduation_summary_and_pdf(
     ).stdout.decode()
     assert "Tu recorrido con Harbour Clinic" in text and "Aquí tienes siempre" in text
     assert_no_english(" ".join(text.split()), allowed=keep)
+
+
+@pytest.mark.parametrize(
+    ("asked", "given"), [("es", "es"), ("es-MX", "es"), ("ES", "es"), ("cy", "en"), ("", "en")]
+)
+def test_a_language_bordin_lacks_falls_back(asked: str, given: str) -> None:
+    from bordin.web.i18n import supported
+
+    assert supported(asked) == given

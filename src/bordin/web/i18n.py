@@ -21,12 +21,8 @@ from bordin.web.clinic.models import Client, StaffProfile
 
 
 def supported(code: str | None) -> str:
-    """``code`` if Bordin has it (exactly or by its primary subtag), else the default language.
-
-    >>> from django.conf import settings
-    >>> supported("es-MX") if settings.configured else "es"
-    'es'
-    """
+    """``code`` if Bordin has it (exactly or by its primary subtag: ``es-MX`` gives ``es``),
+    else the default language (``settings.LANGUAGE_CODE``)."""
     codes = [c for c, _ in settings.LANGUAGES]
     wanted = (code or "").strip().lower()
     if wanted in codes:
