@@ -213,10 +213,10 @@ def line_chart(
             _legend(lines, bool(band), band_name),
         ]
     )
-    columns = ["Session", *(line.name for line in lines)]
+    columns = [gettext("Session"), *(line.name for line in lines)]
     band_at = {s: (a, b) for s, a, b in band}
     if band:
-        columns += ["Expected", "Edge of expected range"]
+        columns += [gettext("Expected"), gettext("Edge of expected range")]
     rows = []
     for k in range(n):
         values = [line.values[k] if k < len(line.values) else None for line in lines]
