@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 DEV_STAMP := $(VENV)/.installed-dev-stamp
 PORT ?= 8000
 
-.PHONY: demo test lint typecheck security pytest bench install clean
+.PHONY: demo test lint typecheck security pytest bench install clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,19 @@ $(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-install: $(DEV_STAMP)
+# Compiled translations (docs/translating.md): built from each committed .po by msgfmt (Debian
+# `gettext`), never committed; every target that runs Bordin depends on them.
+PO_FILES := $(wildcard src/bordin/web/locale/*/LC_MESSAGES/django.po)
+MO_FILES := $(PO_FILES:.po=.mo)
 
-demo: $(STAMP)
+%.mo: %.po
+	msgfmt --check -o $@ $<
+
+messages: $(MO_FILES)
+
+install: $(DEV_STAMP) $(MO_FILES)
+
+demo: $(STAMP) $(MO_FILES)
 	$(BIN)/bordin demo --port $(PORT)
 
 lint: $(DEV_STAMP)
@@ -47,7 +57,7 @@ $(AXE):
 	npm install --silent --no-audit --no-fund --prefix build/npm axe-core@4.14.1
 
 # The whole suite on SQLite, then the database-backed tests again on PostgreSQL.
-pytest: $(DEV_STAMP) $(AXE)
+pytest: $(DEV_STAMP) $(AXE) $(MO_FILES)
 	@echo "== whole suite on SQLite =="
 	BORDIN_TEST_DB=sqlite $(BIN)/python -m pytest
 	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null; then \
@@ -59,9 +69,9 @@ pytest: $(DEV_STAMP) $(AXE)
 
 test: lint typecheck security pytest
 
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) $(MO_FILES)
 	$(BIN)/python bench/bench_analyze.py
 	$(BIN)/python bench/bench_web.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis $(MO_FILES)

@@ -85,6 +85,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "2fa-recovery-codes": _row("allow", anonymous="login"),
     "logout-everywhere": _row("allow", anonymous="login"),
     "password-change": _row("allow", anonymous="login"),
+    "account-language": _row("allow", anonymous="login"),  # issue 14
     # Only a clinic admin of the same clinic may unlock a colleague's locked log-in.
     "unlock": _row("deny", anonymous="login", admin="allow"),
     "client": CLIENT_READ,
@@ -284,6 +285,7 @@ REQUESTS: dict[str, Call] = {
     "2fa-recovery-codes": Call("post"),
     "logout-everywhere": Call("post"),
     "password-change": Call("get"),
+    "account-language": Call("post", data=lambda w: {"language": "es"}),
     "unlock": Call(
         "post", lambda w: {"username": "colleague"}, before=lambda c, w: lock_out("colleague")
     ),

@@ -159,9 +159,18 @@ class Item:
     enable_behavior: Literal["all", "any"] = "all"
     #: ``(language, text)`` pairs: the item's wording in other languages.
     translations: tuple[tuple[str, str], ...] = ()
+    #: ``(language, text)`` pairs: the scale's end labels (``low``, ``high``) in other languages.
+    low_translations: tuple[tuple[str, str], ...] = ()
+    high_translations: tuple[tuple[str, str], ...] = ()
 
     def text_for(self, language: str) -> str:
         return in_language(self.text, self.translations, language)
+
+    def low_for(self, language: str) -> str:
+        return in_language(self.low, self.low_translations, language)
+
+    def high_for(self, language: str) -> str:
+        return in_language(self.high, self.high_translations, language)
 
     @property
     def min_value(self) -> float:
@@ -428,7 +437,11 @@ def _items(raw: Any, where: str) -> tuple[Item, ...]:
         if kind == "choice":
             if "options" in entry:
                 options = tuple(
-                    ResponseOption(float(o["value"]), str(o.get("label", "")))
+                    ResponseOption(
+                        float(o["value"]),
+                        str(o.get("label", "")),
+                        translations=_language_table(o.get("translations"), f"{at} option"),
+                    )
                     for o in entry["options"]
                 )
             elif entry.get("scale") == "0-10":
@@ -437,6 +450,7 @@ def _items(raw: Any, where: str) -> tuple[Item, ...]:
                 raise DefinitionError(f"{at}: give 'options' or scale = \"0-10\"")
         elif kind != "text":
             raise DefinitionError(f"{at}: kind must be 'choice' or 'text', got {kind!r}")
+        wording = _item_translations(entry.get("translations"), at)
         items.append(
             Item(
                 id=str(entry["id"]),
@@ -450,9 +464,39 @@ def _items(raw: Any, where: str) -> tuple[Item, ...]:
                 part=entry.get("part"),
                 low=str(entry.get("low", "")),
                 high=str(entry.get("high", "")),
+                translations=wording["text"],
+                low_translations=wording["low"],
+                high_translations=wording["high"],
             )
         )
     return tuple(items)
+
+
+def _language_table(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """``{ es = "..." }``: an option's label by language, as ``(language, label)`` pairs."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise DefinitionError(
+            f"{where}: 'translations' must map a language to text, e.g. es = \"...\""
+        )
+    return tuple((str(lang), text) for lang, text in raw.items())
+
+
+def _item_translations(raw: Any, where: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    """``translations.es = { text = "...", low = "...", high = "..." }``, by field."""
+    out: dict[str, list[tuple[str, str]]] = {"text": [], "low": [], "high": []}
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise DefinitionError(f"{where}: 'translations' must be a table of languages")
+        for lang, table in raw.items():
+            if not isinstance(table, dict) or not set(table) <= set(out):
+                raise DefinitionError(
+                    f"{where}: translations.{lang} takes only 'text', 'low' and 'high'"
+                )
+            for key, text in table.items():
+                out[key].append((str(lang), str(text)))
+    return {key: tuple(pairs) for key, pairs in out.items()}
 
 
 def _coded_items(table: Mapping[str, Any], where: str) -> tuple[Item, ...]:
@@ -611,6 +655,8 @@ def instrument_from_dict(data: Mapping[str, Any]) -> Instrument:
             for o in raw.get("options", ())
         )
         fields_["translations"] = _pairs(raw.get("translations"))
+        fields_["low_translations"] = _pairs(raw.get("low_translations"))
+        fields_["high_translations"] = _pairs(raw.get("high_translations"))
         fields_["enable_when"] = tuple(
             Condition(str(c["question"]), c["operator"], c["answer"])
             for c in raw.get("enable_when", ())

@@ -74,10 +74,15 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The idle timeout: renews a session at most once a minute (web.session_renewal).
     "bordin.web.session_renewal.SessionRenewalMiddleware",
+    # The browser's language; staff pages then take the user's own choice and client pages
+    # the client's language (web.i18n; issue 14).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "bordin.web.csrf.ClientFormCsrfMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # A staff member's chosen language and their clinic's time zone (web.i18n; issue 14).
+    "bordin.web.i18n.StaffLocaleMiddleware",
     # Every 403 and every anonymous request for a staff page is audited (web.audit.middleware).
     "bordin.web.audit.middleware.RefusalAuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -99,6 +104,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "bordin.web.accounts.context_processors.account",
@@ -182,6 +188,14 @@ BORDIN_DEMO_SKIP_2FA = env_bool("BORDIN_DEMO_SKIP_2FA", False)
 LANGUAGE_CODE = env_str("BORDIN_LANGUAGE_CODE", "en")
 TIME_ZONE = env_str("BORDIN_TIME_ZONE", "UTC")
 USE_I18N = True
+# Languages of the interface (docs/translating.md). BORDIN_EXTRA_LANGUAGES adds more without a
+# code change, as comma-separated "code:Name" pairs, e.g. "fr:Français,de:Deutsch", once their
+# messages are in src/bordin/web/locale/<code>/LC_MESSAGES/django.po.
+LANGUAGES = [("en", "English"), ("es", "Español")] + [
+    (code.strip(), name.strip() or code.strip())
+    for code, _, name in (pair.partition(":") for pair in env_list("BORDIN_EXTRA_LANGUAGES", []))
+]
+LOCALE_PATHS = [PACKAGE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -32,6 +32,7 @@ urlpatterns = [
     path("account/password/", account_views.password_change, name="password-change"),
     path("account/logout-everywhere/", account_views.logout_everywhere, name="logout-everywhere"),
     path("account/unlock/<str:username>/", account_views.unlock, name="unlock"),
+    path("account/language/", account_views.language, name="account-language"),  # issue 14
     path("clients/<int:pk>/", clinic_views.client_detail, name="client"),
     path("clients/<int:pk>/rating/", clinic_views.therapist_rating, name="therapist-rating"),
     path("clients/<int:pk>/sessions/", clinic_views.record_session, name="record-session"),

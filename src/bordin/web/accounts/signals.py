@@ -13,12 +13,17 @@ from django.http import HttpRequest
 from bordin.web.accounts.middleware import LOGIN_AT_KEY
 from bordin.web.accounts.models import SessionEpoch
 from bordin.web.audit.signals import record_login_failed
+from bordin.web.clinic.models import StaffProfile
+from bordin.web.i18n import remember_for_staff
 
 
 def _logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session"):
         request.session[SessionEpoch.SESSION_KEY] = SessionEpoch.current(user)
         request.session[LOGIN_AT_KEY] = int(time.time())
+        # The staff member's language and clinic time zone for every page (web.i18n).
+        profile = StaffProfile.objects.select_related("clinic").filter(user_id=user.pk).first()
+        remember_for_staff(request, profile)
 
 
 def _locked_out(

@@ -23,11 +23,13 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from bordin.web import i18n
 from bordin.web.accounts import second_factor
 from bordin.web.accounts.models import SessionEpoch
 from bordin.web.audit import log
@@ -191,6 +193,8 @@ def account(request: HttpRequest) -> HttpResponse:
         "recovery_left": second_factor.remaining_recovery_codes(user),
         "idle_minutes": settings.BORDIN_IDLE_TIMEOUT_MINUTES,
         "locked": _locked_usernames(scoping.staff_profile(user)),
+        "languages": settings.LANGUAGES,
+        "chosen_language": request.session.get(i18n.SESSION_LANGUAGE, ""),
     }
     return render(request, "accounts/account.html", context)
 
@@ -258,6 +262,32 @@ def logout_everywhere(request: HttpRequest) -> HttpResponse:
     logout(request)
     messages.success(request, "You have been logged out on every device.")
     return redirect("login")
+
+
+@login_required
+@require_POST
+def language(request: HttpRequest) -> HttpResponse:
+    """Choose the language of one's own pages (empty: the browser's); kept on the profile."""
+    chosen = request.POST.get("language", "")
+    if chosen and chosen not in dict(settings.LANGUAGES):
+        messages.error(request, _("Choose one of the languages listed."))
+        return redirect("account")
+    profile = scoping.staff_profile(request.user)
+    with transaction.atomic():
+        if profile is not None:
+            profile.language = chosen
+            profile.save(update_fields=["language"])
+        log.record(
+            request,
+            log.Action.UPDATE,
+            object_type="user",
+            object_id=request.user.pk,
+            detail=f"language: {chosen or 'browser'}",
+        )
+    request.session[i18n.SESSION_LANGUAGE] = chosen
+    with translation.override(i18n.supported(chosen or translation.get_language())):
+        messages.success(request, _("Language saved."))
+    return redirect("account")
 
 
 @login_required

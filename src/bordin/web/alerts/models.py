@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from bordin.web.clinic.models import Client, Clinic, Session
 from bordin.web.crypto import EncryptedTextField
@@ -11,18 +12,18 @@ from bordin.web.crypto import EncryptedTextField
 
 class Alert(models.Model):
     class Kind(models.TextChoices):
-        RISK = "risk", "Risk"
-        RUPTURE = "rupture", "Rupture"
-        WITHDRAWAL = "withdrawal", "Withdrawal: reach out"
-        NOT_ON_TRACK = "not_on_track", "Not on track"
-        DIVERGENCE = "divergence", "Divergence"
-        OVERDUE = "overdue", "Check-in overdue"
-        RELAPSE = "relapse", "Deterioration at follow-up"
+        RISK = "risk", _("Risk")
+        RUPTURE = "rupture", _("Rupture")
+        WITHDRAWAL = "withdrawal", _("Withdrawal: reach out")
+        NOT_ON_TRACK = "not_on_track", _("Not on track")
+        DIVERGENCE = "divergence", _("Divergence")
+        OVERDUE = "overdue", _("Check-in overdue")
+        RELAPSE = "relapse", _("Deterioration at follow-up")
 
     class Status(models.TextChoices):
-        NEW = "new", "New"
-        ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        RESOLVED = "resolved", "Resolved"
+        NEW = "new", _("New")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        RESOLVED = "resolved", _("Resolved")
 
     #: Order of urgency, most urgent first (caseload sort order and badge order).
     URGENCY = (

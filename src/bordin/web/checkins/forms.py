@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from bordin.measures.instruments import TEXT_KINDS, Item
 from bordin.measures.instruments import Instrument as MeasureDefinition
@@ -23,7 +26,13 @@ from bordin.web.clinic.models import Goal
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 GOAL_SCALE = tuple(range(11))
-SECTION_TITLES = {"alliance": "About today's session", "outcome": "About the past week"}
+TOO_LONG = gettext_lazy(
+    "Please shorten your answer to at most %(limit_value)d characters (it has %(show_value)d)."
+)
+SECTION_TITLES = {
+    "alliance": gettext_lazy("About today's session"),
+    "outcome": gettext_lazy("About the past week"),
+}
 
 
 def field_name(instrument: MeasureDefinition, item: Item) -> str:
@@ -34,32 +43,57 @@ def _value_text(value: float) -> str:
     return f"{value:g}"
 
 
-def _condition_hint(inst: MeasureDefinition, item: Item) -> str:
+def _condition_hint(inst: MeasureDefinition, item: Item, language: str = "") -> str:
     """When a conditional question applies, in words (all questions are shown: no JavaScript)."""
     parts = []
     for cond in item.enable_when:
         target = inst.item(cond.question)
-        name = f'"{target.text}"' if target.text else "an earlier question"
+        name = f'"{target.text_for(language)}"' if target.text else _("an earlier question")
         if cond.operator == "exists":
-            parts.append(f"you answered {name}" if cond.answer else f"you left {name} empty")
+            parts.append(
+                _("you answered %(question)s") % {"question": name}
+                if cond.answer
+                else _("you left %(question)s empty") % {"question": name}
+            )
             continue
         shown: object = cond.answer
         if isinstance(cond.answer, float) and target.options:
             option = target.option_for(cond.answer)
-            shown = option.label if option and option.label else _value_text(cond.answer)
+            shown = (
+                option.label_for(language) if option and option.label else _value_text(cond.answer)
+            )
         elif isinstance(cond.answer, float):
             shown = _value_text(cond.answer)
         words = {
-            "=": "was",
-            "!=": "was not",
-            ">": "was more than",
-            "<": "was less than",
-            ">=": "was at least",
-            "<=": "was at most",
+            "=": _("your answer to %(question)s was %(value)s"),
+            "!=": _("your answer to %(question)s was not %(value)s"),
+            ">": _("your answer to %(question)s was more than %(value)s"),
+            "<": _("your answer to %(question)s was less than %(value)s"),
+            ">=": _("your answer to %(question)s was at least %(value)s"),
+            "<=": _("your answer to %(question)s was at most %(value)s"),
         }[cond.operator]
-        parts.append(f"your answer to {name} {words} {shown}")
-    joiner = " or " if item.enable_behavior == "any" else " and "
-    return f"Answer this only if {joiner.join(parts)}." if parts else ""
+        parts.append(words % {"question": name, "value": shown})
+    joiner = _(" or ") if item.enable_behavior == "any" else _(" and ")
+    return (
+        _("Answer this only if %(conditions)s.") % {"conditions": joiner.join(parts)}
+        if parts
+        else ""
+    )
+
+
+def _has_language(inst: MeasureDefinition, language: str) -> bool:
+    """Whether an imported questionnaire can be shown in ``language`` (FHIR ``translation``).
+
+    The default language (``settings.LANGUAGE_CODE``) counts as the questionnaire's own.
+    """
+    primary = (language or settings.LANGUAGE_CODE).lower().split("-")[0]
+    if primary == settings.LANGUAGE_CODE.lower().split("-")[0]:
+        return True
+    return any(
+        lang.lower().split("-")[0] == primary
+        for item in inst.items
+        for lang, _ in item.translations
+    )
 
 
 @dataclass(frozen=True)
@@ -112,8 +146,10 @@ class CheckinForm(forms.Form):
     idempotency_key = forms.CharField(
         widget=forms.HiddenInput,
         max_length=64,
-        validators=[RegexValidator(KEY_PATTERN, "This form is out of date; reload the page.")],
-        error_messages={"required": "This form is out of date; reload the page."},
+        validators=[
+            RegexValidator(KEY_PATTERN, gettext_lazy("This form is out of date; reload the page."))
+        ],
+        error_messages={"required": gettext_lazy("This form is out of date; reload the page.")},
     )
 
     def __init__(
@@ -140,8 +176,8 @@ class CheckinForm(forms.Form):
                 coerce=int,
                 widget=forms.RadioSelect,
                 error_messages={
-                    "required": "Please choose a number from 0 to 10 for this goal.",
-                    "invalid_choice": "Please choose a number from 0 to 10 for this goal.",
+                    "required": _("Please choose a number from 0 to 10 for this goal."),
+                    "invalid_choice": _("Please choose a number from 0 to 10 for this goal."),
                 },
             )
 
@@ -150,16 +186,20 @@ class CheckinForm(forms.Form):
         # (there is no JavaScript): ``clean`` requires it when its condition holds.
         required = item.required and not item.enable_when
         if item.kind in ("integer", "decimal"):
-            number = "a whole number" if item.kind == "integer" else "a number"
-            field_class = forms.IntegerField if item.kind == "integer" else forms.FloatField
+            whole = item.kind == "integer"
+            field_class = forms.IntegerField if whole else forms.FloatField
             return field_class(
                 required=required,
                 widget=forms.NumberInput(
                     attrs={"inputmode": "numeric" if item.kind == "integer" else "decimal"}
                 ),
                 error_messages={
-                    "required": f"Please enter {number}.",
-                    "invalid": f"Please enter {number}, for example 3.",
+                    "required": _("Please enter a whole number.")
+                    if whole
+                    else _("Please enter a number."),
+                    "invalid": _("Please enter a whole number, for example 3.")
+                    if whole
+                    else _("Please enter a number, for example 3."),
                 },
             )
         if item.kind == "string":
@@ -168,9 +208,8 @@ class CheckinForm(forms.Form):
                 max_length=self.text_limit,
                 strip=True,
                 error_messages={
-                    "required": "Please write an answer.",
-                    "max_length": "Please shorten your answer to at most %(limit_value)d "
-                    "characters (it has %(show_value)d).",
+                    "required": _("Please write an answer."),
+                    "max_length": TOO_LONG,
                 },
             )
         if item.kind == "text":
@@ -179,18 +218,13 @@ class CheckinForm(forms.Form):
                 max_length=self.text_limit,
                 strip=True,
                 widget=forms.Textarea(attrs={"rows": 4, "maxlength": str(self.text_limit)}),
-                error_messages={
-                    "max_length": (
-                        "Please shorten your answer to at most %(limit_value)d characters "
-                        "(it has %(show_value)d)."
-                    )
-                },
+                error_messages={"max_length": TOO_LONG},
             )
         lo, hi = _value_text(item.min_value), _value_text(item.max_value)
         message = (
-            f"Please choose a number from {lo} to {hi}."
+            _("Please choose a number from %(low)s to %(high)s.") % {"low": lo, "high": hi}
             if not any(o.label for o in item.options)
-            else "Please choose one of the answers."
+            else _("Please choose one of the answers.")
         )
         return forms.TypedChoiceField(
             choices=[
@@ -235,22 +269,28 @@ class CheckinForm(forms.Form):
                         bound,
                         item.text_for(self.language),
                         kind,
-                        item.low,
-                        item.high,
+                        item.low_for(self.language),
+                        item.high_for(self.language),
                         lo,
                         hi,
-                        _condition_hint(inst, item),
+                        _condition_hint(inst, item, self.language),
                     )
                 )
-            title = SECTION_TITLES.get(inst.role, inst.name) if not inst.source else inst.name
-            out.append(Section(title, "", tuple(questions)))
+            title = str(SECTION_TITLES.get(inst.role, inst.name)) if not inst.source else inst.name
+            intro = ""
+            if inst.source and not _has_language(inst, self.language):
+                intro = _(
+                    "These questions are shown in the questionnaire's own language: it has no "
+                    "translation into yours."
+                )
+            out.append(Section(title, intro, tuple(questions)))
         if self.goals:
             out.append(
                 Section(
-                    "Your goals",
+                    _("Your goals"),
                     "",
                     tuple(
-                        Question(self[f"goal-{g.pk}"], g.text, "scale", "Not at all", "Fully")
+                        Question(self[f"goal-{g.pk}"], g.text, "scale", _("Not at all"), _("Fully"))
                         for g in self.goals
                     ),
                 )
@@ -295,7 +335,7 @@ class CheckinForm(forms.Form):
                     and name not in self.errors
                 ):
                     self.add_error(
-                        name, "Please answer this question (your earlier answer asks for it)."
+                        name, _("Please answer this question (your earlier answer asks for it).")
                     )
         return cleaned
 

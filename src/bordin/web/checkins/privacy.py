@@ -21,17 +21,22 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.utils.cache import add_never_cache_headers
 
+from bordin.web.i18n import restored, with_language_header
+
 CLIENT_REFERRER_POLICY = "no-referrer"
 
 View = Callable[..., HttpResponse]
 
 
 def client_page(view: View) -> View:
-    """Decorate a client-facing view: never cached, no referrer."""
+    """Decorate a client-facing view: never cached, no referrer; a language or time zone the
+    view activates for the client (:func:`bordin.web.i18n.activate_for_client`) ends with it."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
+        # The view may switch to the client's language and time zone (web.i18n).
+        with restored():
+            response = with_language_header(view(request, *args, **kwargs))
         add_never_cache_headers(response)
         response.headers.setdefault("Referrer-Policy", CLIENT_REFERRER_POLICY)
         return response

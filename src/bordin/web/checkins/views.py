@@ -27,6 +27,7 @@ from bordin.web.checkins.privacy import (
     link_session_alive,
     start_link_session,
 )
+from bordin.web.i18n import activate_for_client
 from bordin.web.journey.progress import client_goals
 
 SESSION_LINK = "bordin_checkin_link"
@@ -101,6 +102,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
     if link is None:
         return _invalid(request)
     link.episode.client = link.client  # already loaded; the pages below need both
+    activate_for_client(request, link.client)  # the client's language, not the browser's
 
     if request.method == "POST":
         key = request.POST.get("idempotency_key", "")

@@ -21,6 +21,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 from django.utils.timezone import localtime
+from django.utils.translation import gettext, gettext_lazy
 
 from bordin.web.alerts.models import Alert
 from bordin.web.checkins.models import CheckinLink
@@ -41,13 +42,13 @@ BADGES = (
     "hesitant-start",
 )
 BADGE_LABELS = {
-    "risk": "Risk",
-    "withdrawal": "Withdrawal",
-    "rupture": "Rupture",
-    "not-on-track": "Not on track",
-    "divergence": "Divergence",
-    "overdue": "Check-in overdue",
-    "hesitant-start": "Hesitant start",
+    "risk": gettext_lazy("Risk"),
+    "withdrawal": gettext_lazy("Withdrawal"),
+    "rupture": gettext_lazy("Rupture"),
+    "not-on-track": gettext_lazy("Not on track"),
+    "divergence": gettext_lazy("Divergence"),
+    "overdue": gettext_lazy("Check-in overdue"),
+    "hesitant-start": gettext_lazy("Hesitant start"),
 }
 
 
@@ -132,7 +133,7 @@ class Row:
 
     @property
     def badge_items(self) -> list[tuple[str, str]]:
-        return [(b, BADGE_LABELS[b]) for b in self.badges]
+        return [(b, str(BADGE_LABELS[b])) for b in self.badges]
 
     def html(self, show_therapist: bool) -> str:
         """The table row (escaped HTML): client, (therapist,) badges, alliance, outcome, last
@@ -290,9 +291,9 @@ def caseload(user: Any, now: datetime | None = None) -> list[Row]:
 def _statuses(client: Any) -> list[tuple[str, str]]:
     found = []
     if client.intake_unanswered:
-        found.append(("intake-unanswered", "Intake not answered"))
+        found.append(("intake-unanswered", gettext("Intake not answered")))
     if client.asked_for_someone_else:
-        found.append(("asked-for-someone-else", "Asked for someone else"))
+        found.append(("asked-for-someone-else", gettext("Asked for someone else")))
     return found
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 40, 16, 30, 40
@@ -99,11 +100,12 @@ class _Frame:
             )
         parts.append(
             format_html(
-                '<text class="axis-label" x="{}" y="{}" text-anchor="middle">Session</text>'
+                '<text class="axis-label" x="{}" y="{}" text-anchor="middle">{}</text>'
                 '<text class="axis-label" x="12" y="{}" text-anchor="middle" '
                 'transform="rotate(-90 12 {})">{}</text>',
                 _n((LEFT + WIDTH - RIGHT) / 2),
                 HEIGHT - 6,
+                gettext("Session"),
                 _n((TOP + HEIGHT - BOTTOM) / 2),
                 _n((TOP + HEIGHT - BOTTOM) / 2),
                 y_label,
@@ -118,14 +120,12 @@ class _Frame:
         path = " ".join(f"{self.x(s):.1f},{self.y(v):.1f}" for s, v in points)
         dots = _join(
             format_html(
-                '<circle class="dot {}" cx="{}" cy="{}" r="4"><title>{}, session {}: {}'
-                "</title></circle>",
+                '<circle class="dot {}" cx="{}" cy="{}" r="4"><title>{}</title></circle>',
                 line.css,
                 _n(self.x(s)),
                 _n(self.y(v)),
-                line.name,
-                s,
-                _fmt(v),
+                gettext("%(line)s, session %(session)s: %(value)s")
+                % {"line": line.name, "session": s, "value": _fmt(v)},
             )
             for s, v in points
         )
@@ -213,10 +213,10 @@ def line_chart(
             _legend(lines, bool(band), band_name),
         ]
     )
-    columns = ["Session", *(line.name for line in lines)]
+    columns = [gettext("Session"), *(line.name for line in lines)]
     band_at = {s: (a, b) for s, a, b in band}
     if band:
-        columns += ["Expected", "Edge of expected range"]
+        columns += [gettext("Expected"), gettext("Edge of expected range")]
     rows = []
     for k in range(n):
         values = [line.values[k] if k < len(line.values) else None for line in lines]

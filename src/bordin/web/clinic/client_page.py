@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.alerts.models import Alert
 from bordin.web.clinic import analysis, charts
@@ -74,18 +77,24 @@ def _alliance(page: ClientPage, data: analysis.EpisodeData) -> None:
         part = analysis.part_that_dropped_most(data.items, r)
         which = f"; {PART_NAMES[part[0]]} fell most ({part[1]:g} points)" if part else ""
         status = {
-            "repaired": f"repaired at session {r.repair_session}",
-            "unrepaired": "not repaired",
-            "open": "still open",
+            "repaired": _("repaired at session %(n)s") % {"n": r.repair_session},
+            "unrepaired": _("not repaired"),
+            "open": _("still open"),
         }[r.status]
-        text = (
-            f"Rupture at session {r.session}: the alliance fell {r.drop:g} points from "
-            f"session {r.previous_session}{which}; {status}."
-        )
+        text = _(
+            "Rupture at session %(session)s: the alliance fell %(drop)s points from "
+            "session %(previous)s%(which)s; %(status)s."
+        ) % {
+            "session": r.session,
+            "drop": f"{r.drop:g}",
+            "previous": r.previous_session,
+            "which": which,
+            "status": status,
+        }
         page.rupture_notes.append(text)
         value = client_scores[r.session - 1]
         if value is not None:
-            markers.append(charts.Marker(r.session, value, "Rupture", text, "rupture"))
+            markers.append(charts.Marker(r.session, value, _("Rupture"), text, "rupture"))
         if r.repair_session is not None:
             repaired_value = client_scores[r.repair_session - 1]
             if repaired_value is not None:
@@ -93,9 +102,9 @@ def _alliance(page: ClientPage, data: analysis.EpisodeData) -> None:
                     charts.Marker(
                         r.repair_session,
                         repaired_value,
-                        "Repair",
-                        f"Repair at session {r.repair_session} after the rupture at session "
-                        f"{r.session}.",
+                        _("Repair"),
+                        _("Repair at session %(repair)s after the rupture at session %(session)s.")
+                        % {"repair": r.repair_session, "session": r.session},
                         "repair",
                     )
                 )
@@ -104,30 +113,30 @@ def _alliance(page: ClientPage, data: analysis.EpisodeData) -> None:
         part = analysis.part_that_dropped_most(data.items, found[-1])
         page.rupture_part = part[0] if part else None
     last = next((v for v in reversed(client_scores) if v is not None), None)
-    summary = (
-        f"Client's alliance ratings over {sum(v is not None for v in client_scores)} sessions, "
-        f"latest {last:g} out of 10. "
+    sentences = [
+        _("Client's alliance ratings over %(n)s sessions, latest %(last)s out of 10.")
+        % {"n": sum(v is not None for v in client_scores), "last": f"{last:g}"}
         if last is not None
-        else "No client ratings yet. "
-    )
-    if found:
-        summary += f"{len(found)} rupture{'s' if len(found) > 1 else ''} found."
-    else:
-        summary += "No ruptures found."
+        else _("No client ratings yet."),
+        ngettext("%(n)s rupture found.", "%(n)s ruptures found.", len(found)) % {"n": len(found)}
+        if found
+        else _("No ruptures found."),
+    ]
     if any(v is not None for v in therapist_scores):
-        summary += " The therapist's own ratings are shown as a dashed line."
+        sentences.append(_("The therapist's own ratings are shown as a dashed line."))
+    summary = " ".join(sentences)
     page.alliance_chart = charts.line_chart(
         slug="alliance-chart",
-        title="Alliance, session by session",
+        title=_("Alliance, session by session"),
         summary=summary,
         lines=[
-            charts.Line("Client", client_scores, "client"),
-            charts.Line("Therapist", therapist_scores, "therapist"),
+            charts.Line(_("Client"), client_scores, "client"),
+            charts.Line(_("Therapist"), therapist_scores, "therapist"),
         ],
         lo=0,
         hi=10,
         ticks=[0, 2, 4, 6, 8, 10],
-        y_label="Alliance (0-10)",
+        y_label=_("Alliance (0-10)"),
         markers=markers,
     )
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Session
@@ -21,17 +24,19 @@ class TherapistRatingForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["session"].queryset = sessions  # type: ignore[attr-defined]
         self.fields["session"].label_from_instance = (  # type: ignore[attr-defined]
-            lambda s: f"Session {s.number}, {s.date:%d %b %Y}"
+            lambda s: (
+                _("Session %(n)s, %(date)s") % {"n": s.number, "date": date_format(s.date, "d M Y")}
+            )
         )
         for item in analysis.registry()[analysis.THERAPIST_ALLIANCE].items:
             self.fields[item.id] = forms.TypedChoiceField(
-                label=item.text,
+                label=item.text_for(translation.get_language() or ""),
                 choices=[(f"{o.value:g}", f"{o.value:g}") for o in item.options],
                 coerce=float,
                 widget=forms.RadioSelect,
                 error_messages={
-                    "required": "Choose a number from 0 to 10.",
-                    "invalid_choice": "Choose a number from 0 to 10.",
+                    "required": _("Choose a number from 0 to 10."),
+                    "invalid_choice": _("Choose a number from 0 to 10."),
                 },
             )
 
@@ -48,7 +53,7 @@ class SessionForm(forms.Form):
         choices=Session.Attendance.choices, initial=Session.Attendance.ATTENDED
     )
     another_on_same_day = forms.BooleanField(
-        required=False, label="Another session on the same day"
+        required=False, label=gettext_lazy("Another session on the same day")
     )
 
 
@@ -56,5 +61,5 @@ class ResolveForm(forms.Form):
     note = forms.CharField(
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),
-        error_messages={"required": "Add a note saying how the alert was resolved."},
+        error_messages={"required": gettext_lazy("Add a note saying how the alert was resolved.")},
     )

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.crypto import EncryptedTextField
@@ -56,6 +57,12 @@ class StaffProfile(models.Model):
         blank=True,
         related_name="supervisors",
         help_text="For a supervisor: the therapists of the same clinic they supervise.",
+    )
+    language = models.CharField(
+        max_length=10,
+        blank=True,
+        default="",
+        help_text="Language of this user's pages (a code from LANGUAGES); empty: the browser's.",
     )
 
     def __str__(self) -> str:
@@ -142,10 +149,10 @@ class Episode(models.Model):
 
 class Session(models.Model):
     class Attendance(models.TextChoices):
-        ATTENDED = "attended", "Attended"
-        MISSED = "missed", "Missed (no-show)"
-        CANCELLED = "cancelled", "Cancelled by the client with notice"
-        LATE_CANCELLED = "late_cancelled", "Cancelled by the client late"
+        ATTENDED = "attended", gettext_lazy("Attended")
+        MISSED = "missed", gettext_lazy("Missed (no-show)")
+        CANCELLED = "cancelled", gettext_lazy("Cancelled by the client with notice")
+        LATE_CANCELLED = "late_cancelled", gettext_lazy("Cancelled by the client late")
 
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="sessions")
     number = models.PositiveIntegerField(help_text="1 for the first session of the episode.")

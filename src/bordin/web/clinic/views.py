@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from bordin.web.alerts.rules import check_divergence, check_withdrawal
@@ -158,9 +159,9 @@ def therapist_rating(request: HttpRequest, pk: int) -> HttpResponse:
             detail=f"session {session.number}",
         )
         alert = check_divergence(client, session)
-    messages.success(request, f"Your rating for session {session.number} is saved.")
+    messages.success(request, _("Your rating for session %(n)s is saved.") % {"n": session.number})
     if alert is not None:
-        messages.warning(request, "Your rating and the client's differ by 2 points or more.")
+        messages.warning(request, _("Your rating and the client's differ by 2 points or more."))
     return redirect("client", pk=client.pk)
 
 
@@ -215,9 +216,9 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
             _record_link(request, link, "issued with the session")
         # Sent by the worker (email or text, with consent); the fit check after session 1.
         delivery.on_session_recorded(session, link, token, request.user)
-    messages.success(request, f"Session {number} recorded.")
+    messages.success(request, _("Session %(n)s recorded.") % {"n": number})
     if withdrawal is not None:
-        messages.warning(request, "A withdrawal alert was raised: reach out to the client.")
+        messages.warning(request, _("A withdrawal alert was raised: reach out to the client."))
     if token:
         return _show_link_once(request, client, token)
     return redirect("client", pk=client.pk)
@@ -238,7 +239,9 @@ def correct_session(request: HttpRequest, pk: int, session_pk: int) -> HttpRespo
     session = _own_session(client, session_pk)
     form = SessionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The correction was not saved: give a valid date and attendance.")
+        messages.error(
+            request, _("The correction was not saved: give a valid date and attendance.")
+        )
         return redirect("client", pk=client.pk)
     before = f"{session.date:%Y-%m-%d} {session.attendance}"
     with transaction.atomic():
@@ -254,7 +257,7 @@ def correct_session(request: HttpRequest, pk: int, session_pk: int) -> HttpRespo
             detail=f"session {session.number} corrected: {before} -> "
             f"{session.date:%Y-%m-%d} {session.attendance}",
         )
-    messages.success(request, f"Session {session.number} corrected.")
+    messages.success(request, _("Session %(n)s corrected.") % {"n": session.number})
     return redirect("client", pk=client.pk)
 
 
@@ -282,7 +285,7 @@ def delete_session(request: HttpRequest, pk: int, session_pk: int) -> HttpRespon
             f"({session.attendance})",
         )
         session.delete()  # its unused check-in links go with it
-    messages.success(request, f"Session {session.number} deleted.")
+    messages.success(request, _("Session %(n)s deleted.") % {"n": session.number})
     return redirect("client", pk=client.pk)
 
 
@@ -298,7 +301,7 @@ def issue_link(request: HttpRequest, pk: int) -> HttpResponse:
         .first()
     )
     if session is None:
-        messages.error(request, "Every attended session already has a check-in.")
+        messages.error(request, _("Every attended session already has a check-in."))
         return redirect("client", pk=client.pk)
     try:
         with transaction.atomic():
@@ -329,7 +332,7 @@ def revoke_link(request: HttpRequest, pk: int, link_pk: int) -> HttpResponse:
             client_id=client.pk,
             detail="revoked",
         )
-    messages.success(request, "The link is revoked; it can no longer be used.")
+    messages.success(request, _("The link is revoked; it can no longer be used."))
     return redirect("client", pk=client.pk)
 
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from bordin.measures.reliable_change import classify_change
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Episode, Goal, GoalRating
@@ -59,27 +62,55 @@ class Change:
         return self.category in GOOD
 
     def plain(self) -> str:
-        """The change in everyday words, for the client."""
-        better = "lower" if self.lower_is_better else "higher"
-        text = f"Your {self.name} score {self.moved}"
-        if self.moved != "stayed the same":
-            text += f" by {self.points:g} points, from {self.first:g} to {self.last:g}"
-        text += (
-            f" ({better} is better). Scores go up and down a little from week to week; a change "
-            f"of at least {self.threshold:g} points is bigger than those day-to-day ups and downs."
-        )
+        """The change in everyday words, for the client (in the active language)."""
+        values = {
+            "name": client_name(self.code, self.name),
+            "points": f"{self.points:g}",
+            "first": f"{self.first:g}",
+            "last": f"{self.last:g}",
+            "threshold": f"{self.threshold:g}",
+        }
+        if self.moved == "stayed the same":
+            head = _("Your %(name)s score stayed the same")
+        elif self.moved == "fell":
+            head = _("Your %(name)s score fell by %(points)s points, from %(first)s to %(last)s")
+        else:
+            head = _("Your %(name)s score rose by %(points)s points, from %(first)s to %(last)s")
+        parts = [
+            head % values,
+            _("(lower is better).") if self.lower_is_better else _("(higher is better)."),
+            _(
+                "Scores go up and down a little from week to week; a change of at least "
+                "%(threshold)s points is bigger than those day-to-day ups and downs."
+            )
+            % values,
+        ]
         if self.category in GOOD:
-            text += " Your change is bigger than that, so we can be confident it is real."
+            parts.append(_("Your change is bigger than that, so we can be confident it is real."))
         if self.category == "recovered":
-            text += (
-                " Your score has also moved out of the range where most people who look for "
-                "help start."
+            parts.append(
+                _(
+                    "Your score has also moved out of the range where most people who look for "
+                    "help start."
+                )
             )
         elif self.category == "deteriorated":
-            text += " Your score has moved the other way by more than that."
+            parts.append(_("Your score has moved the other way by more than that."))
         elif self.category == "unchanged":
-            text += " Your change is smaller than that so far."
-        return text
+            parts.append(_("Your change is smaller than that so far."))
+        return " ".join(parts)
+
+
+#: Our own check-ins' names in a client's words, translatable (docs/translating.md).
+CLIENT_NAMES = {
+    "alliance": gettext_lazy("alliance check-in"),
+    "wellbeing": gettext_lazy("wellbeing check-in"),
+}
+
+
+def client_name(code: str, name: str) -> str:
+    """A measure's name for the client: ours translated, an imported one as it is named."""
+    return str(CLIENT_NAMES.get(code, name))
 
 
 @dataclass

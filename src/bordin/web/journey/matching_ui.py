@@ -114,7 +114,7 @@ def build(rematch: RematchRequest, intake: Intake | None, therapists: list[Any])
         )
         return view
     area = str(intake.problem_areas[0])
-    view.problem_area = dict(PROBLEM_AREAS).get(area, area)
+    view.problem_area = str(dict(PROBLEM_AREAS).get(area, area))
     try:
         from bordin.measures import matching
     except ImportError:  # pragma: no cover - the module ships with Bordin

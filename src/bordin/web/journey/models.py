@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from bordin.web.checkins.models import SecureLink
 from bordin.web.clinic.models import Client, Clinic, Episode, Goal, Session
@@ -17,23 +18,23 @@ from bordin.web.crypto import EncryptedTextField
 
 #: Problem areas a client can tick at intake (stored code, label shown to the client).
 PROBLEM_AREAS = (
-    ("low_mood", "Low mood"),
-    ("anxiety", "Anxiety and worry"),
-    ("stress", "Stress"),
-    ("relationships", "Relationships"),
-    ("trauma", "Trauma"),
-    ("grief", "Grief and loss"),
-    ("self_esteem", "Self-esteem"),
-    ("sleep", "Sleep"),
-    ("anger", "Anger"),
-    ("other", "Something else"),
+    ("low_mood", _("Low mood")),
+    ("anxiety", _("Anxiety and worry")),
+    ("stress", _("Stress")),
+    ("relationships", _("Relationships")),
+    ("trauma", _("Trauma")),
+    ("grief", _("Grief and loss")),
+    ("self_esteem", _("Self-esteem")),
+    ("sleep", _("Sleep")),
+    ("anger", _("Anger")),
+    ("other", _("Something else")),
 )
-FORMATS = (("in_person", "In person"), ("video", "Video call"), ("phone", "Phone call"))
+FORMATS = (("in_person", _("In person")), ("video", _("Video call")), ("phone", _("Phone call")))
 TIMES = (
-    ("weekday_morning", "Weekday mornings"),
-    ("weekday_afternoon", "Weekday afternoons"),
-    ("weekday_evening", "Weekday evenings"),
-    ("weekend", "Weekends"),
+    ("weekday_morning", _("Weekday mornings")),
+    ("weekday_afternoon", _("Weekday afternoons")),
+    ("weekday_evening", _("Weekday evenings")),
+    ("weekend", _("Weekends")),
 )
 
 
@@ -84,9 +85,9 @@ class Intake(models.Model):
     """What the client told us before the first session. Their own words are encrypted at rest."""
 
     class PastTherapy(models.TextChoices):
-        NONE = "none", "No, this is my first time"
-        HELPFUL = "helpful", "Yes, and it was helpful"
-        UNHELPFUL = "unhelpful", "Yes, and it was unhelpful or harmful"
+        NONE = "none", _("No, this is my first time")
+        HELPFUL = "helpful", _("Yes, and it was helpful")
+        UNHELPFUL = "unhelpful", _("Yes, and it was unhelpful or harmful")
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="intakes")
     episode = models.OneToOneField(Episode, on_delete=models.CASCADE, related_name="intake")
@@ -116,24 +117,24 @@ class Intake(models.Model):
 
     def problem_area_labels(self) -> list[str]:
         labels = dict(PROBLEM_AREAS)
-        return [labels.get(code, code) for code in self.problem_areas]
+        return [str(labels.get(code, code)) for code in self.problem_areas]
 
     def format_labels(self) -> list[str]:
         labels = dict(FORMATS)
-        return [labels.get(code, code) for code in self.formats]
+        return [str(labels.get(code, code)) for code in self.formats]
 
     def time_labels(self) -> list[str]:
         labels = dict(TIMES)
-        return [labels.get(code, code) for code in self.times]
+        return [str(labels.get(code, code)) for code in self.times]
 
 
 class FitCheck(models.Model):
     """The client's view after the first meeting. Shown to the therapist only with consent."""
 
     class Choice(models.TextChoices):
-        CONTINUE = "continue", "Continue with this therapist"
-        SWITCH = "switch", "Try someone else"
-        UNSURE = "unsure", "I'm not sure yet"
+        CONTINUE = "continue", _("Continue with this therapist")
+        SWITCH = "switch", _("Try someone else")
+        UNSURE = "unsure", _("I'm not sure yet")
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="fit_checks")
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="fit_checks")

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
 
 from bordin.web.clinic import analysis, charts, client_page
 from bordin.web.clinic.models import Client, Episode, GoalRating, Session
@@ -71,23 +72,32 @@ def _outcome_chart(data: analysis.EpisodeData) -> charts.Chart | None:
     present = [v for v in scores if v is not None]
     if not present:
         return None
-    name = ending.display_name(inst.name)
+    name = ending.client_name(code, ending.display_name(inst.name))
     name = name[:1].upper() + name[1:]
-    direction = "lower is better" if inst.lower_is_better else "higher is better"
+    direction = _("lower is better") if inst.lower_is_better else _("higher is better")
     step = 2.0 if inst.max <= 10 else 5.0
     ticks = [inst.min + step * k for k in range(int((inst.max - inst.min) // step) + 1)]
     return charts.line_chart(
         slug="journey-outcome",
-        title=f"{name}, session by session",
+        title=_("%(name)s, session by session") % {"name": name},
         summary=(
-            f"{name} over {len(present)} sessions ({direction}): from {present[0]:g} at the "
-            f"start to {present[-1]:g} at the last check-in."
+            _(
+                "%(name)s over %(n)s sessions (%(direction)s): from %(first)s at the start to "
+                "%(last)s at the last check-in."
+            )
+            % {
+                "name": name,
+                "n": len(present),
+                "direction": direction,
+                "first": f"{present[0]:g}",
+                "last": f"{present[-1]:g}",
+            }
         ),
         lines=[charts.Line(name, scores, "outcome")],
         lo=inst.min,
         hi=inst.max,
         ticks=ticks,
-        y_label=f"Score ({inst.min:g}-{inst.max:g})",
+        y_label=_("Score (%(low)s-%(high)s)") % {"low": f"{inst.min:g}", "high": f"{inst.max:g}"},
     )
 
 
@@ -112,18 +122,18 @@ def _goal_chart(
             GoalRating.objects.filter(goal_id__in=ids).values_list("session__number", "rating")
         )
         values = analysis.series({s: float(v) for s, v in by_session.items()}, n_sessions)
-        lines.append(charts.Line(f"Goal {k + 1}", values, f"goal {GOAL_CSS[k]}"))
+        lines.append(charts.Line(_("Goal %(n)s") % {"n": k + 1}, values, f"goal {GOAL_CSS[k]}"))
     if not any(v is not None for line in lines for v in line.values):
         return None
     return charts.line_chart(
         slug="journey-goals",
-        title="Goals, session by session",
-        summary="How close each goal felt at each check-in, from 0 (not at all) to 10 (fully).",
+        title=_("Goals, session by session"),
+        summary=_("How close each goal felt at each check-in, from 0 (not at all) to 10 (fully)."),
         lines=lines,
         lo=0,
         hi=10,
         ticks=[0, 2, 4, 6, 8, 10],
-        y_label="Goal (0-10)",
+        y_label=_("Goal (0-10)"),
     )
 
 

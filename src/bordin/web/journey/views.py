@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bordin.web.audit import log
@@ -27,6 +28,7 @@ from bordin.web.checkins.privacy import client_page, link_session_alive, start_l
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Goal, StaffProfile
 from bordin.web.clinic.scoping import get_client_for
+from bordin.web.i18n import activate_for_client
 from bordin.web.journey import matching_ui, reports, services
 from bordin.web.journey.forms import AssignForm, FitCheckForm, GoalForm, IntakeForm, SettingsForm
 from bordin.web.journey.models import (
@@ -92,7 +94,7 @@ def issue_intake_link(request: HttpRequest, pk: int) -> HttpResponse:
         if episode is None:
             episode = client.episodes.create(start=timezone.localdate())
         if Intake.objects.filter(episode=episode).exists():
-            messages.error(request, "This client has already completed the intake.")
+            messages.error(request, _("This client has already completed the intake."))
             return redirect("client", pk=client.pk)
         link, token = JourneyLink.issue(
             JourneyLink.Purpose.INTAKE, episode, created_by=request.user
@@ -108,10 +110,10 @@ def issue_fit_link(request: HttpRequest, pk: int) -> HttpResponse:
         episode = services.current_episode(client)
         session = services.first_attended_session(episode) if episode else None
         if episode is None or session is None:
-            messages.error(request, "Record the first session before sending the fit check.")
+            messages.error(request, _("Record the first session before sending the fit check."))
             return redirect("client", pk=client.pk)
         if FitCheck.objects.filter(episode=episode).exists():
-            messages.error(request, "The client has already answered the fit check.")
+            messages.error(request, _("The client has already answered the fit check."))
             return redirect("client", pk=client.pk)
         link, token = JourneyLink.issue(
             JourneyLink.Purpose.FIT_CHECK, episode, session=session, created_by=request.user
@@ -139,7 +141,7 @@ def revoke_link(request: HttpRequest, pk: int, link_pk: int) -> HttpResponse:
     client = get_client_for(request, pk, write=True)
     if not services.revoke_link(request, client, link_pk):
         raise Http404("No such link")
-    messages.success(request, "The link is revoked; it can no longer be used.")
+    messages.success(request, _("The link is revoked; it can no longer be used."))
     return redirect("client", pk=client.pk)
 
 
@@ -155,7 +157,7 @@ def add_goal(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _goal_error(request, client, form)
     services.add_goal(request, client, form.cleaned_data["text"])
-    messages.success(request, "Goal added.")
+    messages.success(request, _("Goal added."))
     return redirect("client", pk=client.pk)
 
 
@@ -170,13 +172,13 @@ def revise_goal(request: HttpRequest, pk: int, goal_pk: int) -> HttpResponse:
     if not form.is_valid():
         return _goal_error(request, client, form)
     if form.cleaned_data["text"] == goal.text:
-        messages.info(request, "The wording is unchanged.")
+        messages.info(request, _("The wording is unchanged."))
         return redirect("client", pk=client.pk)
     try:
         services.revise_goal(request, client, goal, form.cleaned_data["text"])
     except services.LinkUnavailable:
         raise Http404("No such goal") from None
-    messages.success(request, "Goal reworded; the earlier wording and its ratings are kept.")
+    messages.success(request, _("Goal reworded; the earlier wording and its ratings are kept."))
     return redirect("client", pk=client.pk)
 
 
@@ -350,7 +352,7 @@ def rematch_assign(request: HttpRequest, pk: int) -> HttpResponse:
     therapists = _therapists(rematch)
     form = AssignForm(request.POST, therapists=therapists)
     if rematch.status != RematchRequest.Status.OPEN:
-        messages.error(request, "This request has already been assigned.")
+        messages.error(request, _("This request has already been assigned."))
         return redirect("journey-rematch", pk=rematch.pk)
     if not form.is_valid():
         return _rematch_page(request, rematch, form, status=400)
@@ -358,7 +360,7 @@ def rematch_assign(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         new_client = services.assign_rematch(request, rematch.pk, chosen)
     except services.LinkUnavailable:
-        messages.error(request, "This request has already been assigned.")
+        messages.error(request, _("This request has already been assigned."))
         return redirect("journey-rematch", pk=rematch.pk)
     messages.success(
         request,
@@ -387,7 +389,7 @@ def journey_settings(request: HttpRequest) -> HttpResponse:
             object_id=profile.clinic_id,
             detail=f"show goals to client: {form.cleaned_data['show_goals_to_client']}",
         )
-    messages.success(request, "Settings saved.")
+    messages.success(request, _("Settings saved."))
     return redirect("journey-rematch-list")
 
 
@@ -409,6 +411,7 @@ def start(request: HttpRequest, token: str) -> HttpResponse:
     if link is None or not link.is_usable():
         throttle.record_failure(request, "journey_link")
         return _invalid(request)
+    activate_for_client(request, link.client)  # the client's language, not the browser's
     if link.purpose == JourneyLink.Purpose.GRADUATION:
         if request.method != "POST":
             # A summary link opens once: a GET (a mail scanner, a link preview) only shows a
@@ -450,6 +453,7 @@ def client_step(request: HttpRequest) -> HttpResponse:
     link = _session_link(request)
     if link is None:
         return _invalid(request)
+    activate_for_client(request, link.client)  # the client's language, not the browser's
     if link.purpose == JourneyLink.Purpose.GRADUATION:
         if request.method != "GET" or request.session.get(SESSION_DONE) != "graduation":
             return _invalid(request)
@@ -516,7 +520,7 @@ def _client_form(
             "form": form,
             "link": link,
             "clinic": link.client.clinic,
-            "therapist_name": therapist.first_name or "your therapist",
+            "therapist_name": therapist.first_name or _("your therapist"),
             "scales": [(form[n], lo, hi) for n, lo, hi in getattr(form, "SCALES", ())],
         },
         status=status,
@@ -545,4 +549,5 @@ def client_pdf(request: HttpRequest) -> HttpResponse:
         or request.session.get(SESSION_DONE) != "graduation"
     ):
         return _invalid(request)
+    activate_for_client(request, link.client)
     return _graduation_pdf(request, link.client, link)
