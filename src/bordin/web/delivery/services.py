@@ -85,7 +85,7 @@ def plan_instrument(clinic_id: int, code: str, may_use: bool) -> None:
             plan.checkin_codes = [*plan.checkin_codes, code]
             plan.save(update_fields=["checkin_codes"])
         return
-    plans = MeasurePlan.objects.select_for_update().filter(
+    plans = MeasurePlan.objects.select_for_update(of=("self",)).filter(
         Q(clinic_id=clinic_id) | Q(episode__client__clinic_id=clinic_id)
     )
     for plan in plans:
