@@ -20,8 +20,7 @@ from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Episode, GoalRating, Instrument, Response, Session
 from bordin.web.delivery.followup import check_relapse
-from bordin.web.delivery.forms import NOT_AT_FOLLOWUP
-from bordin.web.delivery.models import Delivery
+from bordin.web.delivery.models import NOT_AT_FOLLOWUP, Delivery
 from bordin.web.delivery.services import kind_for_session, planned_instrument_codes
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments, definition_of

@@ -7,11 +7,8 @@ from typing import Any, ClassVar
 from django import forms
 
 from bordin.web.clinic import analysis
-from bordin.web.delivery.models import MeasurePlan
+from bordin.web.delivery.models import NOT_AT_FOLLOWUP, MeasurePlan
 from bordin.web.instruments.models import ClinicInstrument
-
-#: Not outcome measures: a follow-up asks outcome measures only (docs/delivery.md).
-NOT_AT_FOLLOWUP = frozenset({analysis.ALLIANCE, analysis.THERAPIST_ALLIANCE})
 
 
 def _codes(value: str, label: str, clinic_id: int, followup: bool = False) -> list[str]:
