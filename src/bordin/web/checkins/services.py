@@ -18,8 +18,10 @@ from bordin.web.audit import log
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import analysis
-from bordin.web.clinic.models import Episode, GoalRating, Instrument, Response
+from bordin.web.clinic.models import Episode, GoalRating, Instrument, Response, Session
 from bordin.web.delivery.followup import check_relapse
+from bordin.web.delivery.models import NOT_AT_FOLLOWUP, Delivery
+from bordin.web.delivery.services import kind_for_session, planned_instrument_codes
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments, definition_of
 
@@ -42,32 +44,54 @@ class Outcome:
 BUILTIN_CHECKIN = (analysis.ALLIANCE, analysis.WELLBEING)
 
 
-def checkin_instrument_codes(episode: Episode | None = None) -> list[str]:
-    """The codes of the instruments a check-in asks, in order.
-
-    The one place that decides what a check-in asks: Bordin's own alliance and wellbeing
-    check-ins, then the clinic's active imported instruments that an admin marked as licensed
-    for use (``/instruments/``). The delivery issue's measure plan replaces the second part.
-    """
-    codes = list(BUILTIN_CHECKIN)
-    if episode is not None:
-        codes += [e.code for e in clinic_checkin_instruments(episode.client.clinic_id)]
-    return codes
+def _usable_imported(episode: Episode) -> dict[str, ClinicInstrument]:
+    """The clinic's imported instruments marked "may be used" and active, by code."""
+    return {e.code: e for e in clinic_checkin_instruments(episode.client.clinic_id)}
 
 
-def checkin_instruments(episode: Episode | None = None) -> list[MeasureDefinition]:
-    """The definitions of :func:`checkin_instrument_codes`, imported ones at their current
-    version (a clinic's imported instrument takes precedence over a built-in of the same code).
-    """
-    codes = checkin_instrument_codes(episode)
-    imported: dict[str, MeasureDefinition] = {}
-    if episode is not None and len(codes) > len(BUILTIN_CHECKIN):
-        rows = ClinicInstrument.objects.filter(
-            clinic_id=episode.client.clinic_id, code__in=codes
-        ).select_related("instrument")
-        imported = {r.code: definition_of(r.instrument) for r in rows}
+def _codes(
+    episode: Episode | None, session: Session | None
+) -> tuple[list[str], dict[str, ClinicInstrument]]:
+    if episode is None:
+        return list(BUILTIN_CHECKIN), {}
+    kind = kind_for_session(session) if session is not None else Delivery.Kind.CHECKIN
+    planned = planned_instrument_codes(episode, kind)
+    usable = _usable_imported(episode)
     reg = analysis.registry()
-    return [imported[c] if c in imported else reg[c] for c in codes]
+    if kind == Delivery.Kind.FOLLOWUP:
+        first: list[str] = []
+        planned = [c for c in planned if c not in NOT_AT_FOLLOWUP]
+    else:
+        first = list(BUILTIN_CHECKIN)
+    rest = [c for c in planned if c not in first and (c in usable or c in reg)]
+    return list(dict.fromkeys([*first, *rest])), usable
+
+
+def checkin_instrument_codes(
+    episode: Episode | None = None, session: Session | None = None
+) -> list[str]:
+    """The codes of the instruments a check-in asks, in order: what the measure plan says.
+
+    The one place that decides what a check-in asks (docs/delivery.md). A session check-in asks
+    Bordin's own alliance and wellbeing check-ins first, then the plan's other check-in codes;
+    a follow-up session (made by the delivery worker) asks the plan's follow-up codes only
+    (outcome measures). An imported instrument is asked only while it is in the plan and an
+    admin marks it "may be used in this clinic" and active (``/instruments/``); a code that is
+    neither that nor a built-in measure is skipped.
+    """
+    return _codes(episode, session)[0]
+
+
+def checkin_instruments(
+    episode: Episode | None = None, session: Session | None = None
+) -> list[MeasureDefinition]:
+    """The definitions of :func:`checkin_instrument_codes`, imported ones at their current
+    version (a clinic's usable imported instrument takes precedence over a built-in of the
+    same code).
+    """
+    codes, usable = _codes(episode, session)
+    reg = analysis.registry()
+    return [definition_of(usable[c].instrument) if c in usable else reg[c] for c in codes]
 
 
 def response_key(key: str, code: str) -> str:

@@ -47,7 +47,7 @@ def _too_many(request: HttpRequest) -> HttpResponse:
 def _build_form(link: CheckinLink, data: object | None = None) -> CheckinForm:
     goals = list(link.episode.goals.filter(active=True))
     kwargs: dict[str, object] = {
-        "instruments": services.checkin_instruments(link.episode),
+        "instruments": services.checkin_instruments(link.episode, link.session),
         "goals": goals,
         "text_limit": settings.BORDIN_CHECKIN_TEXT_LIMIT,
         "language": link.client.preferred_language,

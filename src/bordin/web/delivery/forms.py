@@ -7,20 +7,39 @@ from typing import Any, ClassVar
 from django import forms
 
 from bordin.web.clinic import analysis
-from bordin.web.delivery.models import MeasurePlan
+from bordin.web.delivery.models import NOT_AT_FOLLOWUP, MeasurePlan
+from bordin.web.instruments.models import ClinicInstrument
 
 
-def _codes(value: str, label: str) -> list[str]:
-    codes = [c.strip() for c in value.split(",") if c.strip()]
+def _codes(value: str, label: str, clinic_id: int, followup: bool = False) -> list[str]:
+    """Plan codes: built-in measures, or the clinic's imported instruments an admin marked
+    "may be used in this clinic" on /instruments/."""
+    codes = list(dict.fromkeys(c.strip() for c in value.split(",") if c.strip()))
     if not codes:
         raise forms.ValidationError(f"Name at least one instrument for {label}.")
-    known = analysis.registry()
-    unknown = [c for c in codes if c not in known]
+    known = set(analysis.registry())
+    imported = dict(
+        ClinicInstrument.objects.filter(clinic_id=clinic_id).values_list("code", "may_use")
+    )
+    usable = known | {code for code, may_use in imported.items() if may_use}
+    not_licensed = [c for c in codes if c not in usable and c in imported]
+    if not_licensed:
+        raise forms.ValidationError(
+            f"Not marked 'May be used in this clinic': {', '.join(not_licensed)}. An admin ticks "
+            "it on the Instruments page (/instruments/) once the licence allows it."
+        )
+    unknown = [c for c in codes if c not in usable]
     if unknown:
         raise forms.ValidationError(
             f"Unknown instrument code(s): {', '.join(unknown)}. Known codes: "
-            f"{', '.join(sorted(known))}."
+            f"{', '.join(sorted(usable))}."
         )
+    if followup:
+        alliance = [c for c in codes if c in NOT_AT_FOLLOWUP]
+        if alliance:
+            raise forms.ValidationError(
+                f"A follow-up asks outcome measures only: remove {', '.join(alliance)}."
+            )
     return codes
 
 
@@ -63,11 +82,18 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
             for name in ("checkin_codes", "followup_codes", "followup_months"):
                 self.initial[name] = ", ".join(str(v) for v in getattr(self.instance, name))
 
+    def _clinic_id(self) -> int:
+        plan: MeasurePlan = self.instance
+        clinic = plan.clinic if plan.clinic_id else plan.episode.client.clinic  # type: ignore[union-attr]
+        return int(clinic.pk)  # type: ignore[union-attr]
+
     def clean_checkin_codes(self) -> list[str]:
-        return _codes(self.cleaned_data["checkin_codes"], "the session check-in")
+        value = self.cleaned_data["checkin_codes"]
+        return _codes(value, "the session check-in", self._clinic_id())
 
     def clean_followup_codes(self) -> list[str]:
-        return _codes(self.cleaned_data["followup_codes"], "the follow-up")
+        value = self.cleaned_data["followup_codes"]
+        return _codes(value, "the follow-up", self._clinic_id(), followup=True)
 
     def clean_followup_months(self) -> list[int]:
         raw = [m.strip() for m in self.cleaned_data["followup_months"].split(",") if m.strip()]

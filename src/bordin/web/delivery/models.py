@@ -19,6 +19,8 @@ from bordin.web.journey.models import JourneyLink
 DEFAULT_CHECKIN_CODES = ("alliance", "wellbeing")
 DEFAULT_FOLLOWUP_CODES = ("wellbeing",)
 DEFAULT_FOLLOWUP_MONTHS = (1, 3, 6)
+#: Not outcome measures: a follow-up asks outcome measures only (docs/delivery.md).
+NOT_AT_FOLLOWUP = frozenset({"alliance", "alliance_therapist"})
 
 
 def _checkin_codes() -> list[str]:

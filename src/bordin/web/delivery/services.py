@@ -30,6 +30,7 @@ from bordin.web.checkins.models import CheckinLink, SecureLink
 from bordin.web.clinic.models import Client, Clinic, Episode, Session
 from bordin.web.delivery import sms
 from bordin.web.delivery.models import (
+    DEFAULT_CHECKIN_CODES,
     Channel,
     ContactFailure,
     Delivery,
@@ -37,6 +38,7 @@ from bordin.web.delivery.models import (
     OutboxMessage,
     Unsubscribe,
 )
+from bordin.web.instruments.services import clinic_checkin_instruments
 from bordin.web.journey.models import FitCheck, JourneyLink
 
 logger = logging.getLogger(__name__)
@@ -61,7 +63,37 @@ def clinic_plan(clinic: Clinic) -> MeasurePlan:
     if plan is None:
         quiet_start, quiet_end = _quiet_default()
         plan = MeasurePlan(clinic=clinic, quiet_start=quiet_start, quiet_end=quiet_end)
+        # The default check-in: Bordin's own, then every imported instrument an admin marked
+        # "may be used in this clinic" (docs/delivery.md, "Imported instruments in the plan").
+        plan.checkin_codes = [
+            *DEFAULT_CHECKIN_CODES,
+            *(e.code for e in clinic_checkin_instruments(clinic.pk)),
+        ]
     return plan
+
+
+def plan_instrument(clinic_id: int, code: str, may_use: bool) -> None:
+    """Keep the clinic's plans in step with an imported instrument's "may be used" box.
+
+    Ticked: the code is added to the end of the clinic plan's check-in codes (a clinic without
+    a saved plan already asks it, see :func:`clinic_plan`). Unticked: the code is removed from
+    the check-in and follow-up codes of the clinic's plan and of its episodes' overrides.
+    """
+    if may_use:
+        plan = MeasurePlan.objects.select_for_update().filter(clinic_id=clinic_id).first()
+        if plan is not None and code not in plan.checkin_codes:
+            plan.checkin_codes = [*plan.checkin_codes, code]
+            plan.save(update_fields=["checkin_codes"])
+        return
+    plans = MeasurePlan.objects.select_for_update(of=("self",)).filter(
+        Q(clinic_id=clinic_id) | Q(episode__client__clinic_id=clinic_id)
+    )
+    for plan in plans:
+        checkin = [c for c in plan.checkin_codes if c != code]
+        followup = [c for c in plan.followup_codes if c != code]
+        if (checkin, followup) != (plan.checkin_codes, plan.followup_codes):
+            plan.checkin_codes, plan.followup_codes = checkin, followup
+            plan.save(update_fields=["checkin_codes", "followup_codes"])
 
 
 def plan_for(episode: Episode) -> MeasurePlan:

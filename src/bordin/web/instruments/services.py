@@ -74,6 +74,9 @@ def seed_demo_questionnaire(clinic: Clinic) -> ClinicInstrument:
 
     data = json.dumps(demo_phq9(), indent=2).encode()
     entry = import_questionnaire(data, "demo-phq9-placeholder.json", clinic).entry
+    from bordin.web.delivery.services import plan_instrument  # delivery imports this module
+
     entry.licence, entry.may_use, entry.active = DEMO_LICENCE, True, True
     entry.save(update_fields=["licence", "may_use", "active"])
+    plan_instrument(clinic.pk, entry.code, may_use=True)
     return entry

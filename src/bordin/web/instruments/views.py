@@ -13,6 +13,7 @@ from bordin.measures.questionnaire import QuestionnaireError, check_size
 from bordin.web.audit import log
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import StaffProfile
+from bordin.web.delivery.services import plan_instrument
 from bordin.web.instruments.forms import EntryForm, UploadForm
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import import_questionnaire
@@ -100,9 +101,12 @@ def instrument_update(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Not saved: the licence text is too long (5,000 characters).")
         return redirect("instruments")
     with transaction.atomic():
+        was_usable = entry.may_use
         for key in ("licence", "may_use", "active"):
             setattr(entry, key, form.cleaned_data[key])
         entry.save(update_fields=["licence", "may_use", "active"])
+        if entry.may_use != was_usable:  # ticked: into the plan; unticked: out of it
+            plan_instrument(entry.clinic_id, entry.code, entry.may_use)
         log.record(
             request,
             log.Action.UPDATE,
