@@ -250,3 +250,35 @@ def test_a_removed_event_after_a_purge_breaks_the_chain(
     _tamper("DELETE FROM audit_auditevent WHERE id = %s", [aged["a_new"].pk])
     bad = verify_chain()[1]
     assert bad is not None and bad.pk == aged["b_new"].pk
+
+
+@pytest.mark.skipif(not SQLITE, reason="drives the CLI on a SQLite file")
+def test_bordin_purge_then_audit_verify(tmp_path: Path) -> None:
+    db = tmp_path / "bordin.sqlite3"
+    assert bordin(db, "manage", "migrate", "--verbosity", "0").returncode == 0
+    setup = (
+        "from datetime import timedelta\n"
+        "from django.utils import timezone\n"
+        "from bordin.web.audit.models import AuditEvent\n"
+        "from bordin.web.clinic.models import Clinic\n"
+        "from bordin.web.operations.models import ClinicSettings\n"
+        "c = Clinic.objects.create(name='Purged')\n"
+        "ClinicSettings.objects.create(clinic=c, audit_retention_years=1)\n"
+        "old = timezone.now() - timedelta(days=800)\n"
+        "for n in range(3): AuditEvent(at=old, clinic_id=c.pk, action='read').save()\n"
+        "AuditEvent(clinic_id=c.pk, action='read').save()\n"
+    )
+    made = bordin(db, "manage", "shell", "-c", setup)
+    assert made.returncode == 0, made.stderr
+    dry = bordin(db, "purge", "--dry-run")
+    assert "Purged: 3 audit event(s) older than the audit retention would be removed" in dry.stdout
+    done = bordin(db, "purge")
+    assert done.returncode == 0, done.stderr
+    assert "Purged: 3 audit event(s) older than the audit retention removed" in done.stdout
+    ok = bordin(db, "audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "2 events verified" in ok.stdout  # the recent one and the purge's own event
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM audit_purgepermit").fetchone() == (0,)
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            con.execute("DELETE FROM audit_auditevent")
