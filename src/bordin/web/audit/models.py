@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connections, models, router, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 TABLE = "audit_auditevent"
@@ -126,12 +126,12 @@ def purge_events(cutoffs: Mapping[int, datetime], using: str = "default") -> dic
     connection = connections[using]
     with transaction.atomic(using=using):
         _lock_and_last_hash(using)
-        found: dict[int, tuple[int, int, datetime]] = {}
+        found: dict[int, tuple[int, int, int, datetime]] = {}  # n, first id, last id, cutoff
         for clinic_id, cutoff in cutoffs.items():
             old = events.filter(clinic_id=clinic_id, at__lt=cutoff)
-            stats = old.aggregate(n=Count("pk"), last=Max("pk"))
+            stats = old.aggregate(n=Count("pk"), first=Min("pk"), last=Max("pk"))
             if stats["n"]:
-                found[clinic_id] = (stats["n"], stats["last"], cutoff)
+                found[clinic_id] = (stats["n"], stats["first"], stats["last"], cutoff)
         if not found:
             return {}
         # Recorded first, so the newest event (the chain's head) is never one that goes.
@@ -146,15 +146,10 @@ def purge_events(cutoffs: Mapping[int, datetime], using: str = "default") -> dic
                     f"{cutoff.astimezone(UTC):%Y-%m-%d} (ids up to #{last})"
                 ),
             )
-            for clinic_id, (n, last, cutoff) in found.items()
+            for clinic_id, (n, _, last, cutoff) in found.items()
         )
         anchored = set(AuditAnchor.objects.using(using).values_list("event_id", flat=True))
-        first = min(
-            events.filter(clinic_id=clinic_id, at__lt=cutoff)
-            .order_by("pk")
-            .values_list("pk", flat=True)[0]
-            for clinic_id, (_, _, cutoff) in found.items()
-        )
+        first = min(stats[1] for stats in found.values())
         doomed: list[int] = []
         anchors: list[AuditAnchor] = []
         gone_hash: str | None = None
@@ -162,7 +157,7 @@ def purge_events(cutoffs: Mapping[int, datetime], using: str = "default") -> dic
         for pk, clinic_id, at, hash_ in rows.values_list(
             "pk", "clinic_id", "at", "chain_hash"
         ).iterator(chunk_size=2000):
-            if clinic_id in found and at < found[clinic_id][2]:
+            if clinic_id in found and at < found[clinic_id][3]:
                 doomed.append(pk)
                 gone_hash = hash_
             elif gone_hash is not None:
@@ -182,7 +177,7 @@ def purge_events(cutoffs: Mapping[int, datetime], using: str = "default") -> dic
                 cursor.execute("SET LOCAL bordin.audit_purge = 'off'")
             else:
                 cursor.execute("DELETE FROM audit_purgepermit")
-    return {clinic_id: n for clinic_id, (n, _, _) in found.items()}
+    return {clinic_id: stats[0] for clinic_id, stats in found.items()}
 
 
 class AppendOnlyQuerySet(models.QuerySet[Any]):

@@ -13,7 +13,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -166,7 +166,7 @@ def due_for_purge(clinic: Clinic, today: date | None = None) -> list[Client]:
     return list(qs.order_by("pk"))
 
 
-def audit_cutoff(clinic: Clinic) -> Any:
+def audit_cutoff(clinic: Clinic) -> datetime | None:
     """The date before which the clinic's audit events go, or None (0: kept for good)."""
     years = ClinicSettings.of(clinic).audit_retention_years
     return timezone.now() - timedelta(days=365 * years) if years > 0 else None
