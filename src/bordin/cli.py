@@ -485,10 +485,13 @@ def import_clients(
 @app.command()
 def purge(
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only list the clients that would be erased.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Only list the clients and audit events that would be removed."
+        ),
     ] = False,
 ) -> None:
-    """Erase clients whose last episode closed longer ago than their clinic's retention."""
+    """Erase clients past their clinic's retention; remove audit events past the audit one."""
     from bordin.web.commands import run_purge
 
     due, old_events = run_purge(dry_run=dry_run)
@@ -498,8 +501,8 @@ def purge(
     console.print(f"{len(due)} client(s) {verb}.")
     for clinic, n in old_events:
         console.print(
-            f"{clinic.name}: {n} audit events are older than the audit retention; the log is "
-            "append-only, so they are kept (docs/admin.md).",
+            f"{clinic.name}: {n} audit event(s) older than the audit retention "
+            + ("would be removed." if dry_run else "removed (the purge is itself audited)."),
             highlight=False,
         )
 

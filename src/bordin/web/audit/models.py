@@ -18,6 +18,13 @@ lock (PostgreSQL: a transaction-level advisory lock; SQLite: the immediate trans
 lock) so that the chain follows the id order. On SQLite a ``BEFORE INSERT`` trigger refuses a
 row whose id exists already: ``INSERT OR REPLACE`` does not run delete triggers.
 
+Retention (issue 9): ``bordin purge`` is the one path that removes events, those older than
+their clinic's ``audit_retention_years`` (:func:`purge_events`). It runs in one transaction
+that lifts the delete trigger for itself only (PostgreSQL: ``SET LOCAL bordin.audit_purge``;
+SQLite: the row of ``audit_purgepermit``, inserted and removed in that transaction; migration
+``0003``), records the purge as an event and, for each remaining event whose predecessor it
+removes, keeps that predecessor's hash as an :class:`AuditAnchor` so the chain still verifies.
+
 Nothing points at other tables with a foreign key: users, clients and links are kept as plain
 ids (plus a username snapshot), so deleting a user or a client never has to touch (update or
 cascade-delete) the trail.
@@ -27,11 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from datetime import UTC
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connections, models, router, transaction
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 TABLE = "audit_auditevent"
@@ -88,10 +96,17 @@ def _lock_and_last_hash(using: str) -> str:
 
 
 def verify_chain(using: str = "default") -> tuple[int, AuditEvent | None]:
-    """``(events checked, first bad event or None)``, recomputing the chain in id order."""
+    """``(events checked, first bad event or None)``, recomputing the chain in id order.
+
+    An event whose predecessor was purged chains from the hash its anchor kept.
+    """
+    anchors = dict(
+        AuditAnchor.objects.using(using).values_list("event_id", "previous_hash").iterator()
+    )
     previous = ""
     checked = 0
     for event in AuditEvent.objects.using(using).order_by("pk").iterator(chunk_size=2000):
+        previous = anchors.get(event.pk, previous)
         if event.chain_hash != chain_hash(previous, event):
             return checked, event
         previous = event.chain_hash
@@ -99,15 +114,73 @@ def verify_chain(using: str = "default") -> tuple[int, AuditEvent | None]:
     return checked, None
 
 
-class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
-    def bulk_create(self, objs: Iterable[AuditEvent], *args: Any, **kwargs: Any) -> Any:
-        rows = list(objs)
-        with transaction.atomic(using=self.db, savepoint=False):
-            previous = _lock_and_last_hash(self.db)
-            for row in rows:
-                row.chain_hash = previous = chain_hash(previous, row)
-            return super().bulk_create(rows, *args, **kwargs)
+def purge_events(cutoffs: Mapping[int, datetime], using: str = "default") -> dict[int, int]:
+    """Remove each clinic's events dated before its cutoff: ``{clinic id: events removed}``.
 
+    The only sanctioned delete (``bordin purge``). In one transaction, holding the chain's
+    lock: one ``purge`` event per clinic names how many events were removed, up to which id
+    and date (never their content); anchors keep the hashes the remaining events chain from;
+    then the rows go, with the delete trigger lifted for this transaction only.
+    """
+    events = AuditEvent.objects.using(using)
+    connection = connections[using]
+    with transaction.atomic(using=using):
+        _lock_and_last_hash(using)
+        found: dict[int, tuple[int, int, int, datetime]] = {}  # n, first id, last id, cutoff
+        for clinic_id, cutoff in cutoffs.items():
+            old = events.filter(clinic_id=clinic_id, at__lt=cutoff)
+            stats = old.aggregate(n=Count("pk"), first=Min("pk"), last=Max("pk"))
+            if stats["n"]:
+                found[clinic_id] = (stats["n"], stats["first"], stats["last"], cutoff)
+        if not found:
+            return {}
+        # Recorded first, so the newest event (the chain's head) is never one that goes.
+        events.bulk_create(
+            AuditEvent(
+                clinic_id=clinic_id,
+                role="system",
+                action=AuditEvent.Action.PURGE,
+                object_type="audit_log",
+                detail=(
+                    f"bordin purge removed {n} audit events dated before "
+                    f"{cutoff.astimezone(UTC):%Y-%m-%d} (ids up to #{last})"
+                ),
+            )
+            for clinic_id, (n, _, last, cutoff) in found.items()
+        )
+        anchored = set(AuditAnchor.objects.using(using).values_list("event_id", flat=True))
+        first = min(stats[1] for stats in found.values())
+        doomed: list[int] = []
+        anchors: list[AuditAnchor] = []
+        gone_hash: str | None = None
+        rows = events.filter(pk__gte=first).order_by("pk")
+        for pk, clinic_id, at, hash_ in rows.values_list(
+            "pk", "clinic_id", "at", "chain_hash"
+        ).iterator(chunk_size=2000):
+            if clinic_id in found and at < found[clinic_id][3]:
+                doomed.append(pk)
+                gone_hash = hash_
+            elif gone_hash is not None:
+                if pk not in anchored:  # else it chains from an earlier purge's anchor
+                    anchors.append(AuditAnchor(event_id=pk, previous_hash=gone_hash))
+                gone_hash = None
+        AuditAnchor.objects.using(using).bulk_create(anchors)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL bordin.audit_purge = 'on'")
+            else:
+                cursor.execute("INSERT INTO audit_purgepermit (id) VALUES (1)")
+            cursor.executemany(
+                "DELETE FROM audit_auditevent WHERE id = %s", [[pk] for pk in doomed]
+            )
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL bordin.audit_purge = 'off'")
+            else:
+                cursor.execute("DELETE FROM audit_purgepermit")
+    return {clinic_id: stats[0] for clinic_id, stats in found.items()}
+
+
+class AppendOnlyQuerySet(models.QuerySet[Any]):
     def update(self, **kwargs: Any) -> int:
         raise AppendOnlyError("Audit events cannot be updated.")
 
@@ -116,6 +189,16 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("Audit events cannot be deleted.")
+
+
+class AuditEventQuerySet(AppendOnlyQuerySet):
+    def bulk_create(self, objs: Iterable[AuditEvent], *args: Any, **kwargs: Any) -> Any:
+        rows = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            previous = _lock_and_last_hash(self.db)
+            for row in rows:
+                row.chain_hash = previous = chain_hash(previous, row)
+            return super().bulk_create(rows, *args, **kwargs)
 
 
 class AuditEvent(models.Model):
@@ -128,6 +211,7 @@ class AuditEvent(models.Model):
         LOGIN = "login", "Log in"
         LOGIN_FAILED = "login_failed", "Failed log in"
         LOGOUT = "logout", "Log out"
+        PURGE = "purge", "Purge of old audit events"
 
     #: ``role`` of an event whose actor is a client's check-in link rather than a user.
     CHECKIN_LINK_ROLE = "checkin_link"
@@ -178,3 +262,23 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("Audit events cannot be deleted.")
+
+
+class AuditAnchor(models.Model):
+    """The chain hash an event follows on from, kept when its predecessor was purged.
+
+    Append-only like the log (triggers from migration ``0003``); it holds hashes, never the
+    purged events' content.
+    """
+
+    event_id = models.BigIntegerField(unique=True)
+    previous_hash = models.CharField(max_length=64)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        managed = False  # created by migration 0003 with its triggers; never flushed
+        db_table = "audit_auditanchor"
+
+    def __str__(self) -> str:
+        return f"event #{self.event_id} follows {self.previous_hash[:12]}"

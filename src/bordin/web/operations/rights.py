@@ -13,7 +13,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -24,7 +24,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from bordin.web.audit import log
-from bordin.web.audit.models import AuditEvent
+from bordin.web.audit.models import AuditEvent, purge_events
 from bordin.web.clinic.models import Client, Clinic, Episode
 from bordin.web.operations.models import ClientEmailDigest, ClinicSettings, ErasedClient
 
@@ -166,28 +166,32 @@ def due_for_purge(clinic: Clinic, today: date | None = None) -> list[Client]:
     return list(qs.order_by("pk"))
 
 
-def audit_events_past_retention(clinic: Clinic) -> int:
-    """Audit events older than the clinic's audit retention (they are kept: append-only)."""
+def audit_cutoff(clinic: Clinic) -> datetime | None:
+    """The date before which the clinic's audit events go, or None (0: kept for good)."""
     years = ClinicSettings.of(clinic).audit_retention_years
-    if years <= 0:
-        return 0
-    cutoff = timezone.now() - timedelta(days=365 * years)
-    return int(AuditEvent.objects.filter(clinic_id=clinic.pk, at__lt=cutoff).count())
+    return timezone.now() - timedelta(days=365 * years) if years > 0 else None
 
 
 def purge(*, dry_run: bool) -> tuple[list[tuple[Clinic, int]], list[tuple[Clinic, int]]]:
     """``bordin purge``: erase every client past their clinic's retention (or only list them).
 
     Returns the ``(clinic, client id)`` pairs due, and ``(clinic, number of audit events older
-    than its audit retention)`` for each clinic that has any (they are kept: append-only).
+    than its audit retention)`` for each clinic that has any: removed, unless ``dry_run``,
+    through the audit log's one sanctioned delete (:func:`purge_events`).
     """
-    due, old_events = [], []
+    due, old_events, cutoffs = [], [], {}
     for clinic in Clinic.objects.order_by("pk"):
-        n = audit_events_past_retention(clinic)
-        if n:
-            old_events.append((clinic, n))
+        cutoff = audit_cutoff(clinic)
+        if cutoff is not None:
+            n = AuditEvent.objects.filter(clinic_id=clinic.pk, at__lt=cutoff).count()
+            if n:
+                old_events.append((clinic, n))
+                cutoffs[clinic.pk] = cutoff
         for client in due_for_purge(clinic):
             due.append((clinic, client.pk))
             if not dry_run:
                 erase(None, client, reason="by the retention schedule (bordin purge)")
+    if not dry_run and cutoffs:
+        removed = purge_events(cutoffs)
+        old_events = [(clinic, removed.get(clinic.pk, 0)) for clinic, _ in old_events]
     return due, old_events
