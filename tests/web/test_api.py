@@ -211,3 +211,22 @@ def test_token_writes_need_no_csrf_token(data: dict[str, Any], token: str) -> No
     alert = data["alert"]
     response = strict.post(f"/api/v1/alerts/{alert.pk}/acknowledge", **auth(token))
     assert response.status_code == 200
+
+
+def test_a_session_recorded_through_the_api_is_delivered_like_one_from_the_web(
+    client: Any, data: dict[str, Any], token: str
+) -> None:
+    """A scheduling system's session triggers the client's check-in email (docs/delivery.md)."""
+    from django.utils import timezone
+
+    from bordin.web.delivery.models import OutboxMessage
+
+    c = data["client"]
+    c.contact_email, c.consent_email, c.consent_email_at = "a@example.org", True, timezone.now()
+    c.save()
+    ok = client.post(f"/api/v1/clients/{c.pk}/sessions", {"date": date.today().isoformat()},
+                     content_type="application/json", **auth(token))  # fmt: skip
+    assert ok.status_code == 201
+    session_id = json.loads(ok.content)["id"]
+    message = OutboxMessage.objects.get(delivery__kind="checkin", delivery__session_id=session_id)
+    assert message.status == "pending"  # written in the session's transaction, sent by the worker

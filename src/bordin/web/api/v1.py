@@ -13,9 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -26,9 +24,8 @@ from bordin.web.alerts.models import Alert
 from bordin.web.api.auth import authenticate
 from bordin.web.api.models import ApiToken
 from bordin.web.audit import log
-from bordin.web.checkins.models import CheckinLink
-from bordin.web.clinic import analysis, scoping
-from bordin.web.clinic.models import Client, Episode, Response, Session
+from bordin.web.clinic import analysis, scoping, sessions
+from bordin.web.clinic.models import Client, Response
 
 
 class TokenAuth(HttpBearer):
@@ -269,9 +266,7 @@ def create_session(
     _writer(request)
     client = _client(request, client_id, write=True)
     with transaction.atomic():
-        episode = client.episodes.filter(status=Episode.Status.OPEN).order_by("-start").first()
-        if episode is None:
-            episode = Episode.objects.create(client=client, start=payload.date)
+        episode = sessions.open_episode(client, payload.date)
         if payload.date < episode.start:
             raise ValidationError(
                 [
@@ -282,32 +277,8 @@ def create_session(
                     }
                 ]
             )
-        number = (episode.sessions.aggregate(m=Max("number"))["m"] or 0) + 1
-        session = Session.objects.create(
-            episode=episode, number=number, date=payload.date, attendance=payload.attendance
-        )
-        log.record(
-            request,
-            log.Action.CREATE,
-            object_type="session",
-            object_id=session.pk,
-            client_id=client.pk,
-            detail=f"session {number}, {session.attendance} (API)",
-        )
-        issued = (
-            session.attendance == Session.Attendance.ATTENDED
-            and settings.BORDIN_ISSUE_LINK_ON_SESSION
-        )
-        if issued:
-            link, _ = CheckinLink.issue(session, created_by=request.user)
-            log.record(
-                request,
-                log.Action.CREATE,
-                object_type="checkin_link",
-                object_id=link.pk,
-                client_id=client.pk,
-                detail="issued with the session (API)",
-            )
+        done = sessions.record(request, episode, payload.date, payload.attendance, via=" (API)")
+    session, number, issued = done.session, done.session.number, done.link is not None
     return Status(
         201,
         {

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,14 +20,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from bordin.web.alerts.rules import check_divergence, check_withdrawal
+from bordin.web.alerts.rules import check_divergence
 from bordin.web.audit import log
 from bordin.web.checkins.models import CheckinLink
-from bordin.web.clinic import analysis, client_page, scoping
+from bordin.web.clinic import analysis, client_page, scoping, sessions
 from bordin.web.clinic.caseload import caseload as build_caseload
 from bordin.web.clinic.caseload import rows_html
 from bordin.web.clinic.forms import ResolveForm, SessionForm, TherapistRatingForm
-from bordin.web.clinic.models import Client, Episode, Instrument, Response, Session
+from bordin.web.clinic.models import Client, Instrument, Response, Session
 from bordin.web.clinic.scoping import get_client_for, staff_profile
 from bordin.web.delivery import services as delivery
 from bordin.web.journey import panels as journey_panels
@@ -180,9 +179,7 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
         return _client_page(request, client, session_form=form, status=400)
     day = form.cleaned_data["date"]
     with transaction.atomic():
-        episode = client.episodes.filter(status=Episode.Status.OPEN).order_by("-start").first()
-        if episode is None:
-            episode = Episode.objects.create(client=client, start=day)
+        episode = sessions.open_episode(client, day)
         same_day = episode.sessions.filter(date=day).order_by("number").first()
         if same_day is not None and not form.cleaned_data["another_on_same_day"]:
             messages.info(
@@ -192,30 +189,8 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
                 "\u201canother session on the same day\u201d.",
             )
             return redirect("client", pk=client.pk)
-        number = (episode.sessions.aggregate(m=Max("number"))["m"] or 0) + 1
-        session = Session.objects.create(
-            episode=episode, number=number, date=day, attendance=form.cleaned_data["attendance"]
-        )
-        log.record(
-            request,
-            log.Action.CREATE,
-            object_type="session",
-            object_id=session.pk,
-            client_id=client.pk,
-            detail=f"session {number}, {session.attendance}",
-        )
-        link, token = None, None
-        withdrawal = None
-        if session.attendance != Session.Attendance.ATTENDED:
-            withdrawal = check_withdrawal(client, episode)
-        if (
-            session.attendance == Session.Attendance.ATTENDED
-            and settings.BORDIN_ISSUE_LINK_ON_SESSION
-        ):
-            link, token = CheckinLink.issue(session, created_by=request.user)
-            _record_link(request, link, "issued with the session")
-        # Sent by the worker (email or text, with consent); the fit check after session 1.
-        delivery.on_session_recorded(session, link, token, request.user)
+        done = sessions.record(request, episode, day, form.cleaned_data["attendance"])
+    number, withdrawal, token = done.session.number, done.withdrawal, done.token
     messages.success(request, _("Session %(n)s recorded.") % {"n": number})
     if withdrawal is not None:
         messages.warning(request, _("A withdrawal alert was raised: reach out to the client."))
@@ -306,7 +281,7 @@ def issue_link(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         with transaction.atomic():
             link, token = CheckinLink.issue(session, created_by=request.user)
-            _record_link(request, link, "issued")
+            sessions.record_link(request, link, "issued")
             delivery.close_open_deliveries(session, session.episode, "checkin")
             delivery.deliver_link("checkin", link, token, session=session)
     except IntegrityError:  # pragma: no cover - a 256-bit collision
@@ -334,17 +309,6 @@ def revoke_link(request: HttpRequest, pk: int, link_pk: int) -> HttpResponse:
         )
     messages.success(request, _("The link is revoked; it can no longer be used."))
     return redirect("client", pk=client.pk)
-
-
-def _record_link(request: HttpRequest, link: CheckinLink, detail: str) -> None:
-    log.record(
-        request,
-        log.Action.CREATE,
-        object_type="checkin_link",
-        object_id=link.pk,
-        client_id=link.client_id,
-        detail=f"{detail}, session {link.session.number}",
-    )
 
 
 def _absolute_link(request: HttpRequest, token: str) -> str:
