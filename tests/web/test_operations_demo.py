@@ -14,11 +14,14 @@ from bordin.web.clinic.models import Client
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_admin_does_every_step(client: Any, settings: Any) -> None:
+def test_demo_admin_does_every_step(client: Any, settings: Any, tmp_path: Any) -> None:
     from bordin.web.demo import seed_demo
 
     settings.DEBUG = True  # as `bordin demo` runs: the enrolment link is shown on screen
     settings.BORDIN_DEMO_SKIP_2FA = True  # and skips the second factor on loopback
+    # ... and writes every message to <data-dir>/mail/ (bordin.web.commands.run_demo).
+    settings.EMAIL_BACKEND = "bordin.web.delivery.mail.EmlFileBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
     seed_demo(seed=2026)
     admin = get_user_model().objects.get(username="demo-admin")
     client.force_login(admin)
@@ -31,7 +34,10 @@ def test_demo_admin_does_every_step(client: Any, settings: Any) -> None:
     invited = client.post(
         "/staff/invite/", {"first_name": "Noor", "email": "noor@example.org", "role": "therapist"}
     ).content.decode()
-    assert re.search(r"data-enrol-link>http://testserver/enrol/\S+<", invited)
+    shown = re.search(r"data-enrol-link>(http://testserver/enrol/[^<\s]+)<", invited)
+    assert shown
+    [eml] = (tmp_path / "mail").glob("*.eml")  # the same link, in the demo's mail folder
+    assert "noor@example.org" in eml.read_text() and shown.group(1) in eml.read_text()
 
     therapist = get_user_model().objects.get(username="demo-therapist")
     response = client.post(
