@@ -6,7 +6,6 @@ import email
 import email.policy
 import logging
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,18 +14,13 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.web.test_crash import free_port  # one helper for a free loopback port
+
 # aiosmtpd logs every SMTP command at INFO: noise in test output, and CPU in the bench.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 LINK = re.compile(r"https?://[^\s\"<>]+/(c|j)/[A-Za-z0-9_\-]+")
 UNSUBSCRIBE = re.compile(r"https?://[^\s\"<>]+/unsubscribe/[^\s\"<>]+/")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

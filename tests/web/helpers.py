@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.test import Client as DjangoClient
@@ -135,3 +139,21 @@ class VerifiedClient(DjangoClient):
     def force_login(self, user: Any, backend: str | None = None) -> None:
         super().force_login(user, backend)
         verify_session(self, user)
+
+
+def bordin(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``bordin`` command in its own process, on the SQLite database file ``db``."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "BORDIN_SECRET_KEY": "cli-test-key-not-secret",
+        "DJANGO_SETTINGS_MODULE": "bordin.web.settings",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bordin.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from bordin.web.audit.models import (
     verify_chain,
 )
 from bordin.web.operations.models import ClinicSettings
+from tests.web.helpers import bordin
 
 SQLITE = os.environ.get("BORDIN_TEST_DB", "sqlite") == "sqlite"
 
@@ -98,23 +97,6 @@ def test_insert_or_replace_cannot_rewrite_an_event(stored: list[AuditEvent]) -> 
 
 
 # ------------------------------------------------------------------- `bordin audit verify`
-
-
-def bordin(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db}",
-        "BORDIN_SECRET_KEY": "audit-verify-test-key-not-secret",
-        "DJANGO_SETTINGS_MODULE": "bordin.web.settings",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bordin.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.skipif(not SQLITE, reason="drives the CLI on a SQLite file")

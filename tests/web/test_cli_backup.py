@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.web.helpers import bordin
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("BORDIN_TEST_DB", "sqlite") != "sqlite",
@@ -20,23 +20,6 @@ INSERT_CLINIC = (
     "INSERT INTO clinic_clinic (name, crisis_contacts, time_zone, created_at) "
     "VALUES ('Harbour', '', 'Europe/London', '2026-01-01 00:00:00')"
 )
-
-
-def bordin(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db}",
-        "BORDIN_SECRET_KEY": "cli-backup-test-key-not-secret",
-        "DJANGO_SETTINGS_MODULE": "bordin.web.settings",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "bordin.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def clinics(db: Path) -> list[str]:
