@@ -186,6 +186,30 @@ def plan(
     return Plan(measures=measures, present=present, models=models, model_notes=notes)
 
 
+def plan_from_parts(
+    measures: Mapping[str, Instrument],
+    *,
+    present: tuple[str, ...],
+    fit_inputs: Mapping[str, FitInputs],
+    reference: pl.DataFrame | pl.LazyFrame | None = None,
+    reference_source: str | None = None,
+) -> Plan:
+    """:func:`plan` for a partitioned run (local or Spark): the measures ``present`` and the
+    trajectory ``fit_inputs`` were gathered part by part, so the input itself is not read again.
+    """
+    no_rows = pl.DataFrame(
+        schema={"client_id": pl.String, "session": pl.Int64, "score": pl.Float64}
+    )
+    return plan(
+        no_rows,
+        measures,
+        reference=reference,
+        reference_source=reference_source,
+        present=present,
+        fit_inputs=fit_inputs,
+    )
+
+
 def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
     """Counts over the input the summary needs (additive over disjoint sets of clients)."""
     per_client = (

@@ -320,13 +320,12 @@ def analyze_spark(
         )
     del checked, fit_rows
     tell("fitting expected trajectories")
-    the_plan = batch.plan(
-        pl.DataFrame(schema={"client_id": pl.String, "session": pl.Int64, "score": pl.Float64}),
+    the_plan = batch.plan_from_parts(
         measures,
-        reference=reference,
-        reference_source=reference_source,
         present=present,
         fit_inputs=inputs,
+        reference=reference,
+        reference_source=reference_source,
     )
     shared = spark.sparkContext.broadcast(the_plan)
 

@@ -196,13 +196,12 @@ def analyze_partitioned(
 
     present = tuple(sorted(k for k, v in stats.items() if isinstance(v, dict)))
     tell("fitting expected trajectories")
-    the_plan = batch.plan(
-        pl.DataFrame(schema={"client_id": pl.String, "session": pl.Int64, "score": pl.Float64}),
+    the_plan = batch.plan_from_parts(
         measures,
-        reference=reference,
-        reference_source=reference_source,
         present=present,
         fit_inputs={c: _merge_fit_inputs(gathered.get(c, [])) for c in present},
+        reference=reference,
+        reference_source=reference_source,
     )
     del gathered
 
