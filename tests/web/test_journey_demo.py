@@ -46,6 +46,8 @@ def test_demo_has_every_journey_stage(client: Any) -> None:
     assert "Pia S." in client.get("/rematch/").content.decode()
     rematch = RematchRequest.objects.get(client=pia)
     page = client.get(f"/rematch/{rematch.pk}/").content.decode()
-    assert "Ranked by reliable improvement" in page, page
+    # Three therapists cannot show that rankings predict later results (issue 13): the page
+    # says so and lists the eligible therapists unranked.
+    assert "data-shortlist-hidden" in page and "earlier ranking did not" in page, page
     # The first therapist is not offered again.
     assert "Alex Morgan" not in page.split("data-shortlist")[1]

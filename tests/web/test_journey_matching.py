@@ -18,11 +18,13 @@ from tests.web.journey_helpers import make_rematch
 pytestmark = pytest.mark.django_db
 
 
-def finished_episode(clinic: Any, therapist: Any, improved: bool, area: str = "low_mood") -> None:
+def finished_episode(
+    clinic: Any, therapist: Any, improved: bool, area: str = "low_mood", days_ago: int = 90
+) -> None:
     reg = analysis.registry()
     inst = Instrument.snapshot(reg[analysis.WELLBEING])
     c = Client.objects.create(clinic=clinic, therapist=therapist, display_name="Past", active=False)
-    start = date.today() - timedelta(days=90)
+    start = date.today() - timedelta(days=days_ago)
     ep = Episode.objects.create(client=c, start=start, end=start + timedelta(days=60))
     ep.status = "closed"
     ep.save()
@@ -75,21 +77,27 @@ def test_ranked_shortlist_filtered_by_practical_preferences(
     middle = make_staff("middle", clinic)
     weak = make_staff("weak", clinic)
     far = make_staff("in-person-only", clinic)
-    for therapist, improved in ((strong, 14), (middle, 8), (weak, 2), (far, 14)):
+    others = [make_staff(name, clinic) for name in ("fair", "low")]
+    track = ((strong, 14), (middle, 8), (weak, 2), (far, 13), (others[0], 10), (others[1], 4))
+    for therapist, improved in track:
         for k in range(15):
-            finished_episode(clinic, therapist, k < improved)
+            # Improvements spread evenly over time, so the earlier and the later half agree.
+            hit = (k + 1) * improved // 15 > k * improved // 15
+            finished_episode(clinic, therapist, hit, days_ago=200 - 7 * k)
     TherapistProfile.objects.create(user=far, formats=["in_person"], languages=["English"])
     TherapistProfile.objects.create(user=strong, formats=["video"], languages=["english"])
     view = matching_ui.build(
-        waiting, Intake.objects.get(episode=waiting.episode), [strong, middle, weak, far]
+        waiting, Intake.objects.get(episode=waiting.episode), [strong, middle, weak, far, *others]
     )
     assert view.available, view.reason
     assert view.rows[0].name == "strong"
     assert "in-person-only" not in [r.name for r in view.rows]
     assert any("in-person-only" in e for e in view.excluded)
-    # The frame built from the clinic's episodes holds outcomes only: therapist, area, improved.
+    # The frame built from the clinic's episodes holds outcomes only: therapist, area, improved,
+    # and when the episode ended (for the held-out check).
     rows = matching_ui.outcomes_frame(clinic.pk)
-    assert len(rows) == 60 and {type(v) for row in rows for v in row} == {str, bool}
+    assert len(rows) == 90 and {type(v) for row in rows for v in row} == {str, bool, date}
+    assert "earlier ranking predicted later clients' results" in view.reason
     top = view.rows[0]
     assert 0 <= top.lower < top.estimate < top.upper <= 1  # uncertainty is shown
     login(admin)
@@ -101,6 +109,27 @@ def test_ranked_shortlist_filtered_by_practical_preferences(
     options = re.findall(r'<option value="(\d+)"( selected)?', page)
     assert options[0] == (str(strong.pk), " selected")
     assert [pk for pk, chosen in options if chosen] == [str(strong.pk)]
+
+
+def test_no_list_when_the_earlier_ranking_does_not_predict(
+    client: Any, login: Any, admin: Any, clinic: Any, waiting: Any
+) -> None:
+    """Results that look different but reverse between the periods: the check fails."""
+    team = [make_staff(name, clinic) for name in ("ana", "ben", "cas", "dee", "eli")]
+    for j, therapist in enumerate(team):
+        for k in range(12):
+            early = k < 6
+            # Earlier, ana best and eli worst; later, the other way round.
+            good = (j if early else 4 - j) * 2
+            finished_episode(clinic, therapist, k % 6 >= good // 2 + 1, days_ago=200 - 7 * k)
+    view = matching_ui.build(waiting, Intake.objects.get(episode=waiting.episode), team)
+    assert not view.available
+    assert "did not reliably predict" in view.reason
+    assert view.ranked_ids == []
+    assert [r.name for r in view.rows] == sorted(r.name for r in view.rows)
+    login(admin)
+    page = client.get(f"/rematch/{waiting.pk}/").content.decode()
+    assert "data-shortlist-hidden" in page and "did not reliably predict" in page
 
 
 def test_matching_never_sees_personal_characteristics() -> None:

@@ -1,13 +1,16 @@
 """The matching shortlist for a re-match request, from the clinic's finished episodes.
 
 Only measured results enter the ranking (:mod:`bordin.measures.matching`): reliable improvement
-per therapist and problem area. The client's practical preferences (format, language) only
-decide who is *eligible*; a therapist's personal history or lived experience is never used.
+per therapist and problem area, from a multilevel model, and a ranked list only when rankings
+from the clinic's earlier episodes predicted its later ones (the held-out check). The client's
+practical preferences (format, language) only decide who is *eligible*; a therapist's personal
+history or lived experience is never used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from bordin.measures.reliable_change import classify_change
@@ -63,12 +66,16 @@ def _eligible(intake: Intake | None, therapists: list[Any]) -> tuple[list[Any], 
     return eligible, excluded
 
 
-def outcomes_frame(clinic_id: int) -> list[tuple[str, str, bool]]:
-    """(therapist id, problem area, reliable improvement) per finished episode with an intake."""
+def outcomes_frame(clinic_id: int) -> list[tuple[str, str, bool, date]]:
+    """(therapist id, problem area, reliable improvement, end date) per finished episode.
+
+    Only episodes with an intake count; the end date (the start when none was recorded) orders
+    the episodes for the held-out check.
+    """
     episodes = list(
         Episode.objects.filter(client__clinic_id=clinic_id, status=Episode.Status.CLOSED)
         .filter(intake__isnull=False)
-        .values_list("pk", "client__therapist_id", "intake__problem_areas")
+        .values_list("pk", "client__therapist_id", "intake__problem_areas", "end", "start")
     )
     if not episodes:
         return []
@@ -86,7 +93,7 @@ def outcomes_frame(clinic_id: int) -> list[tuple[str, str, bool]]:
             scores.setdefault(episode_id, {}).setdefault(code, []).append(total)
     rows = []
     reg = analysis.registry()
-    for episode_id, therapist_id, areas in episodes:
+    for episode_id, therapist_id, areas, end, start in episodes:
         by_code = scores.get(episode_id, {})
         code = analysis.PHQ9 if len(by_code.get(analysis.PHQ9, [])) >= 2 else analysis.WELLBEING
         values = by_code.get(code, [])
@@ -102,7 +109,8 @@ def outcomes_frame(clinic_id: int) -> list[tuple[str, str, bool]]:
             lower_is_better=inst.lower_is_better,
             caseness=inst.caseness,
         )
-        rows.append((str(therapist_id), str(areas[0]), category in ("improved", "recovered")))
+        improved = category in ("improved", "recovered")
+        rows.append((str(therapist_id), str(areas[0]), improved, end or start))
     return rows
 
 
@@ -135,11 +143,11 @@ def build(rematch: RematchRequest, intake: Intake | None, therapists: list[Any])
             "therapist_id": [r[0] for r in rows],
             "problem_area": [r[1] for r in rows],
             "reliable_improvement": [r[2] for r in rows],
+            matching.PERIOD_COLUMN: [r[3] for r in rows],
         }
     )
-    model = matching.estimate_effects(frame)
-    result = matching.shortlist(
-        model, problem_area=area, eligible_therapists=[str(t.pk) for t in eligible]
+    _, _, result = matching.match(
+        frame, problem_area=area, eligible_therapists=[str(t.pk) for t in eligible]
     )
     names = {str(t.pk): t.get_full_name() or t.get_username() for t in eligible}
     view.available = result.available
