@@ -334,7 +334,13 @@ def residual_variance(n: FloatArray, ybar: FloatArray) -> float:
 
 
 def blup(
-    n: FloatArray, ybar: FloatArray, sigma2: float, tau_u: FloatArray, tau_v: FloatArray
+    n: FloatArray,
+    ybar: FloatArray,
+    sigma2: float,
+    tau_u: FloatArray,
+    tau_v: FloatArray,
+    *,
+    predictions: bool = True,
 ) -> dict[str, FloatArray]:
     """GLS area means, BLUPs and their prediction error variances at each ``(tau_u, tau_v)``.
 
@@ -345,7 +351,8 @@ def blup(
     ``S_j^-1 = D^-1 - s_j D^-1 11' D^-1``, ``s_j = tau_u^2 / (1 + tau_u^2 sum_a 1/d_ja)``.
     Returns ``beta`` (G x A), ``p = (X' S^-1 X)^-1`` (G x A x A), ``theta`` and ``pev``
     (G x T x A), ``h`` (G x T x A x A) and ``loglik``, the restricted log likelihood
-    ``-1/2 [log|S| + log|X' S^-1 X| + r' S^-1 r]`` (Harville 1974), up to a constant.
+    ``-1/2 [log|S| + log|X' S^-1 X| + r' S^-1 r]`` (Harville 1974), up to a constant. With
+    ``predictions=False`` only ``beta``, ``p`` and ``loglik`` are computed.
     """
     tu2 = (tau_u**2)[:, None, None]
     tv2 = (tau_v**2)[:, None, None]
@@ -369,6 +376,8 @@ def blup(
     )
     _, logdet_xsx = np.linalg.slogdet(xsx)
     loglik = -0.5 * (logdet + logdet_xsx + rsr)
+    if not predictions:
+        return {"beta": beta, "p": p, "loglik": loglik}
     # theta_ja = beta_a + u_j + v_ja: c = Cov(cell means of j, theta_ja) = tau_u^2 1 + tau_v^2 e_a.
     theta = beta[:, None, :] + tu2 * q.sum(axis=2)[:, :, None] + tv2 * q
     # z = S^-1 c for every target area a (last axis b runs over j's cells).
@@ -437,12 +446,12 @@ def fit_grid(
         tau_u, tau_v = grid, np.zeros(points)
     else:
         tau_u, tau_v = np.repeat(grid, points), np.tile(grid, points)
-    parts = blup(n, ybar, sigma2, tau_u, tau_v)
-    ll = parts["loglik"]
+    # The likelihood on the whole grid first (cheap), the predictions where it matters.
+    ll = blup(n, ybar, sigma2, tau_u, tau_v, predictions=False)["loglik"]
     weights = np.exp(ll - ll.max())
     keep = weights >= WEIGHT_FLOOR
     weights = weights[keep] / weights[keep].sum()
-    parts = {k: v[keep] for k, v in parts.items()}
+    parts = blup(n, ybar, sigma2, tau_u[keep], tau_v[keep])
     return weights, np.stack([tau_u[keep], tau_v[keep]], axis=1), parts
 
 
