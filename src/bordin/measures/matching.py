@@ -16,8 +16,10 @@ Raudenbush & Bryk 2002, ch. 3 and 12), with a general therapist effect shared by
 a therapist-by-area deviation (the structure Kraus et al. 2016 studied):
 
 * ``y_ija = mu_a + u_j + v_ja + e_ija``, ``u_j ~ N(0, tau_u^2)``, ``v_ja ~ N(0, tau_v^2)``,
-  ``e ~ N(0, sigma^2)``. ``mu_a`` is the area's reference rate ("mu") and
-  ``theta_ja = mu_a + u_j + v_ja`` the therapist's true rate in the area ("M").
+  ``e ~ N(0, sigma^2)``. ``mu_a`` is the area's reference rate and
+  ``theta_ja = mu_a + u_j + v_ja`` the therapist's true rate in the area. (The earlier
+  beta-binomial version had the pooled rate ``mu`` and the prior strength ``M``, the spread
+  between therapists, both plugged in as known; here they are ``mu_a`` and ``tau_u, tau_v``.)
   Because ``u_j`` is shared, a therapist's estimate in a thin area borrows from their results
   in the other areas; a therapist with no episodes in an area gets ``mu_a + u_j`` predicted.
 * ``sigma^2`` is the pooled within-cell variance, ``sum_c n_c r_c (1 - r_c) / (N - C)``; given
@@ -49,8 +51,7 @@ half, and each later episode gets its therapist's earlier estimate in its area. 
 is the within-area correlation between that estimate and the later outcome; its one-sided
 p-value comes from permuting the earlier estimates among the therapists of each area (a
 permutation test, exact in size whatever the number of therapists; Good 2005). A list is offered
-only when the correlation is positive with ``p < 0.05`` (equivalently, the lower bound of the
-test-inverted 90% interval is above 0).
+only when the correlation is positive with ``p < 0.05``.
 
 Ranking (:func:`shortlist`): eligible therapists with enough episodes are ordered by posterior
 mean (ties: lower bound, then more episodes, then therapist id). The list is withheld when the
