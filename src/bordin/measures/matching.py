@@ -906,14 +906,17 @@ def match(
     *,
     problem_area: str,
     eligible_therapists: Sequence[str],
+    permutations: int = PERMUTATIONS,
+    seed: int = 0,
     **options: int | float,
 ) -> tuple[EffectsModel, Validation, Shortlist]:
     """:func:`estimate_effects` on all episodes, :func:`validate`, then :func:`shortlist`.
 
-    ``options`` are passed to :func:`shortlist` (``top``, ``min_clients_area``, ...).
+    ``permutations`` and ``seed`` go to :func:`validate`, ``options`` to :func:`shortlist`
+    (``top``, ``min_clients_area``, ...).
     """
     model = estimate_effects(outcomes.drop(PERIOD_COLUMN, strict=False))
-    validation = validate(outcomes)
+    validation = validate(outcomes, permutations=permutations, seed=seed)
     result = shortlist(
         model,
         problem_area=problem_area,
@@ -967,7 +970,7 @@ def simulate_offer_rate(
     permutations: int = 500,
     **clinic: int | float,
 ) -> float:
-    """Share of simulated clinics offered a ranked list for ``area0`` (the steps of :func:`match`).
+    """Share of simulated clinics in which :func:`match` offers a ranked list for ``area0``.
 
     ``clinic`` is passed to :func:`simulate_clinic`; every therapist is eligible. With the
     default (no differences between therapists) this is the false-offer rate: measured at
@@ -978,11 +981,13 @@ def simulate_offer_rate(
     offered = 0
     for i in range(simulations):
         frame = simulate_clinic(seed + i, **clinic)  # type: ignore[arg-type]
-        model = estimate_effects(frame.drop(PERIOD_COLUMN))
-        validation = validate(frame, permutations=permutations, seed=seed + i)
         ids = sorted(frame.get_column("therapist_id").unique().to_list())
-        result = shortlist(
-            model, problem_area="area0", eligible_therapists=ids, validation=validation
+        _, _, result = match(
+            frame,
+            problem_area="area0",
+            eligible_therapists=ids,
+            permutations=permutations,
+            seed=seed + i,
         )
         offered += result.available
     return offered / simulations
