@@ -593,3 +593,36 @@ def test_ineligible_therapists_never_change_the_ranking(
     ]
     assert lists[0] == lists[1] == lists[2]
     assert all(c.therapist_id in eligible for c in lists[0].candidates)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.integers(0, 10).map(lambda x: x / 10),
+            st.integers(1, 12),
+            st.floats(0, 1),
+        ),
+        min_size=2,
+        max_size=12,
+    ),
+    st.floats(0.1, 10.0),
+    st.floats(-1.0, 1.0),
+)
+def test_held_out_correlation_is_a_correlation(
+    cells: list[tuple[int, float, int, float]], scale: float, shift: float
+) -> None:
+    """r lies in [-1, 1], p in (0, 1], and neither changes when the estimates are rescaled."""
+    areas = np.array([c[0] for c in cells], dtype=np.int64)
+    predicted = np.array([c[1] for c in cells])
+    n = np.array([c[2] for c in cells], dtype=np.float64)
+    k = np.round(n * np.array([c[3] for c in cells]))
+    r, p = held_out_correlation(areas, predicted, n, k, permutations=99)
+    assert 0 < p <= 1
+    if np.isnan(r):
+        return
+    assert -1 - 1e-9 <= r <= 1 + 1e-9
+    r2, p2 = held_out_correlation(areas, predicted * scale + shift, n, k, permutations=99)
+    assert r2 == pytest.approx(r, abs=1e-9)
+    assert p2 == pytest.approx(p)
