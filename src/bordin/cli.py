@@ -227,6 +227,12 @@ def print_summary(summary: dict[str, Any]) -> None:
                 f"{row['not_on_track']:,}",
                 pct(row["not_on_track_share"]),
             )
+            table.add_row(
+                "",
+                f"  clients flagged at least once, of {row['clients']:,}",
+                f"{row['clients_not_on_track']:,}",
+                pct(row["clients_not_on_track_share"]),
+            )
     for code, row in summary["ruptures"].items():
         table.add_row(
             code,

@@ -288,6 +288,11 @@ def test_analyze_uses_the_growth_model_when_asked_and_the_reference_is_large() -
     assert table.columns == batch.SCHEMAS["trajectories"]
     assert table.get_column("upper").max() <= 27  # type: ignore[operator]
     assert 0.05 < row["not_on_track_share"] < 0.15
+    # the per-client alarm rate, with its interval, is well above the per-session one
+    assert row["clients"] == 260
+    assert row["clients_not_on_track_share"] > 1.5 * row["not_on_track_share"]
+    low, high = row["clients_not_on_track_share_ci"]
+    assert low < row["clients_not_on_track_share"] < high
 
 
 def test_analyze_falls_back_to_least_squares_below_the_minimum() -> None:

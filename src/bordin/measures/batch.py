@@ -466,6 +466,8 @@ def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
     for name, column, which in (
         ("sudden_changes", "gain_clients", pl.col("kind") == "gain"),
         ("ruptures", "clients", pl.lit(True)),
+        ("trajectories", "clients", pl.lit(True)),
+        ("trajectories", "flagged_clients", pl.col("status") == trajectories.NOT_ON_TRACK),
     ):
         if tables[name].height:
             per = tables[name].filter(which).group_by("measure").agg(pl.col("client_id").n_unique())
@@ -651,6 +653,8 @@ def _trajectories(
         return {"fitted_on": notes["fitted_on"], "model": None}
     height = int(counts.get(f"trajectories/{code}", 0))
     flagged = int(counts.get(f"trajectories/{code}/not_on_track", 0))
+    clients = int(counts.get(f"trajectories/{code}/clients", 0))
+    flagged_clients = int(counts.get(f"trajectories/{code}/flagged_clients", 0))
     if st["no_intake_rows"]:
         excluded.append(
             {
@@ -667,6 +671,10 @@ def _trajectories(
         "sessions": height,
         "not_on_track": flagged,
         "not_on_track_share": _rate(flagged, height),
+        # Per client: a nominal 10% of sessions flags many more clients at least once.
+        "clients": clients,
+        "clients_not_on_track": flagged_clients,
+        "clients_not_on_track_share": _rate(flagged_clients, clients),
         "model": model.to_dict(),
     }
 

@@ -413,7 +413,7 @@ def judge(
         joined = table.join(intakes, on="client_id", how="left", maintain_order="left")
         session = joined.get_column("session").to_numpy()
         low, high = model.interval(joined.get_column("_y1").to_numpy(), session, level)
-        score = table.get_column("score").to_numpy()
+        score = joined.get_column("score").to_numpy()
         covered = int(np.count_nonzero((score >= low) & (score <= high)))
     return Calibration(
         fit_clients=fit_clients,
