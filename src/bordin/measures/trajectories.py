@@ -50,6 +50,10 @@ band with its own quantile are flagged (never more than ``1 - quantile + 1/n`` o
 Both are tested. A population whose clients differ from the reference (different intake range,
 setting or measure) will not have that guarantee.
 
+**See also** :mod:`bordin.measures.growth`: the same signal from a mixed-effects growth model
+conditional on intake (per-client random intercept and slope, prediction intervals, no "13+"
+band), with a minimum reference of 200 clients and out-of-sample calibration.
+
 Example on a small synthetic reference (400 clients, 12 sessions, known curve plus noise):
 
 >>> import numpy as np
