@@ -130,6 +130,22 @@ def test_reference_file_is_used_for_trajectories(synthetic: Path, tmp_path: Path
     assert summary["trajectories"]["phq9"]["fitted_on"] == str(ref)
 
 
+def test_growth_trajectory_model_on_a_reference(synthetic: Path, tmp_path: Path) -> None:
+    ref = tmp_path / "ref.csv"
+    assert run("synth", "--clients", "300", "--seed", "7", "--out", ref).returncode == 0
+    out = tmp_path / "out"
+    done = run(
+        "analyze", synthetic, "--out", out, "--reference", ref, "--trajectory-model", "growth"
+    )
+    assert done.returncode == 0, done.stderr
+    row = json.loads((out / "summary.json").read_text())["trajectories"]["phq9"]
+    assert row["fitted_on"] == str(ref)
+    assert row["model"]["method"].startswith("mixed-effects growth model")
+    assert row["model"]["n_reference_clients"] == 300
+    table = pl.read_csv(out / "trajectories.csv")
+    assert table.columns == SCHEMAS["trajectories"]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -163,6 +179,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, content: str, mess
         (["--rupture-threshold", "alliance"], "expects CODE=VALUE"),
         (["--rupture-threshold", "alliance=-1"], "must be a positive number"),
         (["--sg-cutoff", "nope=3"], "unknown measure code 'nope'"),
+        (["--trajectory-model", "spline"], "--trajectory-model must be ols or growth"),
     ],
 )
 def test_bad_options_exit_2(synthetic: Path, tmp_path: Path, args: list[str], message: str) -> None:

@@ -112,6 +112,14 @@ def analyze(
     out_format: Annotated[
         str, typer.Option("--format", help="Output tables as csv or parquet.")
     ] = "csv",
+    trajectory_model: Annotated[
+        str,
+        typer.Option(
+            "--trajectory-model",
+            help="Expected trajectories: ols (one least-squares curve with session bands) or "
+            "growth (mixed-effects growth model; needs 200+ reference clients, else ols).",
+        ),
+    ] = "ols",
 ) -> None:
     """Analyse a long-format data set and write the results to --out."""
     from bordin.measures.batch import OutputError
@@ -125,6 +133,8 @@ def analyze(
         raise fail(f"--engine must be local or spark, got '{engine}'")
     if out_format not in ("csv", "parquet"):
         raise fail(f"--format must be csv or parquet, got '{out_format}'")
+    if trajectory_model not in ("ols", "growth"):
+        raise fail(f"--trajectory-model must be ols or growth, got '{trajectory_model}'")
     try:
         limit = parse_size(memory_limit) if memory_limit else None
     except ValueError as exc:
@@ -148,6 +158,7 @@ def analyze(
                 spark_master=spark_master,
                 out_format=out_format,
                 step=step,
+                trajectory_model=trajectory_model,
             )
         except (InputError, OutputError) as exc:
             raise fail(str(exc)) from None
@@ -215,6 +226,12 @@ def print_summary(summary: dict[str, Any]) -> None:
                 "sessions not on track",
                 f"{row['not_on_track']:,}",
                 pct(row["not_on_track_share"]),
+            )
+            table.add_row(
+                "",
+                f"  clients flagged at least once, of {row['clients']:,}",
+                f"{row['clients_not_on_track']:,}",
+                pct(row["clients_not_on_track_share"]),
             )
     for code, row in summary["ruptures"].items():
         table.add_row(

@@ -67,6 +67,24 @@ def test_every_section_and_every_number_has_n_method_and_source(
     assert any("clients flagged at least once" in r.what for r in alarms.rows)
 
 
+def test_alarms_use_the_growth_model_and_report_out_of_sample_calibration(
+    synthetic: pl.DataFrame,
+) -> None:
+    report = build(synthetic, builtin_registry(), source="synth")
+    alarms = next(s for s in report.sections if s.key == "alarms")
+    rows = {r.what: r for r in alarms.rows}
+    # 300 clients: the growth model in sample; a half of 150 is below the minimum of 200, so
+    # the out-of-sample fit is the least-squares curve (and no interval coverage is shown).
+    assert rows["phq9: in sample, sessions flagged not on track (nominal 10%)"].method.startswith(
+        "growth model"
+    )
+    held = rows["phq9: out of sample, clients flagged at least once"]
+    assert held.method.startswith("least-squares curve fitted on 150 random clients")
+    assert not any("prediction interval" in w for w in rows)
+    assert any("Minimum reference: 200 clients" in n for n in alarms.notes)
+    assert any(n.startswith("phq9: growth model y = ") for n in alarms.notes)
+
+
 def test_html_is_self_contained_and_says_interim(synthetic: pl.DataFrame) -> None:
     html = render(build(synthetic, builtin_registry(), source="synth"))
     assert 'data-interim="true"' in html

@@ -255,6 +255,31 @@ def test_trajectory_model_is_cached_then_refitted(client_record: Any, owner: Any
     assert refitted.n_reference_sessions > first.n_reference_sessions
 
 
+def test_a_clinic_with_enough_episodes_gets_the_growth_model(
+    client: Any, client_record: Any, episode: Any, owner: Any
+) -> None:
+    from bordin.measures.growth import MIN_REFERENCE_CLIENTS, GrowthModel
+    from bordin.measures.trajectories import TrajectoryModel
+    from bordin.web.clinic import analysis
+
+    clinic = client_record.clinic
+    reference_clients(clinic, owner, MIN_REFERENCE_CLIENTS - 1)
+    assert isinstance(analysis.reference_model(clinic, analysis.WELLBEING), TrajectoryModel)
+    reference_clients(clinic, owner, 1, first=MIN_REFERENCE_CLIENTS - 1)
+    cache.clear()
+    model = analysis.reference_model(clinic, analysis.WELLBEING)
+    assert isinstance(model, GrowthModel)
+    assert model.n_reference_clients == MIN_REFERENCE_CLIENTS
+    points = analysis.trajectory(model, [3.0, 3.0, 2.0, 1.0])
+    assert [p.session for p in points] == [2, 3, 4]
+    assert points[-1].status == "not_on_track"  # wellbeing: higher is better, and it fell
+    assert all(0 <= p.upper <= 10 for p in points)
+    history(episode, [8, 8, 8, 8], [3, 3, 2, 1])
+    client.force_login(owner)
+    html = client.get(f"/clients/{client_record.pk}/").content.decode()
+    assert '<polygon class="band"' in html
+
+
 def test_off_track_checkin_raises_a_not_on_track_alert(
     client: Any, client_record: Any, episode: Any, goals: list[Any], owner: Any
 ) -> None:

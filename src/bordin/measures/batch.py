@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bordin.measures import ruptures, sudden_gains, trajectories
+from bordin.measures import growth, ruptures, sudden_gains, trajectories
 from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.intervals import annotate_summary
@@ -133,7 +133,7 @@ class Plan:
 
     measures: Mapping[str, Instrument]
     present: tuple[str, ...]
-    models: dict[str, trajectories.TrajectoryModel | None]
+    models: dict[str, trajectories.TrajectoryModel | growth.GrowthModel | None]
     model_notes: dict[str, dict[str, Any]]
 
 
@@ -145,6 +145,7 @@ def plan(
     reference_source: str | None = None,
     present: tuple[str, ...] | None = None,
     fit_inputs: Mapping[str, FitInputs] | None = None,
+    trajectory_model: str = "ols",
 ) -> Plan:
     """First pass over the whole data: the measures present and each trajectory model.
 
@@ -152,11 +153,15 @@ def plan(
     from long data (:func:`bordin.measures.trajectories.fit_long`): memory grows with the
     number of scores, not with the highest session number. A partitioned run passes the
     measures ``present`` and the input's ``fit_inputs``, gathered partition by partition.
+    ``trajectory_model="growth"`` fits :mod:`bordin.measures.growth` instead where it can
+    (:func:`growth_or_ols`).
     """
     if present is None:
         codes = data.lazy().select(pl.col("measure").unique().cast(pl.String)).collect()
         present = tuple(sorted(codes.to_series()))
-    models: dict[str, trajectories.TrajectoryModel | None] = {}
+    if trajectory_model not in TRAJECTORY_MODELS:
+        raise ValueError(f"trajectory model must be ols or growth, got '{trajectory_model}'")
+    models: dict[str, trajectories.TrajectoryModel | growth.GrowthModel | None] = {}
     notes: dict[str, dict[str, Any]] = {}
     for code in present:
         inst = measures[code]
@@ -171,6 +176,17 @@ def plan(
             note = (
                 f"the reference file has no '{code}' scores, so the model was fitted on the input"
             )
+        if trajectory_model == "growth":
+            if ref_part is not None or fit_inputs is not None:
+                rows = ref_part  # None in a partitioned run without a reference
+            else:
+                rows = _rows_of(data, code)
+            grown, why_not = growth_or_ols(rows, inst)
+            if grown is not None:
+                models[code] = grown
+                notes[code] = {"fitted_on": fitted_on, "note": note}
+                continue
+            note = "; ".join(n for n in (note, why_not) if n)
         try:
             if ref_part is None and fit_inputs is not None:
                 inputs = fit_inputs[code]
@@ -186,6 +202,30 @@ def plan(
     return Plan(measures=measures, present=present, models=models, model_notes=notes)
 
 
+#: The expected-trajectory models ``bordin analyze --trajectory-model`` accepts.
+TRAJECTORY_MODELS = ("ols", "growth")
+
+
+def growth_or_ols(
+    rows: pl.DataFrame | None, inst: Instrument
+) -> tuple[growth.GrowthModel | None, str | None]:
+    """The growth model fitted on ``rows`` (long ``client_id, session, score``), or ``None``
+    with why the least-squares curve is used instead (too few clients, a failed fit, or no
+    client rows in a partitioned run without a reference file)."""
+    if rows is None:
+        return None, (
+            "the growth model needs the clients' rows in memory: this partitioned run used the "
+            "least-squares curve (pass --reference to fit the growth model on a reference file)"
+        )
+    try:
+        model = growth.fit_long(
+            rows, lower_is_better=inst.lower_is_better, scale_min=inst.min, scale_max=inst.max
+        )
+    except ValueError as exc:
+        return None, f"{exc}: the least-squares curve was used instead"
+    return model, None
+
+
 def plan_from_parts(
     measures: Mapping[str, Instrument],
     *,
@@ -193,6 +233,7 @@ def plan_from_parts(
     fit_inputs: Mapping[str, FitInputs],
     reference: pl.DataFrame | pl.LazyFrame | None = None,
     reference_source: str | None = None,
+    trajectory_model: str = "ols",
 ) -> Plan:
     """:func:`plan` for a partitioned run (local or Spark): the measures ``present`` and the
     trajectory ``fit_inputs`` were gathered part by part, so the input itself is not read again.
@@ -207,6 +248,7 @@ def plan_from_parts(
         reference_source=reference_source,
         present=present,
         fit_inputs=fit_inputs,
+        trajectory_model=trajectory_model,
     )
 
 
@@ -382,11 +424,18 @@ def analyze(
     source: str = "input",
     reference_source: str | None = None,
     step: Step | None = None,
+    trajectory_model: str = "ols",
 ) -> Results:
     """Run every applicable method on checked long data (see :mod:`bordin.measures.longdata`)."""
     tell = step or (lambda _label: None)
     tell("fitting expected trajectories")
-    the_plan = plan(data, measures, reference=reference, reference_source=reference_source)
+    the_plan = plan(
+        data,
+        measures,
+        reference=reference,
+        reference_source=reference_source,
+        trajectory_model=trajectory_model,
+    )
     tell("analysing clients")
     tables = analyze_partition(data, the_plan)
     counts = table_counts(tables)
@@ -417,6 +466,8 @@ def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
     for name, column, which in (
         ("sudden_changes", "gain_clients", pl.col("kind") == "gain"),
         ("ruptures", "clients", pl.lit(True)),
+        ("trajectories", "clients", pl.lit(True)),
+        ("trajectories", "flagged_clients", pl.col("status") == trajectories.NOT_ON_TRACK),
     ):
         if tables[name].height:
             per = tables[name].filter(which).group_by("measure").agg(pl.col("client_id").n_unique())
@@ -602,6 +653,8 @@ def _trajectories(
         return {"fitted_on": notes["fitted_on"], "model": None}
     height = int(counts.get(f"trajectories/{code}", 0))
     flagged = int(counts.get(f"trajectories/{code}/not_on_track", 0))
+    clients = int(counts.get(f"trajectories/{code}/clients", 0))
+    flagged_clients = int(counts.get(f"trajectories/{code}/flagged_clients", 0))
     if st["no_intake_rows"]:
         excluded.append(
             {
@@ -618,6 +671,10 @@ def _trajectories(
         "sessions": height,
         "not_on_track": flagged,
         "not_on_track_share": _rate(flagged, height),
+        # Per client: a nominal 10% of sessions flags many more clients at least once.
+        "clients": clients,
+        "clients_not_on_track": flagged_clients,
+        "clients_not_on_track_share": _rate(flagged_clients, clients),
         "model": model.to_dict(),
     }
 

@@ -62,6 +62,7 @@ def run(
     spark_master: str | None = None,
     out_format: str = "csv",
     step: batch.Step | None = None,
+    trajectory_model: str = "ols",
 ) -> Outcome:
     """Analyse ``path`` into ``out`` (replaced as a whole); raises InputError or OutputError."""
     tell = step or (lambda _label: None)
@@ -81,6 +82,7 @@ def run(
                     reference_source=ref_source,
                     out_format=out_format,
                     step=tell,
+                    trajectory_model=trajectory_model,
                 )
             except Exception as exc:
                 if not type(exc).__module__.startswith(("pyspark", "py4j")):
@@ -103,6 +105,7 @@ def run(
                 reference_source=ref_source,
                 out_format=out_format,
                 step=tell,
+                trajectory_model=trajectory_model,
             )
             names = sorted(p.name for p in tmp.iterdir())
         return Outcome(summary, [out / n for n in names], merged, partitions)
@@ -112,7 +115,13 @@ def run(
     data = check_long(raw, measures, source=str(path))
     del raw
     results = batch.analyze(
-        data, measures, reference=ref, source=str(path), reference_source=ref_source, step=tell
+        data,
+        measures,
+        reference=ref,
+        source=str(path),
+        reference_source=ref_source,
+        step=tell,
+        trajectory_model=trajectory_model,
     )
     del data
     if merged:

@@ -81,6 +81,7 @@ _SUMMARY_RATES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = 
         ("clients_with_four_or_more_sessions",),
     ),
     ("trajectories", "not_on_track_share", ("not_on_track",), ("sessions",)),
+    ("trajectories", "clients_not_on_track_share", ("clients_not_on_track",), ("clients",)),
     ("ruptures", "repair_rate", ("repaired",), ("repaired", "unrepaired")),
 )
 _OUTCOME_RATES: tuple[tuple[str, str, str], ...] = (

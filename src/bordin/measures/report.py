@@ -26,11 +26,13 @@ from bordin.measures import (
     alliance_outcome,
     clinical_significance,
     effect_sizes,
+    growth,
     rci_variants,
     rupture_noise,
     ruptures,
     sudden_gains,
     therapist_effects,
+    trajectories,
 )
 from bordin.measures.instruments import Instrument
 from bordin.measures.intervals import wilson
@@ -837,63 +839,117 @@ def _noise_rows(
     return rows
 
 
-#: In simulation (the independent review of issue 13), fits on 10-50 reference clients gave
-#: out-of-sample flag rates of 3-37%; with 1,000 they held 8.5-11%. Below this many clients with
-#: an intake and a later score the report says the signals are not reliable.
-TRAJECTORY_REFERENCE_ADVISED = 1000
-
-
 def _alarms(
     outcome_codes: list[str],
     matrices: Mapping[str, SeriesMatrix],
     measures: Mapping[str, Instrument],
 ) -> Section:
-    from bordin.measures import trajectories
-
     section = Section(
         "alarms",
         "Not-on-track signals",
-        "How often the expected-trajectory signal (Lambert & Finch method, fitted on these data) "
-        "fires, per session and per client. A nominal 10% per session adds up over a course.",
+        "How often the expected-trajectory signal fires, per session and per client, fitted on "
+        "these data: a mixed-effects growth model conditional on intake (random intercept and "
+        "log-slope per client; Finch, Lambert & Schaalje 2001; Lutz et al. 2006) when at least "
+        f"{growth.MIN_REFERENCE_CLIENTS:,} clients have an intake and a later score, else the "
+        "single least-squares curve with session bands. A session is flagged when its score is "
+        "worse than the one-sided 90% prediction bound; a nominal 10% per session adds up over "
+        "a course. Out-of-sample: fitted on a random half of the clients, judged on the other.",
     )
     for code in outcome_codes:
         inst, matrix = measures[code], matrices[code]
         try:
-            model = trajectories.fit(matrix, lower_is_better=inst.lower_is_better)
+            model, name, why = _expected_model(matrix, inst)
         except ValueError as exc:
             section.notes.append(f"{code}: not computed: {exc}.")
             continue
-        table = model.evaluate(matrix)
-        flagged = table.filter(pl.col("status") == "not_on_track")
-        per_client = table.get_column("client_id").n_unique()
-        section.rows += [
-            _rate_row(
-                f"{code}: sessions flagged not on track",
-                flagged.height,
-                table.height,
-                of="sessions after intake",
-            ),
-            _rate_row(
-                f"{code}: clients flagged at least once",
-                flagged.get_column("client_id").n_unique(),
-                per_client,
-                of="clients",
-            ),
-        ]
-        first, _last = matrix.first_last()
-        reference = int(((first == 0) & ((~np.isnan(matrix.values)).sum(axis=1) >= 2)).sum())
-        if reference < TRAJECTORY_REFERENCE_ADVISED:
+        if why:
             section.notes.append(
-                f"{code}: the model was fitted on {reference:,} clients; in simulation, "
-                "references of 10-50 clients gave out-of-sample flag rates of 3-37% and only "
-                f"about {TRAJECTORY_REFERENCE_ADVISED:,} held 8.5-11%, so read these signals "
-                "with caution."
+                f"{code}: {why}; the least-squares curve was used and its signals are not "
+                "reliable at this size (see the simulation in docs/measures.md)."
             )
+        if isinstance(model, growth.GrowthModel):
+            b0, b1, b2, b3 = model.coef
+            t00, t01, t11 = model.re_cov
+            section.notes.append(
+                f"{code}: growth model y = {b0:.2f} {_signed(b1)}·c + "
+                f"({b2:.2f} {_signed(b3, 3)}·c)·d "
+                f"+ u0 + u1·d + e with c = intake − {model.centre[0]:.2f}, "
+                f"d = ln(session) − {model.centre[1]:.2f}; τ00 = {t00:.2f}, τ01 = {t01:.2f}, "
+                f"τ11 = {t11:.2f}, σ² = {model.sigma2:.2f} (REML on {model.n_fit_clients:,} "
+                f"of {model.n_reference_clients:,} clients); bounds clipped to "
+                f"{inst.min:g}–{inst.max:g}."
+            )
+        for row in _alarm_rows(code, "in sample", growth.judge(model, matrix, fit_clients=0)):
+            row.method = f"{name}; {WILSON}"
+            section.rows.append(row)
+        train, test = growth.split_halves(matrix)
+        try:
+            held, held_name, _ = _expected_model(train, inst)
+        except ValueError:
+            continue
+        judged = growth.judge(held, test, fit_clients=train.n_clients)
+        for row in _alarm_rows(code, "out of sample", judged):
+            row.method = (
+                f"{held_name} fitted on {train.n_clients:,} random clients, judged on the other "
+                f"{test.n_clients:,}; {WILSON}"
+            )
+            section.rows.append(row)
+        if judged.covered is not None:
+            row = _rate_row(
+                f"{code}: out of sample, sessions inside the 90% prediction interval (nominal 90%)",
+                judged.covered,
+                judged.sessions,
+                of="sessions after intake",
+            )
+            row.method = f"growth model, two-sided interval clipped to the scale; {WILSON}"
+            section.rows.append(row)
     section.notes.append(
-        "In-sample rates: the model is fitted and judged on the same clients. Out-of-sample "
-        "calibration and a mixed-effects growth model are not part of this report yet."
+        f"Minimum reference: {growth.MIN_REFERENCE_CLIENTS:,} clients. In our simulation "
+        "(docs/measures.md) references of that size gave out-of-sample flag rates of 8.3-12.4% "
+        "(nominal 10%), references of 25 clients 5.5-20.8% (least squares: 4.0-30.6%). The "
+        "per-client rate is always well above 10%: a client who is off track stays off track."
     )
     return section
+
+
+def _signed(x: float, digits: int = 2) -> str:
+    """``x`` as ``+ 0.46`` or ``− 0.46``, for a term of a written formula.
+
+    >>> _signed(-0.1874, 3), _signed(0.5)
+    ('− 0.187', '+ 0.50')
+    """
+    return f"{'−' if x < 0 else '+'} {abs(x):.{digits}f}"
+
+
+def _expected_model(
+    matrix: SeriesMatrix, inst: Instrument
+) -> tuple[trajectories.ExpectedTrajectory, str, str | None]:
+    """The growth model on ``matrix``, else the least-squares curve with why (raises
+    :class:`ValueError` when neither can be fitted)."""
+    lower = inst.lower_is_better
+    try:
+        fitted = growth.fit(matrix, lower_is_better=lower, scale_min=inst.min, scale_max=inst.max)
+    except ValueError as exc:
+        return trajectories.fit(matrix, lower_is_better=lower), "least-squares curve", str(exc)
+    return fitted, "growth model", None
+
+
+def _alarm_rows(code: str, where: str, judged: growth.Calibration) -> list[Row]:
+    """Per-session and per-client alarm rates of one :class:`growth.Calibration`."""
+    return [
+        _rate_row(
+            f"{code}: {where}, sessions flagged not on track (nominal 10%)",
+            judged.flagged_sessions,
+            judged.sessions,
+            of="sessions after intake",
+        ),
+        _rate_row(
+            f"{code}: {where}, clients flagged at least once",
+            judged.flagged_clients,
+            judged.clients,
+            of="clients",
+        ),
+    ]
 
 
 def _sudden_gains(

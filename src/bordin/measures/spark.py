@@ -217,6 +217,7 @@ def analyze_spark(
     out_format: str = "csv",
     step: batch.Step | None = None,
     groups: int | None = None,
+    trajectory_model: str = "ols",
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Analyse ``path`` on Spark, writing the outputs into the staging folder ``out``."""
     try:
@@ -326,6 +327,7 @@ def analyze_spark(
         fit_inputs=inputs,
         reference=reference,
         reference_source=reference_source,
+        trajectory_model=trajectory_model,
     )
     shared = spark.sparkContext.broadcast(the_plan)
 

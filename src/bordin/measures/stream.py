@@ -157,6 +157,7 @@ def analyze_partitioned(
     reference_source: str | None = None,
     out_format: str = "csv",
     step: batch.Step | None = None,
+    trajectory_model: str = "ols",
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Analyse ``path`` in ``partitions`` parts, writing every output file into ``out``.
 
@@ -202,6 +203,7 @@ def analyze_partitioned(
         fit_inputs={c: _merge_fit_inputs(gathered.get(c, [])) for c in present},
         reference=reference,
         reference_source=reference_source,
+        trajectory_model=trajectory_model,
     )
     del gathered
 

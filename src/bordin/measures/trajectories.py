@@ -50,6 +50,10 @@ band with its own quantile are flagged (never more than ``1 - quantile + 1/n`` o
 Both are tested. A population whose clients differ from the reference (different intake range,
 setting or measure) will not have that guarantee.
 
+**See also** :mod:`bordin.measures.growth`: the same signal from a mixed-effects growth model
+conditional on intake (per-client random intercept and slope, prediction intervals, no "13+"
+band), with a minimum reference of 200 clients and out-of-sample calibration.
+
 Example on a small synthetic reference (400 clients, 12 sessions, known curve plus noise):
 
 >>> import numpy as np
@@ -89,7 +93,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 import polars as pl
@@ -146,6 +150,15 @@ def _worse(score: FloatArray, expected: FloatArray, lower_is_better: bool) -> Fl
     """Worse-direction residual: positive when the score is worse than expected."""
     out: FloatArray = score - expected if lower_is_better else expected - score
     return out
+
+
+class ExpectedTrajectory(Protocol):
+    """What analyses need of an expected-trajectory model: this module's least-squares
+    :class:`TrajectoryModel` or the growth model of :mod:`bordin.measures.growth`."""
+
+    def evaluate(self, matrix: SeriesMatrix) -> pl.DataFrame: ...
+
+    def to_dict(self) -> dict[str, object]: ...
 
 
 @dataclass(frozen=True)
@@ -482,11 +495,11 @@ def _fit_columns(
 
 
 def evaluate_scores(
-    model: TrajectoryModel, scores: Sequence[float | None]
+    model: ExpectedTrajectory, scores: Sequence[float | None]
 ) -> list[TrajectoryPoint]:
     """One client's series (``scores[k]`` is session ``k + 1``) against ``model``.
 
-    A thin wrapper over :meth:`TrajectoryModel.evaluate`; empty when the intake is missing.
+    A thin wrapper over the model's ``evaluate``; empty when the intake is missing.
     """
     table = model.evaluate(SeriesMatrix.from_scores(scores))
     return [

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from bordin.measures.ruptures import Rupture
     from bordin.measures.sudden_gains import SuddenChange
-    from bordin.measures.trajectories import TrajectoryModel, TrajectoryPoint
+    from bordin.measures.trajectories import ExpectedTrajectory, TrajectoryPoint
     from bordin.web.clinic.models import Clinic, Episode, Response
 
 ALLIANCE = "alliance"
@@ -156,8 +156,13 @@ def sudden_changes(code: str, scores: Sequence[float | None]) -> list[SuddenChan
 REFIT_SECONDS = 300
 
 
-def reference_model(clinic: Clinic, code: str) -> TrajectoryModel | None:
+def reference_model(clinic: Clinic, code: str) -> ExpectedTrajectory | None:
     """Expected-trajectory model fitted on all episodes of the clinic (``None``: too few data).
+
+    The growth model of :mod:`bordin.measures.growth` once the clinic has
+    :data:`~bordin.measures.growth.MIN_REFERENCE_CLIENTS` episodes with an intake and a later
+    score (its REML fit, on at most 1,000 sampled episodes, costs a few seconds of CPU once per
+    refit), else the least-squares curve of :mod:`bordin.measures.trajectories`.
 
     Served from Django's cache (per clinic and measure) for :data:`REFIT_SECONDS`, then
     refitted. Each server process holds its own copy with the default local-memory cache.
@@ -165,7 +170,7 @@ def reference_model(clinic: Clinic, code: str) -> TrajectoryModel | None:
     from django.core.cache import cache
 
     key = f"bordin:trajectory:{clinic.pk}:{code}"
-    cached: tuple[TrajectoryModel | None] | None = cache.get(key)
+    cached: tuple[ExpectedTrajectory | None] | None = cache.get(key)
     if cached is None:
         cached = (_fit_reference(_reference_responses(clinic, code), code),)
         cache.set(key, cached, timeout=REFIT_SECONDS)
@@ -186,9 +191,10 @@ def _reference_responses(clinic: Clinic, code: str) -> QuerySet[Response]:
     )
 
 
-def _fit_reference(responses: QuerySet[Response], code: str) -> TrajectoryModel | None:
+def _fit_reference(responses: QuerySet[Response], code: str) -> ExpectedTrajectory | None:
     import polars as pl
 
+    from bordin.measures import growth
     from bordin.measures.series import SeriesMatrix
     from bordin.measures.trajectories import fit
 
@@ -208,14 +214,21 @@ def _fit_reference(responses: QuerySet[Response], code: str) -> TrajectoryModel 
             "score": [float(r[2]) for r in rows],
         }
     )
+    inst = registry()[code]
+    try:  # refused quickly below growth.MIN_REFERENCE_CLIENTS episodes
+        return growth.fit_long(
+            frame, lower_is_better=inst.lower_is_better, scale_min=inst.min, scale_max=inst.max
+        )
+    except ValueError:
+        pass
     try:
-        return fit(SeriesMatrix.from_long(frame), lower_is_better=registry()[code].lower_is_better)
+        return fit(SeriesMatrix.from_long(frame), lower_is_better=inst.lower_is_better)
     except ValueError:
         return None
 
 
 def trajectory(
-    model: TrajectoryModel | None, scores: Sequence[float | None]
+    model: ExpectedTrajectory | None, scores: Sequence[float | None]
 ) -> list[TrajectoryPoint]:
     from bordin.measures.trajectories import evaluate_scores
 
