@@ -28,7 +28,7 @@ from bordin.measures import (
     effect_sizes,
     rci_variants,
     rupture_noise,
-    ruptures,
+    rupture_rules,
     sudden_gains,
     therapist_effects,
 )
@@ -693,10 +693,12 @@ def _ruptures(
     )
     for code in alliance_codes:
         inst, matrix = measures[code], matrices[code]
-        if inst.rupture_threshold is None:
+        rule = rupture_rules.setting_for(inst)
+        if rule is None:
             section.notes.append(f"{code}: no rupture threshold is defined.")
             continue
-        rup = ruptures.detect(matrix, threshold=inst.rupture_threshold)
+        section.notes.append(f"{code}: {rule.describe()}.")
+        rup = rupture_rules.detect(matrix, rule)
         sessions = int((~np.isnan(matrix.values)).sum())
         k = rup.height
         _value, ci = _pct(k, sessions)
@@ -721,7 +723,7 @@ def _ruptures(
                 of="ruptures",
             )
         )
-        section.rows += _noise_rows(code, inst, matrix, repaired, closed)
+        section.rows += _noise_rows(code, inst, rule, matrix, repaired, closed)
         status = _status_by_client(rup)
         groups: dict[str, list[Any]] = {"no rupture": [], "repaired": [], "unrepaired": []}
         ids = matrix.client_ids.to_list()
@@ -768,13 +770,18 @@ def _ruptures(
 
 
 def _noise_rows(
-    code: str, inst: Instrument, matrix: SeriesMatrix, repaired: int, closed: int
+    code: str,
+    inst: Instrument,
+    rule: rupture_rules.RuleSetting,
+    matrix: SeriesMatrix,
+    repaired: int,
+    closed: int,
 ) -> list[Row]:
-    """False alarms of the rule on noise of this clinic's variability, and the repair share
-    regression to the mean alone gives (:mod:`bordin.measures.rupture_noise`)."""
+    """False alarms of the rule in force on noise of this clinic's variability, and the repair
+    share regression to the mean alone gives (:mod:`bordin.measures.rupture_noise`)."""
     sd = rupture_noise.within_client_sd(matrix)
-    threshold = inst.rupture_threshold
-    if not math.isfinite(sd) or sd <= 0 or threshold is None:
+    threshold = rule.threshold
+    if not math.isfinite(sd) or sd <= 0:
         return []
     length = int(np.median(matrix.last_session)) if matrix.n_clients else 0
     if length < 3:
@@ -786,6 +793,7 @@ def _noise_rows(
         sessions=length,
         low=inst.min,
         high=inst.max,
+        retest=rule.retest,
     )
     method = (
         f"simulation: 2,000 clients × {length} sessions of pure noise (SD {sd:.2f}), "
@@ -803,7 +811,7 @@ def _noise_rows(
         Row(
             f"{code}: reliable-change rupture threshold (1.96·√2·SD)",
             f"{rupture_noise.reliable_threshold(sd):.2f}",
-            method=f"the rule uses {threshold:g}; this is the data-derived alternative",
+            method=f"the rule in force uses {threshold:.2f}; this is the data-derived value",
             source=src,
         ),
         Row(

@@ -367,7 +367,7 @@ def _raise_alerts(clinic: Clinic, last_sessions: list[tuple[Client, Session]]) -
         episode = last.episode
         data = analysis.episode_data(episode)
         sessions = {s.number: s for s in episode.sessions.all()}
-        for r in analysis.ruptures(data.scores(analysis.ALLIANCE)):
+        for r in analysis.ruptures(data.scores(analysis.ALLIANCE), clinic.pk):
             if r.session == last.number:
                 rules.check_rupture(client, last, data)
                 continue
