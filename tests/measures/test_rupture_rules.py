@@ -38,7 +38,8 @@ def test_builtin_alliance_default_is_reliable_from_its_provisional_facts() -> No
     assert s is not None
     # 1.96 * sqrt(2) * 1.2 * sqrt(1 - 0.64) = 1.96 * 1.41421 * 0.72 = 1.9957
     assert s.rule == "reliable" and s.source == "instrument"
-    assert s.threshold == pytest.approx(Z_95 * math.sqrt(2) * 0.72) == pytest.approx(1.9957, abs=1e-4)
+    assert s.threshold == pytest.approx(Z_95 * math.sqrt(2) * 0.72)
+    assert s.threshold == pytest.approx(1.9957, abs=1e-4)
     assert s.retest == 0.64 and s.pooled_sd == pytest.approx(0.72)
 
 
