@@ -65,6 +65,7 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
         label=gettext_lazy("Rupture rule for the alliance check-in (docs/measures.md)"),
         choices=RUPTURE_RULE_CHOICES,
         initial="reliable",
+        required=False,  # not posted: the rule stays as it was
     )
 
     class Meta:
@@ -99,10 +100,9 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def save(self, commit: bool = True) -> MeasurePlan:
         plan: MeasurePlan = super().save(commit=False)
-        plan.rupture_rules = {
-            **(plan.rupture_rules or {}),
-            analysis.ALLIANCE: self.cleaned_data["alliance_rupture_rule"],
-        }
+        rule = self.cleaned_data.get("alliance_rupture_rule")
+        if rule:
+            plan.rupture_rules = {**(plan.rupture_rules or {}), analysis.ALLIANCE: rule}
         if commit:
             plan.save()
             if plan.clinic_id:
