@@ -86,9 +86,10 @@ def _report(request: HttpRequest) -> tuple[Report | None, str]:
     data, endings, name = _data(request.user)
     report = None
     if data is not None:
+        clinic_id = scoping.require(request.user, scoping.EXPORT_ROLES).clinic_id
         report = build(
             data,
-            analysis.registry(),
+            analysis.clinic_registry(clinic_id),
             source=f"{name} (de-identified)",
             endings=endings,
             title=f"Outcomes report: {name}",
