@@ -169,8 +169,13 @@ def build(
     adsm: str | None = None,
     d_ci: effect_sizes.CiMethod = "analytic",
     title: str = "Outcomes report",
+    rupture_threshold_from_data: bool = False,
 ) -> Report:
-    """Compute every section of the report from checked long data."""
+    """Compute every section of the report from checked long data.
+
+    ``rupture_threshold_from_data``: derive the reliable rupture threshold from these data when
+    they are enough (as the web app's alerts do on a clinic's data), else from the measure.
+    """
     present = sorted(data.get_column("measure").cast(pl.String).unique().to_list())
     matrices = {
         code: SeriesMatrix.from_long(
@@ -200,7 +205,11 @@ def build(
     if alliance_codes and primary is not None:
         sections.append(_alliance_outcome(data, alliance_codes, primary, measures))
     if alliance_codes:
-        sections.append(_ruptures(alliance_codes, matrices, measures, primary, endings))
+        sections.append(
+            _ruptures(
+                alliance_codes, matrices, measures, primary, endings, rupture_threshold_from_data
+            )
+        )
     if outcome_codes:
         sections.append(_sudden_gains(outcome_codes, matrices, measures))
     if outcome_codes:
@@ -684,6 +693,7 @@ def _ruptures(
     measures: Mapping[str, Instrument],
     primary: str | None,
     endings: Mapping[Any, str] | None,
+    from_data: bool = False,
 ) -> Section:
     section = Section(
         "ruptures",
@@ -693,7 +703,7 @@ def _ruptures(
     )
     for code in alliance_codes:
         inst, matrix = measures[code], matrices[code]
-        rule = rupture_rules.setting_for(inst)
+        rule = rupture_rules.setting_for(inst, data=matrix if from_data else None)
         if rule is None:
             section.notes.append(f"{code}: no rupture threshold is defined.")
             continue

@@ -150,13 +150,9 @@ def rupture_setting(clinic_id: int | None = None) -> RuleSetting:
 
 
 def clinic_registry(clinic_id: int) -> Registry:
-    """The built-in measures with the clinic's alliance rupture rule and threshold in force
-    (for reports on the clinic's data, so they count ruptures as the alerts do)."""
-    setting = rupture_setting(clinic_id)
-    return registry().with_overrides(
-        rupture_rule={ALLIANCE: setting.rule},
-        rupture_threshold={ALLIANCE: setting.threshold} if setting.source == "data" else None,
-    )
+    """The built-in measures with the clinic's alliance rupture rule (for reports on the
+    clinic's data, which then derive the threshold from those data as the alerts do)."""
+    return registry().with_overrides(rupture_rule={ALLIANCE: rupture_setting(clinic_id).rule})
 
 
 def forget_rupture_setting(clinic_id: int) -> None:

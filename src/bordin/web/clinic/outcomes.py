@@ -93,6 +93,7 @@ def _report(request: HttpRequest) -> tuple[Report | None, str]:
             source=f"{name} (de-identified)",
             endings=endings,
             title=f"Outcomes report: {name}",
+            rupture_threshold_from_data=True,
         )
     scores = 0 if data is None else data.height
     log.record(request, log.Action.READ, object_type="outcomes_report", detail=f"{scores} scores")
