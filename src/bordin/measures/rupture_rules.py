@@ -76,8 +76,8 @@ Source = Literal["fixed", "data", "instrument", "given"]
 RULES: tuple[Rule, ...] = cast(tuple[Rule, ...], RUPTURE_RULES)
 DEFAULT_RULE: Rule = "reliable"
 #: The data-derived threshold needs this many clients with :data:`MIN_SCORES` scores each
-#: (30 clients x 3 scores give at least 60 degrees of freedom for the within-client SD, which
-#: is then known to about +-9%: its relative SE is about 1/sqrt(2 df)).
+#: (30 clients x 3 scores give at least 60 degrees of freedom for the within-client SD, whose
+#: relative standard error is then about 1/sqrt(2 df) = 9%).
 MIN_CLIENTS = 30
 MIN_SCORES = 3
 
