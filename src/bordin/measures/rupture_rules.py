@@ -146,13 +146,18 @@ def setting_for(
     if data is not None and enough_data(data):
         sd = within_client_sd(data)
         if math.isfinite(sd) and sd > 0:
-            return RuleSetting(chosen, Z_95 * math.sqrt(2.0) * sd, "data", retest, sd)
+            return RuleSetting(chosen, _reliable(sd), "data", retest, sd)
     se = instrument_se(inst)
     if se is not None and se > 0:
-        return RuleSetting(chosen, Z_95 * math.sqrt(2.0) * se, "instrument", retest, se)
+        return RuleSetting(chosen, _reliable(se), "instrument", retest, se)
     if inst.rupture_threshold is not None:
         return RuleSetting(chosen, inst.rupture_threshold, "given", retest, None)
     return None
+
+
+def _reliable(se: float) -> float:
+    """Jacobson & Truax (1991): ``1.96 * sqrt(2) * SE``."""
+    return Z_95 * math.sqrt(2.0) * se
 
 
 def detect(matrix: SeriesMatrix, setting: RuleSetting) -> pl.DataFrame:
