@@ -245,7 +245,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     for code, row in summary["ruptures"].items():
         table.add_row(
             code,
-            f"alliance ruptures (rule {row['rule']}, drop ≥ {row['threshold']:.2f})",
+            f"alliance ruptures ({row['rule']}, T {row['threshold']:.2f})",
             f"{row['ruptures']:,}",
             "",
         )
