@@ -120,6 +120,32 @@ def test_overrides_change_thresholds(synthetic: Path, tmp_path: Path) -> None:
     assert summary["sudden_changes"]["phq9"]["cutoff"] == 12
 
 
+def test_rupture_rule_option(synthetic: Path, analysed: Path, tmp_path: Path) -> None:
+    """Default: the reliable rule; ``--rupture-rule fixed`` gives the earlier 1.5-point output
+    exactly; ``alliance=ceiling`` the ceiling-aware rule; all with the same columns."""
+    from bordin.measures.ruptures import detect
+    from bordin.measures.series import SeriesMatrix
+
+    default = json.loads((analysed / "summary.json").read_text())["ruptures"]["alliance"]
+    assert (default["rule"], default["threshold_from"]) == ("reliable", "instrument")
+    assert default["threshold"] == pytest.approx(1.9957, abs=1e-4)
+    found = {}
+    for rule in ("fixed", "alliance=ceiling"):
+        out = tmp_path / rule
+        done = run("analyze", synthetic, "--out", out, "--rupture-rule", rule)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads((out / "summary.json").read_text())["ruptures"]["alliance"]
+        assert summary["rule"] == rule.removeprefix("alliance=")
+        found[rule] = pl.read_csv(out / "ruptures.csv")
+        assert found[rule].columns == SCHEMAS["ruptures"]
+    data = pl.read_parquet(synthetic).filter(pl.col("measure") == "alliance")
+    old = detect(SeriesMatrix.from_long(data), threshold=1.5)
+    fixed = found["fixed"].drop("measure").sort("client_id", "session")
+    assert fixed.rows() == old.sort("client_id", "session").rows()
+    reliable = pl.read_csv(analysed / "ruptures.csv")
+    assert 0 < reliable.height < fixed.height
+
+
 def test_reference_file_is_used_for_trajectories(synthetic: Path, tmp_path: Path) -> None:
     ref = tmp_path / "ref.csv"
     assert run("synth", "--clients", "300", "--seed", "7", "--out", ref).returncode == 0
@@ -180,6 +206,8 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, content: str, mess
         (["--rupture-threshold", "alliance=-1"], "must be a positive number"),
         (["--sg-cutoff", "nope=3"], "unknown measure code 'nope'"),
         (["--trajectory-model", "spline"], "--trajectory-model must be ols or growth"),
+        (["--rupture-rule", "loose"], "rupture rule must be one of fixed, reliable, ceiling"),
+        (["--rupture-rule", "=fixed"], "expects RULE or CODE=RULE"),
     ],
 )
 def test_bad_options_exit_2(synthetic: Path, tmp_path: Path, args: list[str], message: str) -> None:

@@ -52,6 +52,28 @@ def parse_assignments(values: list[str] | None, option: str) -> dict[str, float]
     return out
 
 
+def parse_rules(values: list[str] | None) -> dict[str, str]:
+    """``--rupture-rule``: ``["ceiling"]`` → every measure, ``["alliance=fixed"]`` → one."""
+    out: dict[str, str] = {}
+    for raw in values or []:
+        code, sep, rule = raw.rpartition("=")
+        code = code.strip() if sep else "*"
+        if not code:
+            raise fail(
+                f"--rupture-rule expects RULE or CODE=RULE (e.g. alliance=fixed), got '{raw}'"
+            )
+        out[code] = rule.strip()
+    return out
+
+
+RUPTURE_RULE_HELP = (
+    "reliable (default: threshold from the measure's reliability and SD, repair beyond "
+    "regression to the mean), fixed (the measure's fixed threshold, e.g. 1.5) or ceiling "
+    "(reliable, scaled to each client's own variability); RULE for every measure or "
+    "CODE=RULE, repeatable."
+)
+
+
 @contextmanager
 def progress_steps(total: int | None = None) -> Iterator[Any]:
     """A Rich progress display on a terminal; silent otherwise (CI, pipes)."""
@@ -91,6 +113,9 @@ def analyze(
     sg_cutoff: Annotated[
         list[str] | None,
         typer.Option("--sg-cutoff", help="Sudden-gain cut-off, CODE=VALUE; repeatable."),
+    ] = None,
+    rupture_rule: Annotated[
+        list[str] | None, typer.Option("--rupture-rule", help=RUPTURE_RULE_HELP)
     ] = None,
     memory_limit: Annotated[
         str | None,
@@ -143,6 +168,7 @@ def analyze(
         reg = registry(measures).with_overrides(
             rupture_threshold=parse_assignments(rupture_threshold, "--rupture-threshold"),
             sudden_gain_cutoff=parse_assignments(sg_cutoff, "--sg-cutoff"),
+            rupture_rule=parse_rules(rupture_rule),
         )
     except DefinitionError as exc:
         raise fail(str(exc)) from None
@@ -236,7 +262,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     for code, row in summary["ruptures"].items():
         table.add_row(
             code,
-            f"alliance ruptures (drop ≥ {row['threshold']:g})",
+            f"alliance ruptures ({row['rule']}, T {row['threshold']:.2f})",
             f"{row['ruptures']:,}",
             "",
         )
@@ -283,6 +309,9 @@ def report(
     bootstrap: Annotated[
         bool, typer.Option("--bootstrap", help="Bootstrap CIs for d (fixed seed).")
     ] = False,
+    rupture_rule: Annotated[
+        list[str] | None, typer.Option("--rupture-rule", help=RUPTURE_RULE_HELP)
+    ] = None,
 ) -> None:
     """Write a self-contained outcomes report (HTML, optionally PDF) for a data set."""
     from bordin.measures.instruments import DefinitionError, registry
@@ -293,7 +322,7 @@ def report(
     if out.suffix.lower() not in (".html", ".htm"):
         raise fail(f"{out}: --out must be an .html file")
     try:
-        reg = registry(measures)
+        reg = registry(measures).with_overrides(rupture_rule=parse_rules(rupture_rule))
     except DefinitionError as exc:
         raise fail(str(exc)) from None
     if adsm is not None and adsm not in reg:
@@ -376,6 +405,7 @@ def analysis_demo(data_dir: Path) -> None:
         reference=None,
         rupture_threshold=None,
         sg_cutoff=None,
+        rupture_rule=None,
         memory_limit=None,
         engine="local",
         spark_master=None,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bordin.measures import batch, ruptures, sudden_gains, trajectories
+from bordin.measures import batch, rupture_rules, sudden_gains, trajectories
 from bordin.measures.instruments import builtin_registry
 from bordin.measures.outcomes import paired_from_matrices
 from bordin.measures.reliable_change import change_table
@@ -69,7 +69,9 @@ def dense_oracle(data: pl.DataFrame) -> dict[str, pl.DataFrame]:
             model = trajectories.fit(m, lower_is_better=inst.lower_is_better)
             out.setdefault("trajectories", []).append(model.evaluate(m).with_columns(lit))
         else:
-            rup = ruptures.detect(m, threshold=inst.rupture_threshold or 1.5)
+            rule = rupture_rules.setting_for(inst)
+            assert rule is not None
+            rup = rupture_rules.detect(m, rule)
             out.setdefault("ruptures", []).append(rup.with_columns(lit))
     paired = paired_from_matrices(
         matrices["phq9"], matrices["gad7"], phq9=REG["phq9"], gad7=REG["gad7"]

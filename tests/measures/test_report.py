@@ -105,6 +105,26 @@ def test_endings_make_finished_courses_and_dropout_by_rupture(synthetic: pl.Data
     assert any(r.what.startswith("dropout, clients with") for r in ruptures.rows)
 
 
+def test_ruptures_section_states_the_rule_in_force(synthetic: pl.DataFrame) -> None:
+    def section(rule: str | None) -> tuple[list[str], int]:
+        reg = builtin_registry()
+        if rule:
+            reg = reg.with_overrides(rupture_rule={"alliance": rule})
+        found = next(s for s in build(synthetic, reg).sections if s.key == "ruptures")
+        per100 = next(r for r in found.rows if r.what.startswith("alliance: ruptures per 100"))
+        return found.notes, int(per100.value.split("(")[1].split(" of")[0].replace(",", ""))
+
+    notes, reliable = section(None)
+    assert any(
+        "rule 'reliable', threshold 2.00" in n and "regression to the mean" in n for n in notes
+    )
+    notes, fixed = section("fixed")
+    assert any("rule 'fixed', threshold 1.50" in n for n in notes)
+    notes, _ceiling = section("ceiling")
+    assert any("rule 'ceiling'" in n for n in notes)
+    assert 0 < reliable < fixed
+
+
 def test_too_few_therapists_is_explained() -> None:
     raw = synthesize(60, seed=2, clients_per_therapist=25)
     data = check_long(

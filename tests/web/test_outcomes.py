@@ -38,6 +38,8 @@ def test_demo_clinic_admin_sees_the_report(client: Any, demo: Any) -> None:
     ):
         assert f'data-section="{key}"' in page, key
     assert "Wilson 95% interval" in page
+    # The rupture rule in force, with the threshold from the clinic's own data (40 clients).
+    assert "rule &#x27;reliable&#x27;" in page and "from the data" in page
     assert "<svg" in page
     # De-identified: no client names on the page.
     for name in Client.objects.filter(clinic=demo).values_list("display_name", flat=True)[:20]:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bordin.measures import growth, ruptures, sudden_gains, trajectories
+from bordin.measures import growth, rupture_rules, sudden_gains, trajectories
 from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.intervals import annotate_summary
@@ -334,8 +334,9 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
                 model = plan.models.get(code)
                 if model is not None:
                     keep("trajectories", code, model.evaluate(matrix))
-            if inst.role == "alliance" and inst.rupture_threshold is not None:
-                keep("ruptures", code, ruptures.detect(matrix, threshold=inst.rupture_threshold))
+            rule = rupture_rules.setting_for(inst) if inst.role == "alliance" else None
+            if rule is not None:
+                keep("ruptures", code, rupture_rules.detect(matrix, rule))
         if "phq9" in matrices and "gad7" in matrices:
             paired = paired_from_matrices(
                 matrices["phq9"],
@@ -576,10 +577,13 @@ def summarise(
             summary["trajectories"][code] = _trajectories(code, plan, st, counts, excluded)
 
         if inst.role == "alliance":
-            if inst.rupture_threshold is not None:
+            rule = rupture_rules.setting_for(inst)
+            if rule is not None:
                 r = f"ruptures/{code}"
                 summary["ruptures"][code] = {
-                    "threshold": inst.rupture_threshold,
+                    "threshold": round(rule.threshold, 4),
+                    "rule": rule.rule,
+                    "threshold_from": rule.source,
                     "ruptures": n(r),
                     "clients_with_rupture": n(f"{r}/clients"),
                     "clients": st["clients"],

@@ -3,10 +3,12 @@
 Alliance ratings bunch near the top of the scale: a client who always answers 9-10 varies
 little, so a fall from 10 to 8.75 is large *for them* yet misses a fixed 1.5-point threshold.
 
-**Bordin's rule** (an option, not the default; documented comparison in docs/measures.md). With
-the fixed threshold ``T``, the pooled within-client SD ``s`` of all clients
-(:func:`bordin.measures.rupture_noise.within_client_sd`) and client ``i``'s own SD ``s_i`` of
-their alliance scores:
+**Bordin's rule** (an option per measure, ``rupture_rule = "ceiling"``, not the default;
+documented comparison in docs/measures.md). With the base threshold ``T`` (the measure's
+reliable-change threshold, :mod:`bordin.measures.rupture_rules`), the typical within-client SD
+``s`` (given, e.g. the measure's standard error of measurement, else the pooled within-client SD
+of all clients, :func:`bordin.measures.rupture_noise.within_client_sd`) and client ``i``'s own
+SD ``s_i`` of their alliance scores:
 
 * clients with fewer than :data:`MIN_SCORES` scores keep ``T``;
 * otherwise ``T_i = max(T * s_i / s, T * FLOOR)``: the fixed threshold scaled by how much this
@@ -42,9 +44,11 @@ MIN_SCORES = 4
 FLOOR = 1 / 3
 
 
-def client_thresholds(matrix: SeriesMatrix, *, threshold: float) -> np.ndarray:
-    """``T_i`` of every client (see the module docstring)."""
-    pooled = within_client_sd(matrix)
+def client_thresholds(
+    matrix: SeriesMatrix, *, threshold: float, pooled_sd: float | None = None
+) -> np.ndarray:
+    """``T_i`` of every client (see the module docstring); ``pooled_sd``: ``s`` when known."""
+    pooled = within_client_sd(matrix) if pooled_sd is None else pooled_sd
     n_i = (~np.isnan(matrix.values)).sum(axis=1)
     out = np.full(matrix.n_clients, threshold, dtype=np.float64)
     if not np.isfinite(pooled) or pooled <= 0:
@@ -56,16 +60,26 @@ def client_thresholds(matrix: SeriesMatrix, *, threshold: float) -> np.ndarray:
     return out
 
 
-def detect_scaled(matrix: SeriesMatrix, *, threshold: float) -> pl.DataFrame:
-    """Ruptures by the ceiling-aware rule; same columns as :func:`ruptures.detect`."""
-    per_client = client_thresholds(matrix, threshold=threshold)
+def detect_scaled(
+    matrix: SeriesMatrix,
+    *,
+    threshold: float,
+    retest: float | None = None,
+    pooled_sd: float | None = None,
+) -> pl.DataFrame:
+    """Ruptures by the ceiling-aware rule; same columns as :func:`ruptures.detect`.
+
+    ``retest`` selects the repair criterion as in :func:`ruptures.detect`; both criteria compare
+    differences with the threshold, so the scaling argument holds for either.
+    """
+    per_client = client_thresholds(matrix, threshold=threshold, pooled_sd=pooled_sd)
     factor = threshold / per_client
     scaled = SeriesMatrix(
         client_ids=matrix.client_ids,
         values=matrix.values * factor[:, None],
         last_session=matrix.last_session,
     )
-    found = detect(scaled, threshold=threshold)
+    found = detect(scaled, threshold=threshold, retest=retest)
     if found.height == 0:
         return found
     back = pl.DataFrame({"client_id": matrix.client_ids, "_factor": factor})

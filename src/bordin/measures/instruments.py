@@ -223,6 +223,12 @@ class Instrument:
     caseness: float | None = None
     sudden_gain_cutoff: float | None = None
     rupture_threshold: float | None = None
+    #: Which rupture rule applies (:mod:`bordin.measures.rupture_rules`).
+    rupture_rule: str = "reliable"
+    #: Session-to-session (test-retest) correlation and SD of the measure's session scores,
+    #: for the reliable rupture threshold and the repair criterion beyond regression to the mean.
+    rupture_reliability: float | None = None
+    rupture_sd: float | None = None
     loinc_panel: str | None = None
     loinc_total: str | None = None
     bands: tuple[tuple[float, str], ...] = ()
@@ -396,21 +402,48 @@ class Registry(Mapping[str, Instrument]):
         *,
         rupture_threshold: Mapping[str, float] | None = None,
         sudden_gain_cutoff: Mapping[str, float] | None = None,
+        rupture_rule: Mapping[str, str] | None = None,
     ) -> Registry:
-        """Copy with per-measure thresholds replaced (``--rupture-threshold``, ``--sg-cutoff``)."""
+        """Copy with per-measure thresholds replaced (``--rupture-threshold``, ``--sg-cutoff``,
+        ``--rupture-rule``).
+
+        A given rupture threshold is the threshold of every rule for that measure: it drops the
+        measure's ``rupture_sd``, so the reliable rule no longer derives its own (the
+        ``rupture_reliability`` stays for the repair criterion). ``rupture_rule`` with the
+        code ``*`` applies to every measure.
+        """
         out = dict(self._by_code)
-        for code in {**(rupture_threshold or {}), **(sudden_gain_cutoff or {})}:
+        rules = dict(rupture_rule or {})
+        every = rules.pop("*", None)
+        for code in {**(rupture_threshold or {}), **(sudden_gain_cutoff or {}), **rules}:
             if code not in out:
                 known = ", ".join(sorted(out))
                 raise DefinitionError(f"unknown measure code '{code}' (known: {known})")
+        for rule in [*rules.values(), *([every] if every else [])]:
+            _check_rule(rule, "--rupture-rule")
         for code, value in (rupture_threshold or {}).items():
-            out[code] = replace(out[code], rupture_threshold=float(value))
+            out[code] = replace(out[code], rupture_threshold=float(value), rupture_sd=None)
+        for code in out if every else ():
+            out[code] = replace(out[code], rupture_rule=str(every))
+        for code, rule in rules.items():
+            out[code] = replace(out[code], rupture_rule=rule)
         for code, value in (sudden_gain_cutoff or {}).items():
             out[code] = replace(out[code], sudden_gain_cutoff=float(value))
         return Registry(out)
 
 
 # ---------------------------------------------------------------------------------- loading
+
+#: The rupture rules (:mod:`bordin.measures.rupture_rules`).
+RUPTURE_RULES = ("fixed", "reliable", "ceiling")
+
+
+def _check_rule(rule: object, where: str) -> str:
+    if rule not in RUPTURE_RULES:
+        raise DefinitionError(
+            f"{where}: rupture rule must be one of {', '.join(RUPTURE_RULES)}, got {rule!r}"
+        )
+    return str(rule)
 
 
 def _num(table: Mapping[str, Any], key: str, where: str) -> float | None:
@@ -561,6 +594,13 @@ def instrument_from_table(code: str, table: Mapping[str, Any], source: str) -> I
         value = _num(table, key, where)
         if value is not None and value <= 0:
             raise DefinitionError(f"{where}: '{key}' must be positive")
+    rupture_reliability = _num(table, "rupture_reliability", where)
+    if rupture_reliability is not None and not 0 <= rupture_reliability < 1:
+        raise DefinitionError(f"{where}: 'rupture_reliability' must be in [0, 1)")
+    rupture_sd = _num(table, "rupture_sd", where)
+    if rupture_sd is not None and rupture_sd <= 0:
+        raise DefinitionError(f"{where}: 'rupture_sd' must be positive")
+    rupture_rule = _check_rule(table.get("rupture_rule", "reliable"), where)
     items = _items(table.get("items"), where) or _coded_items(table, where)
     subscales = {
         str(name): tuple(str(i) for i in ids)
@@ -588,6 +628,9 @@ def instrument_from_table(code: str, table: Mapping[str, Any], source: str) -> I
         caseness=caseness,
         sudden_gain_cutoff=_num(table, "sudden_gain_cutoff", where),
         rupture_threshold=_num(table, "rupture_threshold", where),
+        rupture_rule=rupture_rule,
+        rupture_reliability=rupture_reliability,
+        rupture_sd=rupture_sd,
         loinc_panel=table.get("loinc_panel"),
         loinc_total=table.get("loinc_total"),
         bands=tuple((float(lower), str(name)) for lower, name in table.get("bands", [])),

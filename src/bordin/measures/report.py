@@ -29,7 +29,7 @@ from bordin.measures import (
     growth,
     rci_variants,
     rupture_noise,
-    ruptures,
+    rupture_rules,
     sudden_gains,
     therapist_effects,
     trajectories,
@@ -171,8 +171,13 @@ def build(
     adsm: str | None = None,
     d_ci: effect_sizes.CiMethod = "analytic",
     title: str = "Outcomes report",
+    rupture_threshold_from_data: bool = False,
 ) -> Report:
-    """Compute every section of the report from checked long data."""
+    """Compute every section of the report from checked long data.
+
+    ``rupture_threshold_from_data``: derive the reliable rupture threshold from these data when
+    they are enough (as the web app's alerts do on a clinic's data), else from the measure.
+    """
     present = sorted(data.get_column("measure").cast(pl.String).unique().to_list())
     matrices = {
         code: SeriesMatrix.from_long(
@@ -202,7 +207,11 @@ def build(
     if alliance_codes and primary is not None:
         sections.append(_alliance_outcome(data, alliance_codes, primary, measures))
     if alliance_codes:
-        sections.append(_ruptures(alliance_codes, matrices, measures, primary, endings))
+        sections.append(
+            _ruptures(
+                alliance_codes, matrices, measures, primary, endings, rupture_threshold_from_data
+            )
+        )
     if outcome_codes:
         sections.append(_sudden_gains(outcome_codes, matrices, measures))
     if outcome_codes:
@@ -686,6 +695,7 @@ def _ruptures(
     measures: Mapping[str, Instrument],
     primary: str | None,
     endings: Mapping[Any, str] | None,
+    from_data: bool = False,
 ) -> Section:
     section = Section(
         "ruptures",
@@ -695,10 +705,12 @@ def _ruptures(
     )
     for code in alliance_codes:
         inst, matrix = measures[code], matrices[code]
-        if inst.rupture_threshold is None:
+        rule = rupture_rules.setting_for(inst, data=matrix if from_data else None)
+        if rule is None:
             section.notes.append(f"{code}: no rupture threshold is defined.")
             continue
-        rup = ruptures.detect(matrix, threshold=inst.rupture_threshold)
+        section.notes.append(f"{code}: {rule.describe()}.")
+        rup = rupture_rules.detect(matrix, rule)
         sessions = int((~np.isnan(matrix.values)).sum())
         k = rup.height
         _value, ci = _pct(k, sessions)
@@ -723,7 +735,7 @@ def _ruptures(
                 of="ruptures",
             )
         )
-        section.rows += _noise_rows(code, inst, matrix, repaired, closed)
+        section.rows += _noise_rows(code, inst, rule, matrix, repaired, closed)
         status = _status_by_client(rup)
         groups: dict[str, list[Any]] = {"no rupture": [], "repaired": [], "unrepaired": []}
         ids = matrix.client_ids.to_list()
@@ -770,13 +782,18 @@ def _ruptures(
 
 
 def _noise_rows(
-    code: str, inst: Instrument, matrix: SeriesMatrix, repaired: int, closed: int
+    code: str,
+    inst: Instrument,
+    rule: rupture_rules.RuleSetting,
+    matrix: SeriesMatrix,
+    repaired: int,
+    closed: int,
 ) -> list[Row]:
-    """False alarms of the rule on noise of this clinic's variability, and the repair share
-    regression to the mean alone gives (:mod:`bordin.measures.rupture_noise`)."""
+    """False alarms of the rule in force on noise of this clinic's variability, and the repair
+    share regression to the mean alone gives (:mod:`bordin.measures.rupture_noise`)."""
     sd = rupture_noise.within_client_sd(matrix)
-    threshold = inst.rupture_threshold
-    if not math.isfinite(sd) or sd <= 0 or threshold is None:
+    threshold = rule.threshold
+    if not math.isfinite(sd) or sd <= 0:
         return []
     length = int(np.median(matrix.last_session)) if matrix.n_clients else 0
     if length < 3:
@@ -788,6 +805,7 @@ def _noise_rows(
         sessions=length,
         low=inst.min,
         high=inst.max,
+        retest=rule.retest,
     )
     method = (
         f"simulation: 2,000 clients × {length} sessions of pure noise (SD {sd:.2f}), "
@@ -805,7 +823,7 @@ def _noise_rows(
         Row(
             f"{code}: reliable-change rupture threshold (1.96·√2·SD)",
             f"{rupture_noise.reliable_threshold(sd):.2f}",
-            method=f"the rule uses {threshold:g}; this is the data-derived alternative",
+            method=f"the rule in force uses {threshold:.2f}; this is the data-derived value",
             source=src,
         ),
         Row(

@@ -49,6 +49,8 @@ class NoiseRates:
     clients_flagged: float
     ruptures_per_100_sessions: float
     repaired_share: float
+    #: Share of clients with at least one rupture called repaired.
+    clients_repaired: float
 
 
 def noise_rates(
@@ -63,8 +65,13 @@ def noise_rates(
     high: float = 10.0,
     step: float = 0.25,
     seed: int = SEED,
+    retest: float | None = None,
 ) -> NoiseRates:
-    """Simulate noise-only alliance series and apply the rupture rule (see module docstring)."""
+    """Simulate noise-only alliance series and apply the rupture rule (see module docstring).
+
+    ``retest``: ``None`` for the fixed rule's repair criterion, else ``rho`` of the repair
+    criterion beyond regression to the mean (:func:`bordin.measures.ruptures.detect`).
+    """
     if not within_sd > 0:
         raise ValueError(f"within_sd must be positive, got {within_sd}")
     rng = np.random.default_rng(seed)
@@ -76,7 +83,7 @@ def noise_rates(
         values=values,
         last_session=np.full(clients, sessions, dtype=np.int64),
     )
-    rup = detect(matrix, threshold=threshold)
+    rup = detect(matrix, threshold=threshold, retest=retest)
     closed = rup.filter(pl.col("status") != "open")
     repaired = int((closed.get_column("status") == "repaired").sum())
     return NoiseRates(
@@ -87,6 +94,10 @@ def noise_rates(
         clients_flagged=rup.get_column("client_id").n_unique() / clients,
         ruptures_per_100_sessions=100 * rup.height / (clients * sessions),
         repaired_share=repaired / closed.height if closed.height else math.nan,
+        clients_repaired=rup.filter(pl.col("status") == "repaired")
+        .get_column("client_id")
+        .n_unique()
+        / clients,
     )
 
 

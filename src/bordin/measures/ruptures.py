@@ -17,9 +17,18 @@ none of them exactly. On an alliance series (higher is better, ``a_s`` the score
 * **comparison score**: ``p = s - 1`` if session ``s - 1`` has a score, else ``p = s - 2`` if
   that one has, else session ``s`` has no comparison (a longer gap is not bridged);
 * **rupture at s**: ``a_s - a_p <= -T``, i.e. a drop ``a_p - a_s`` of at least ``T``;
-* **repair**: at the first session ``r`` with ``s < r <= s + 3`` and a score such that
-  ``a_r >= a_p`` (back to the level before the drop) or ``a_r - a_s >= T`` (a rise of at least
-  the threshold from the low point, even if short of ``a_p``);
+* **repair** (the *fixed* rule, ``retest=None``): at the first session ``r`` with
+  ``s < r <= s + 3`` and a score such that ``a_r >= a_p`` (back to the level before the drop)
+  or ``a_r - a_s >= T`` (a rise of at least the threshold from the low point, even if short of
+  ``a_p``);
+* **repair beyond regression to the mean** (``retest=rho`` given, the *reliable* rule): at the
+  first such ``r`` with ``(a_r - a_s) - (1 - rho) * (a_p - a_s) >= T``. A score picked out for
+  being low is expected to move back towards the level it is compared with by ``(1 - rho)``
+  times its distance from it, ``rho`` being the correlation between repeated measurements
+  (Barnett, van der Pols & Dobson 2005); only a rise that exceeds that expected rebound by the
+  reliable-change threshold counts as a repair. Stiles et al. (2004) describe the V-shape a
+  repair leaves in the alliance series; on noise alone the V appears through regression to the
+  mean, and this criterion asks for more than that;
 * **status**: ``repaired`` when a repair came; otherwise ``unrepaired`` when the client's last
   session is at least ``s + 3`` (the window has passed without a repair), else ``open`` (the
   window is still running, so the outcome is not known yet).
@@ -28,8 +37,9 @@ Differences are rounded to :data:`~bordin.measures.reliable_change.ROUND` decima
 are compared, so ``8.2 -> 6.7`` (``1.4999999999999991`` in binary floating point) is a drop of
 exactly 1.5, as is ``7.8 -> 6.3``. Every session is judged on its own: a further drop during
 an open rupture is a rupture of its own when it meets the rule against its own comparison
-score. The default threshold for Bordin's alliance check-in (a 0-10 mean) is
-1.5 points; :func:`gumz_threshold` derives a data-driven alternative for research use.
+score. Which threshold and repair criterion apply (the fixed 1.5 points of the alliance
+check-in, or a threshold tied to the measure's reliability and variability) is chosen by
+:mod:`bordin.measures.rupture_rules`; :func:`gumz_threshold` derives the data-driven threshold.
 
 Sources
 -------
@@ -48,6 +58,11 @@ Sources
   relationship. *BMC Medical Research Methodology*, 12, 10.
 * Eubanks, C. F., Muran, J. C., & Safran, J. D. (2018). Alliance rupture repair: A
   meta-analysis. *Psychotherapy*, 55(4), 508-519.
+* Barnett, A. G., van der Pols, J. C., & Dobson, A. J. (2005). Regression to the mean: what it
+  is and how to deal with it. *International Journal of Epidemiology*, 34(1), 215-220.
+* Jacobson, N. S., & Truax, P. (1991). Clinical significance: A statistical approach to
+  defining meaningful change in psychotherapy research. *Journal of Consulting and Clinical
+  Psychology*, 59(1), 12-19.
 
 Examples
 --------
@@ -55,6 +70,12 @@ Examples
 [Rupture(session=2, previous_session=1, drop=1.5, status='repaired', repair_session=4)]
 >>> detect_scores([8.0, 6.6, 6.0], threshold=1.5)
 []
+>>> # beyond regression to the mean (rho = 0.5): 8 -> 6 expects a rebound of 1, so 7 is not
+>>> # a repair; 9 is (a rise of 3 = 1 expected + 2 = T)
+>>> [r.status for r in detect_scores([8.0, 6.0, 7.0, 7.0, 7.0], threshold=2, retest=0.5)]
+['unrepaired']
+>>> detect_scores([8.0, 6.0, 9.0], threshold=2, retest=0.5)[0].repair_session
+3
 >>> frame = pl.DataFrame({"client_id": ["a", "a", "a", "b", "b", "b", "b", "b"],
 ...                       "session": [1, 2, 3, 1, 3, 4, 5, 6],
 ...                       "score": [9.0, 7.0, 7.25, 8.0, 6.0, 6.5, 6.0, 7.0]})
@@ -113,8 +134,16 @@ def _schema(client_dtype: pl.DataType) -> dict[str, pl.DataType]:
     }
 
 
-def detect(matrix: SeriesMatrix, *, threshold: float) -> pl.DataFrame:
+def _check_retest(retest: float | None) -> None:
+    if retest is not None and not (math.isfinite(retest) and 0 <= retest < 1):
+        raise ValueError(f"retest correlation must be in [0, 1), got {retest!r}")
+
+
+def detect(matrix: SeriesMatrix, *, threshold: float, retest: float | None = None) -> pl.DataFrame:
     """Every rupture of every client, with its repair status (rule in the module docstring).
+
+    ``retest``: ``None`` for the fixed rule's repair criterion, else the correlation ``rho``
+    of the repair criterion beyond regression to the mean.
 
     Returns one row per rupture with columns ``client_id`` (dtype of ``matrix.client_ids``),
     ``session``, ``previous_session`` (Int64), ``drop`` (``a_p - a_s``, Float64, rounded to
@@ -124,6 +153,7 @@ def detect(matrix: SeriesMatrix, *, threshold: float) -> pl.DataFrame:
     The work is a loop over session columns only; each step handles all clients at once.
     """
     _check_threshold(threshold)
+    _check_retest(retest)
     client_dtype = matrix.client_ids.dtype
     n_clients, n_sessions = matrix.n_clients, matrix.n_sessions
     if n_clients == 0 or n_sessions < 2:
@@ -161,9 +191,14 @@ def detect(matrix: SeriesMatrix, *, threshold: float) -> pl.DataFrame:
                 break
             a_r = by_session[j + k, rows]
             with np.errstate(invalid="ignore"):
-                back_up = np.round(a_r - a_p, ROUND) >= 0
-                rose = np.round(a_r - a_s, ROUND) >= threshold
-            found[(found == 0) & (back_up | rose)] = k
+                if retest is None:
+                    back_up = np.round(a_r - a_p, ROUND) >= 0
+                    rose = np.round(a_r - a_s, ROUND) >= threshold
+                    repaired = back_up | rose
+                else:
+                    expected = (1.0 - retest) * (a_p - a_s)
+                    repaired = np.round(a_r - a_s - expected, ROUND) >= threshold
+            found[(found == 0) & repaired] = k
         repair_after[j, rows] = found
 
     # Row-major order over (client, session): sorted by client row, then session.
@@ -199,7 +234,9 @@ def detect(matrix: SeriesMatrix, *, threshold: float) -> pl.DataFrame:
     return out
 
 
-def detect_scores(scores: Sequence[float | None], *, threshold: float) -> list[Rupture]:
+def detect_scores(
+    scores: Sequence[float | None], *, threshold: float, retest: float | None = None
+) -> list[Rupture]:
     """Ruptures in one client's series; ``scores[k]`` is session ``k + 1`` (``None``: missing).
 
     A thin wrapper around :func:`detect` on :meth:`SeriesMatrix.from_scores`.
@@ -207,7 +244,11 @@ def detect_scores(scores: Sequence[float | None], *, threshold: float) -> list[R
     >>> detect_scores([8, None, 6, 6.5, 6], threshold=1.5)
     [Rupture(session=3, previous_session=1, drop=2.0, status='open', repair_session=None)]
     """
-    frame = detect(SeriesMatrix.from_scores(scores), threshold=threshold)
+    return as_list(detect(SeriesMatrix.from_scores(scores), threshold=threshold, retest=retest))
+
+
+def as_list(frame: pl.DataFrame) -> list[Rupture]:
+    """The rows of a :func:`detect` result as :class:`Rupture` records."""
     return [
         Rupture(
             session=int(row["session"]),

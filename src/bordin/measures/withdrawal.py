@@ -14,6 +14,11 @@ withdrawal ruptures are easy to miss because nothing is said (Eubanks, Muran & S
 * an **alliance drop** at ``s``: a fall of at least ``T / 2`` from the previous scored session
   (at most two sessions back), the same comparison the rupture rule makes with half its size.
 
+``T`` is the threshold in force for this client (:mod:`bordin.measures.rupture_rules`: the
+reliable-change threshold by default, the fixed one under the fixed rule, the client's own
+scaled one under the ceiling rule; :func:`bordin.measures.rupture_rules.client_threshold`), so
+a change of rule moves the alliance-drop marker with it.
+
 A **withdrawal** is then
 
 * a session ``m`` with attendance ``missed``, ``cancelled`` or ``late_cancelled`` and

@@ -140,7 +140,8 @@ def _shape(course: Course, scenario: str) -> Course:
         w = [3.5, 4.0, 4.5, 4.75, 5.0, 5.5, 5.5, 6.0, 5.75]
         return Course(list(a), list(w), "tasks")
     if scenario == "repaired_rupture":
-        a = [7.0, 7.25, 7.5, 7.75, 5.5, 6.25, 7.75, 8.0, 8.25, 8.5]
+        # back above the earlier level: a repair beyond regression to the mean (docs/measures.md)
+        a = [7.0, 7.25, 7.5, 7.75, 5.5, 6.75, 8.75, 8.5, 8.5, 8.75]
         w = [3.0, 3.5, 4.25, 4.5, 4.0, 4.75, 5.5, 6.0, 6.5, 7.0]
         return Course(list(a), list(w), "bond")
     if scenario == "off_track":
@@ -367,7 +368,7 @@ def _raise_alerts(clinic: Clinic, last_sessions: list[tuple[Client, Session]]) -
         episode = last.episode
         data = analysis.episode_data(episode)
         sessions = {s.number: s for s in episode.sessions.all()}
-        for r in analysis.ruptures(data.scores(analysis.ALLIANCE)):
+        for r in analysis.ruptures(data.scores(analysis.ALLIANCE), clinic.pk):
             if r.session == last.number:
                 rules.check_rupture(client, last, data)
                 continue

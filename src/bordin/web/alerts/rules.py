@@ -77,7 +77,7 @@ def check_rupture(
 ) -> Alert | None:
     found = [
         r
-        for r in analysis.ruptures(data.scores(analysis.ALLIANCE))
+        for r in analysis.ruptures(data.scores(analysis.ALLIANCE), client.clinic_id)
         if r.session == session.number and r.status in ("open", "unrepaired")
     ]
     if not found:
@@ -98,6 +98,7 @@ def rupture_detail(rupture: Rupture, data: analysis.EpisodeData) -> str:
 def check_withdrawal(client: ClinicClient, episode: Episode) -> Alert | None:
     """A missed or cancelled session, or an unplanned ending, within two sessions after a
     rupture or alliance drop (:mod:`bordin.measures.withdrawal`); raised once per session."""
+    from bordin.measures.rupture_rules import client_threshold
     from bordin.measures.withdrawal import find
 
     sessions = list(episode.sessions.order_by("number").values_list("pk", "number", "attendance"))
@@ -105,10 +106,12 @@ def check_withdrawal(client: ClinicClient, episode: Episode) -> Alert | None:
         return None
     data = analysis.episode_data(episode, comments=False)
     ending = episode.ending_reason if episode.status == Episode.Status.CLOSED else None
+    alliance = data.scores(analysis.ALLIANCE)
+    rule = analysis.rupture_setting(client.clinic_id)
     found = find(
-        data.scores(analysis.ALLIANCE),
+        alliance,
         {number: attendance for _pk, number, attendance in sessions},
-        threshold=analysis.registry()[analysis.ALLIANCE].rupture_threshold or 1.5,
+        threshold=client_threshold(alliance, rule),
         ending_reason=ending or None,
         last_session=sessions[-1][1],
     )

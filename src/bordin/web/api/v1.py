@@ -343,7 +343,8 @@ def get_results(request: HttpRequest, client_id: int) -> dict[str, Any]:
     if episode is None:
         return out
     data = analysis.episode_data(episode, comments=False)
-    out["ruptures"] = [vars(r) for r in analysis.ruptures(data.scores(analysis.ALLIANCE))]
+    alliance = data.scores(analysis.ALLIANCE)
+    out["ruptures"] = [vars(r) for r in analysis.ruptures(alliance, client.clinic_id)]
     code = data.outcome_code()
     if code is None:
         return out

@@ -18,7 +18,9 @@ from bordin.measures.instruments import Instrument, Registry, builtin_registry
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
+    from bordin.measures.rupture_rules import RuleSetting
     from bordin.measures.ruptures import Rupture
+    from bordin.measures.series import SeriesMatrix
     from bordin.measures.sudden_gains import SuddenChange
     from bordin.measures.trajectories import ExpectedTrajectory, TrajectoryPoint
     from bordin.web.clinic.models import Clinic, Episode, Response
@@ -118,11 +120,76 @@ class EpisodeData:
         return None
 
 
-def ruptures(scores: Sequence[float | None]) -> list[Rupture]:
-    from bordin.measures.ruptures import detect_scores
+def ruptures(scores: Sequence[float | None], clinic_id: int | None = None) -> list[Rupture]:
+    """Ruptures in one alliance series by the rule in force in the clinic
+    (:func:`rupture_setting`; without a clinic, the alliance measure's own default)."""
+    from bordin.measures.rupture_rules import detect_scores
 
-    threshold = registry()[ALLIANCE].rupture_threshold or 1.5
-    return detect_scores(scores, threshold=threshold)
+    return detect_scores(scores, rupture_setting(clinic_id))
+
+
+def rupture_setting(clinic_id: int | None = None) -> RuleSetting:
+    """The alliance rupture rule in force in the clinic, with its threshold.
+
+    The rule is the one the clinic's measure plan names for the alliance check-in (else the
+    measure's default, ``reliable``); the threshold is derived from the clinic's own alliance
+    scores once they are enough (:data:`bordin.measures.rupture_rules.MIN_CLIENTS`), else from
+    the measure's provisional facts. Computed once and served from Django's cache for
+    :data:`REFIT_SECONDS` (saving the plan forgets it), so a check-in pays no query for it.
+    """
+    from django.core.cache import cache
+
+    if clinic_id is None:
+        return _rupture_setting(None, None)
+    key = f"bordin:rupture:{clinic_id}"
+    cached: RuleSetting | None = cache.get(key)
+    if cached is None:
+        cached = _clinic_rupture_setting(clinic_id)
+        cache.set(key, cached, timeout=REFIT_SECONDS)
+    return cached
+
+
+def clinic_registry(clinic_id: int) -> Registry:
+    """The built-in measures with the clinic's alliance rupture rule (for reports on the
+    clinic's data, which then derive the threshold from those data as the alerts do)."""
+    return registry().with_overrides(rupture_rule={ALLIANCE: rupture_setting(clinic_id).rule})
+
+
+def forget_rupture_setting(clinic_id: int) -> None:
+    from django.core.cache import cache
+
+    cache.delete(f"bordin:rupture:{clinic_id}")
+
+
+def _clinic_rupture_setting(clinic_id: int) -> RuleSetting:
+    import polars as pl
+
+    from bordin.measures.series import SeriesMatrix
+    from bordin.web.clinic.models import Response
+    from bordin.web.delivery.models import MeasurePlan
+
+    rules = MeasurePlan.objects.filter(clinic_id=clinic_id).values_list("rupture_rules", flat=True)
+    rule = (rules.first() or {}).get(ALLIANCE)
+    rows = Response.objects.filter(
+        session__episode__client__clinic_id=clinic_id,
+        respondent="client",
+        instrument__code=ALLIANCE,
+        total__isnull=False,
+    ).values_list("session__episode_id", "session__number", "total")
+    frame = pl.DataFrame(
+        list(rows),
+        schema={"client_id": pl.Int64, "session": pl.Int64, "score": pl.Float64},
+        orient="row",
+    )
+    return _rupture_setting(rule, SeriesMatrix.from_long(frame) if frame.height else None)
+
+
+def _rupture_setting(rule: str | None, data: SeriesMatrix | None) -> RuleSetting:
+    from bordin.measures.rupture_rules import RuleSetting, setting_for
+
+    inst = registry()[ALLIANCE]
+    found = setting_for(inst, rule=rule, data=data)
+    return found or RuleSetting("fixed", inst.rupture_threshold or 1.5, "fixed", None, None)
 
 
 def part_that_dropped_most(
@@ -178,9 +245,11 @@ def reference_model(clinic: Clinic, code: str) -> ExpectedTrajectory | None:
 
 
 def warm_reference_models(clinic: Clinic) -> None:
-    """Fit any expired outcome models now, e.g. before a check-in opens its transaction."""
+    """Fit any expired outcome models (and the rupture setting) now, e.g. before a check-in
+    opens its transaction."""
     for code in OUTCOME_CODES:
         reference_model(clinic, code)
+    rupture_setting(clinic.pk)
 
 
 def _reference_responses(clinic: Clinic, code: str) -> QuerySet[Response]:

@@ -59,20 +59,20 @@ def build(client: Client) -> ClientPage:
         return page
     data = analysis.episode_data(episode)
     page.latest_comment = data.comments[-1] if data.comments else None
-    _alliance(page, data)
+    _alliance(page, data, client.clinic_id)
     _outcome(page, client, data)
     _other_measures(page, data)
     page.goals = _goals(episode)
     return page
 
 
-def _alliance(page: ClientPage, data: analysis.EpisodeData) -> None:
+def _alliance(page: ClientPage, data: analysis.EpisodeData, clinic_id: int) -> None:
     client_scores = data.scores(analysis.ALLIANCE)
     therapist_scores = data.therapist_scores()
     if not any(v is not None for v in client_scores + therapist_scores):
         return
     markers = []
-    found = analysis.ruptures(client_scores)
+    found = analysis.ruptures(client_scores, clinic_id)
     for r in found:
         part = analysis.part_that_dropped_most(data.items, r)
         which = f"; {PART_NAMES[part[0]]} fell most ({part[1]:g} points)" if part else ""

@@ -86,12 +86,14 @@ def _report(request: HttpRequest) -> tuple[Report | None, str]:
     data, endings, name = _data(request.user)
     report = None
     if data is not None:
+        clinic_id = scoping.require(request.user, scoping.EXPORT_ROLES).clinic_id
         report = build(
             data,
-            analysis.registry(),
+            analysis.clinic_registry(clinic_id),
             source=f"{name} (de-identified)",
             endings=endings,
             title=f"Outcomes report: {name}",
+            rupture_threshold_from_data=True,
         )
     scores = 0 if data is None else data.height
     log.record(request, log.Action.READ, object_type="outcomes_report", detail=f"{scores} scores")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django import forms
+from django.utils.translation import gettext_lazy
 
 from bordin.web.clinic import analysis
 from bordin.web.delivery.models import NOT_AT_FOLLOWUP, MeasurePlan
@@ -43,6 +44,13 @@ def _codes(value: str, label: str, clinic_id: int, followup: bool = False) -> li
     return codes
 
 
+RUPTURE_RULE_CHOICES = (
+    ("reliable", gettext_lazy("Reliable change (default): tied to the measure's reliability")),
+    ("fixed", gettext_lazy("Fixed: a drop of 1.5 points")),
+    ("ceiling", gettext_lazy("Ceiling-aware: reliable change scaled to each client's own spread")),
+)
+
+
 class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
     checkin_codes = forms.CharField(
         label="After each attended session (instrument codes, comma-separated)", max_length=300
@@ -52,6 +60,12 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
     )
     followup_months = forms.CharField(
         label="Follow-up after a planned ending, in months (comma-separated)", max_length=50
+    )
+    alliance_rupture_rule = forms.ChoiceField(
+        label=gettext_lazy("Rupture rule for the alliance check-in (docs/measures.md)"),
+        choices=RUPTURE_RULE_CHOICES,
+        initial="reliable",
+        required=False,  # not posted: the rule stays as it was
     )
 
     class Meta:
@@ -81,6 +95,19 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
         if not self.is_bound:
             for name in ("checkin_codes", "followup_codes", "followup_months"):
                 self.initial[name] = ", ".join(str(v) for v in getattr(self.instance, name))
+            rule = (self.instance.rupture_rules or {}).get(analysis.ALLIANCE, "reliable")
+            self.initial["alliance_rupture_rule"] = rule
+
+    def save(self, commit: bool = True) -> MeasurePlan:
+        plan: MeasurePlan = super().save(commit=False)
+        rule = self.cleaned_data.get("alliance_rupture_rule")
+        if rule:
+            plan.rupture_rules = {**(plan.rupture_rules or {}), analysis.ALLIANCE: rule}
+        if commit:
+            plan.save()
+            if plan.clinic_id:
+                analysis.forget_rupture_setting(plan.clinic_id)
+        return plan
 
     def _clinic_id(self) -> int:
         plan: MeasurePlan = self.instance

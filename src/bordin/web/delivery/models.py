@@ -66,6 +66,12 @@ class MeasurePlan(models.Model):
     clinic_contact = models.CharField(
         max_length=300, blank=True, help_text="How a former client reaches the clinic."
     )
+    rupture_rules = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Rupture rule by alliance measure code (fixed, reliable, ceiling); a measure "
+        "not named uses its default (bordin.measures.rupture_rules). Clinic plans only.",
+    )
 
     class Meta:
         constraints = (

@@ -179,7 +179,7 @@ def evidence(episode: Episode, data: analysis.EpisodeData | None = None) -> Evid
     ev = Evidence()
     _outcome(ev, data)
     _goals(ev, episode)
-    _alliance(ev, data)
+    _alliance(ev, data, episode.client.clinic_id)
     return ev
 
 
@@ -237,7 +237,7 @@ def _goals(ev: Evidence, episode: Episode) -> None:
     )
 
 
-def _alliance(ev: Evidence, data: analysis.EpisodeData) -> None:
+def _alliance(ev: Evidence, data: analysis.EpisodeData, clinic_id: int) -> None:
     scores = data.scores(analysis.ALLIANCE)
     if not any(v is not None for v in scores):
         ev.items.append("Alliance: no ratings yet.")
@@ -245,7 +245,7 @@ def _alliance(ev: Evidence, data: analysis.EpisodeData) -> None:
     recent_from = max(1, data.n_sessions - ALLIANCE_WINDOW + 1)
     blocking = [
         r
-        for r in analysis.ruptures(scores)
+        for r in analysis.ruptures(scores, clinic_id)
         if r.status in ("open", "unrepaired") and r.session >= recent_from
     ]
     ev.alliance_ok = not blocking
