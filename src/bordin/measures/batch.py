@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from bordin.measures import ruptures, sudden_gains, trajectories
@@ -212,42 +213,101 @@ def plan_from_parts(
 
 def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
     """Counts over the input the summary needs (additive over disjoint sets of clients)."""
-    per_client = (
-        data.lazy()
-        .group_by("measure", "client_id")
-        .agg(
-            pl.len().alias("n"),
-            pl.col("session").max().alias("last"),
-            (pl.col("session") == 1).any().alias("intake"),
-        )
-    )
-    per_measure = (
-        per_client.group_by("measure")
-        .agg(
-            pl.col("n").sum().alias("rows"),
-            pl.len().alias("clients"),
-            (pl.col("n") == 1).sum().alias("single"),
-            (pl.col("last") >= 4).sum().alias("four_plus"),
-            (~pl.col("intake")).sum().alias("no_intake_clients"),
-            pl.col("n").filter(~pl.col("intake")).sum().alias("no_intake_rows"),
-        )
-        .with_columns(pl.col("measure").cast(pl.String))
-        .collect()
-    )
-    paired = (
-        data.lazy()
-        .filter((pl.col("measure") == "phq9") | (pl.col("measure") == "gad7"))
-        .select(pl.col("client_id").n_unique())
-        .collect()
-        .item()
-    )
-    totals = data.lazy().select(pl.len(), pl.col("client_id").n_unique()).collect().row(0)
-    out: dict[str, Any] = {"rows": int(totals[0]), "clients": int(totals[1])}
-    out["phq9_or_gad7_clients"] = int(paired)
-    for row in per_measure.iter_rows(named=True):
-        code = row.pop("measure")
-        out[code] = {k: int(v) for k, v in row.items()}
+    return _measure_stats(_columns(data.lazy().collect()))
+
+
+def _measure_stats(cols: _Columns) -> dict[str, Any]:
+    """:func:`measure_stats` from the rows as arrays: counts into (client, measure) cells."""
+    n_codes = len(cols.codes)
+    cells = cols.ids.len() * n_codes
+    key = cols.client * n_codes + cols.measure
+    n = np.bincount(key, minlength=cells).reshape(-1, n_codes)
+    highest = np.zeros(cells, dtype=np.int64)
+    np.maximum.at(highest, key, cols.session)
+    last = highest.reshape(-1, n_codes)
+    intake = np.bincount(key[cols.session == 1], minlength=cells).reshape(-1, n_codes) > 0
+    present = n > 0
+    out: dict[str, Any] = {"rows": int(cols.client.size), "clients": int(cols.ids.len())}
+    paired = np.zeros(cols.ids.len(), dtype=np.bool_)
+    for m, code in enumerate(cols.codes):
+        if code in ("phq9", "gad7"):
+            paired |= present[:, m]
+    out["phq9_or_gad7_clients"] = int(paired.sum())
+    for m, code in enumerate(cols.codes):
+        here, rows = present[:, m], n[:, m]
+        if not here.any():
+            continue
+        out[code] = {
+            "rows": int(rows.sum()),
+            "clients": int(here.sum()),
+            "single": int((rows == 1).sum()),
+            "four_plus": int((last[:, m] >= 4).sum()),
+            "no_intake_clients": int((here & ~intake[:, m]).sum()),
+            "no_intake_rows": int(rows[~intake[:, m]].sum()),
+        }
     return out
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Checked long rows as arrays: clients as dense codes of their sorted ids, measures as
+    indices into ``codes`` (sorted)."""
+
+    ids: pl.Series
+    client: npt.NDArray[np.int64]
+    measure: npt.NDArray[np.int64]
+    codes: tuple[str, ...]
+    session: npt.NDArray[np.int64]
+    score: npt.NDArray[np.float64]
+
+
+def dense_codes(ids: pl.Series) -> tuple[pl.Series, npt.NDArray[np.int64]]:
+    """The sorted distinct values of ``ids`` and each value's position among them (its dense
+    rank from 0); one pass when ``ids`` is already sorted, as files often are.
+
+    >>> values, codes = dense_codes(pl.Series(["b", "a", "b"]))
+    >>> values.to_list(), codes.tolist()
+    (['a', 'b'], [1, 0, 1])
+    """
+    if ids.len() and ids.null_count() == 0 and ids.is_sorted():
+        change = ids.ne(ids.shift(1)).fill_null(True).to_numpy()
+        codes = np.cumsum(change, dtype=np.int64) - 1
+        return ids.filter(pl.Series(change)), codes
+    codes = ids.rank("dense").cast(pl.Int64).to_numpy() - 1
+    return ids.unique().sort(), codes
+
+
+def _columns(data: pl.DataFrame) -> _Columns:
+    ids, client = dense_codes(data.get_column("client_id"))
+    measure = data.get_column("measure")
+    if not isinstance(measure.dtype, pl.Enum):
+        text = measure.cast(pl.String)
+        measure = text.cast(pl.Enum(sorted(text.unique().drop_nulls().to_list())))
+    return _Columns(
+        ids=ids,
+        client=client,
+        measure=measure.to_physical().cast(pl.Int64).to_numpy(),
+        codes=tuple(measure.dtype.categories.to_list()),  # type: ignore[attr-defined]
+        session=data.get_column("session").cast(pl.Int64).to_numpy(),
+        score=data.get_column("score").cast(pl.Float64).to_numpy(),
+    )
+
+
+def _fit_inputs(cols: _Columns, code: str) -> FitInputs:
+    """:func:`bordin.measures.trajectories.fit_inputs` for measure ``code``, from the arrays:
+    each later score with its session and intake score, sorted by session then client."""
+    rows = cols.measure == cols.codes.index(code)
+    client, session, score = cols.client[rows], cols.session[rows], cols.score[rows]
+    first = session == 1
+    y1 = np.full(cols.ids.len(), np.nan)
+    y1[client[first]] = score[first]
+    has_intake = np.zeros(cols.ids.len(), dtype=np.bool_)
+    has_intake[client[first]] = True
+    later = (session >= 2) & has_intake[client]
+    client, session, score = client[later], session[later], score[later]
+    order = np.argsort(session * cols.ids.len() + client, kind="stable")
+    n_clients = int(np.count_nonzero(np.bincount(client, minlength=1)))
+    return session[order], y1[client[order]], score[order], n_clients
 
 
 def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]:
@@ -258,21 +318,18 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
     number of scores rather than the longest series. Rows come out sorted as each method
     documents (by ``client_id``, then session), exactly as one matrix for all would give.
     """
-    ids = data.get_column("client_id").unique().sort()
-    ranked = data.select(
-        (pl.col("client_id").rank("dense").cast(pl.Int64) - 1).alias("client_id"),
-        pl.col("session").cast(pl.Int64),
-        "measure",
-        pl.col("score").cast(pl.Float64),
-    )
+    return _analyze_columns(_columns(data), plan)
+
+
+def _analyze_columns(cols: _Columns, plan: Plan) -> dict[str, pl.DataFrame]:
     parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
 
     def keep(name: str, code: str, frame: pl.DataFrame) -> None:
         if frame.height:
             parts.setdefault((name, code), []).append(frame)
 
-    for block in _blocks(ranked):
-        matrices = {code: SeriesMatrix.from_long(rows) for code, rows in block.items()}
+    for block in _blocks(cols):
+        matrices = dict(block)
         for code, matrix in matrices.items():
             inst = plan.measures[code]
             lower = inst.lower_is_better
@@ -303,73 +360,88 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
             )
             keep("outcomes", "", paired.table.select(SCHEMAS["outcomes"]))
 
-    def assemble(name: str, codes: tuple[str, ...], by: list[str]) -> pl.DataFrame:
+    def assemble(name: str, codes: tuple[str, ...]) -> pl.DataFrame:
         frames = []
         for code in codes:
             found = parts.get((name, code))
             if not found:
                 continue
-            frame = pl.concat(found).sort(by)
-            frame = frame.with_columns(ids.gather(frame.get_column("client_id")))
+            frame = pl.concat(found)
+            # Each block's rows are sorted as the method documents (client, then session ...)
+            # and blocks hold disjoint clients: a stable sort by client sorts them all.
+            client = frame.get_column("client_id").to_numpy()
+            if client.size > 1 and np.any(client[1:] < client[:-1]):
+                frame = frame[np.argsort(client, kind="stable")]
+                client = frame.get_column("client_id").to_numpy()
+            frame = frame.with_columns(cols.ids.gather(client).alias("client_id"))
             frames.append(_with_measure(frame, code, name) if code else frame)
         return _concat(frames, name)
 
     return {
-        "sudden_changes": assemble(
-            "sudden_changes", plan.present, ["client_id", "pregain_session", "kind"]
-        ),
-        "change": assemble("change", plan.present, ["client_id"]),
-        "ruptures": assemble("ruptures", plan.present, ["client_id", "session"]),
-        "trajectories": assemble("trajectories", plan.present, ["client_id", "session"]),
+        "sudden_changes": assemble("sudden_changes", plan.present),
+        "change": assemble("change", plan.present),
+        "ruptures": assemble("ruptures", plan.present),
+        "trajectories": assemble("trajectories", plan.present),
         **(
-            {"outcomes": assemble("outcomes", ("",), ["client_id"])}
+            {"outcomes": assemble("outcomes", ("",))}
             if {"phq9", "gad7"} <= set(plan.present)
             else {}
         ),
     }
 
 
-def _blocks(ranked: pl.DataFrame) -> Iterator[dict[str, pl.DataFrame]]:
-    """Split long rows into blocks of clients whose longest series are of similar length.
+def _blocks(cols: _Columns) -> Iterator[list[tuple[str, SeriesMatrix]]]:
+    """Split the rows into blocks of clients whose longest series are of similar length.
 
     A client's width is its highest session over all measures (so a block holds every
     measure of its clients, as paired outcomes need); widths are grouped by powers of two,
     and each group is cut so that no block's matrix exceeds :data:`BLOCK_CELLS` cells. Yields
-    each block's rows per measure code (zero-copy slices of one sorted copy of the rows).
+    each block's matrices per measure code, each with the clients that have scores of it (as
+    :meth:`SeriesMatrix.from_long` on the block's rows would give, ids as client codes).
     """
-    if ranked.height == 0:
+    if cols.client.size == 0:
         return
-    client = ranked.get_column("client_id").to_numpy()
-    w = np.zeros(int(client.max()) + 1, dtype=np.int64)
-    np.maximum.at(w, client, ranked.get_column("session").to_numpy())
+    n_clients = cols.ids.len()
+    w = np.zeros(n_clients, dtype=np.int64)
+    np.maximum.at(w, cols.client, cols.session)
     cls = np.ceil(np.log2(np.maximum(w, 1))).astype(np.int64)
     per_block = np.maximum(BLOCK_CELLS // np.left_shift(np.int64(1), cls), 1)
     order = np.argsort(cls, kind="stable")
     sorted_cls = cls[order]
     position = np.empty_like(order)
     position[order] = np.arange(order.size) - np.searchsorted(sorted_cls, sorted_cls)
-    block_of_client = cls * (1 << 40) + position // per_block
-    keyed = ranked.with_columns(pl.Series("_block", block_of_client[client])).sort(
-        "_block", "measure"
-    )
-    del client
-    bounds = keyed.select(
-        pl.col("_block").rle_id().alias("b"),
-        pl.struct("_block", "measure").rle_id().alias("m"),
-    )
-    starts = np.flatnonzero(np.diff(bounds.get_column("m").to_numpy(), prepend=-1))
-    block_at = bounds.get_column("b").to_numpy()[starts]
-    ends = np.append(starts[1:], keyed.height)
-    codes = keyed.get_column("measure").cast(pl.String).gather(starts).to_list()
-    rows = keyed.select("client_id", "session", "score")
-    current: dict[str, pl.DataFrame] = {}
+    _, block = np.unique(cls * (1 << 40) + position // per_block, return_inverse=True)
+    local = position % per_block  # row of each client in its block (clients in code order)
+    members = np.argsort(block, kind="stable")  # clients grouped by block, in code order
+    member_start = np.concatenate(([0], np.cumsum(np.bincount(block))))
+    n_codes = len(cols.codes)
+    key = block[cols.client] * n_codes + cols.measure
+    rows = np.argsort(key, kind="stable")
+    key = key[rows]
+    starts = np.flatnonzero(np.diff(key, prepend=-1))
+    ends = np.append(starts[1:], key.size)
+    current: list[tuple[str, SeriesMatrix]] = []
     previous = -1
-    for start, end, code, blk in zip(starts, ends, codes, block_at, strict=True):
-        if blk != previous and current:
+    for start, end in zip(starts, ends, strict=True):
+        b, m = divmod(int(key[start]), n_codes)
+        if b != previous and current:
             yield current
-            current = {}
-        previous = blk
-        current[code] = rows.slice(int(start), int(end - start))
+            current = []
+        previous = b
+        here = rows[start:end]
+        client = cols.client[here]
+        row = local[client]
+        col = cols.session[here] - 1
+        clients = members[member_start[b] : member_start[b + 1]]
+        values = np.full((clients.size, int(col.max()) + 1), np.nan)
+        values[row, col] = cols.score[here]
+        last = np.zeros(clients.size, dtype=np.int64)
+        np.maximum.at(last, row, col + 1)
+        scored = np.bincount(row, minlength=clients.size) > 0
+        if not scored.all():
+            values, last, clients = values[scored], last[scored], clients[scored]
+        matrix = SeriesMatrix(pl.Series("client_id", clients, dtype=pl.Int64), values, last)
+        current.append((cols.codes[m], matrix))
     if current:
         yield current
 
@@ -385,12 +457,24 @@ def analyze(
 ) -> Results:
     """Run every applicable method on checked long data (see :mod:`bordin.measures.longdata`)."""
     tell = step or (lambda _label: None)
+    cols = _columns(data)
+    stats = _measure_stats(cols)
+    present = tuple(sorted(k for k, v in stats.items() if isinstance(v, dict)))
     tell("fitting expected trajectories")
-    the_plan = plan(data, measures, reference=reference, reference_source=reference_source)
+    the_plan = plan(
+        data,
+        measures,
+        reference=reference,
+        reference_source=reference_source,
+        present=present,
+        fit_inputs={
+            code: _fit_inputs(cols, code) for code in present if measures[code].role == "outcome"
+        },
+    )
     tell("analysing clients")
-    tables = analyze_partition(data, the_plan)
+    tables = _analyze_columns(cols, the_plan)
+    del cols
     counts = table_counts(tables)
-    stats = measure_stats(data)
     return Results(tables=tables, summary=summarise(the_plan, stats, counts, source=source))
 
 

@@ -46,19 +46,26 @@ class InputError(ValueError):
     """The input cannot be analysed; the message names the file, row and problem."""
 
 
-def read_table(path: Path) -> pl.DataFrame:
+def read_table(path: Path, *, analysed_only: bool = False) -> pl.DataFrame:
     """Read a CSV or Parquet file without interpreting its values yet.
 
     CSV columns are all read as text so that a stray value deep in the file is reported by
     :func:`check_long` with its row, instead of failing type inference. When a CSV file cannot
     be read, the message names the likely cause (its encoding, a ragged row and its number).
+    ``analysed_only`` reads only the columns the analysis checks or uses from a Parquet file
+    that has every required one (others, such as ``therapist_id``, are never read).
     """
     suffix = path.suffix.lower()
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
         if suffix in (".parquet", ".pq"):
-            return pl.read_parquet(path)
+            columns = None
+            if analysed_only:
+                schema = pl.read_parquet_schema(path)
+                if all(c in schema for c in REQUIRED):
+                    columns = [c for c in (*REQUIRED, "date") if c in schema]
+            return pl.read_parquet(path, columns=columns)
         if suffix in (".csv", ".txt"):
             encoding = csv_encoding_problem(path)
             if encoding:
