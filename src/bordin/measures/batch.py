@@ -43,6 +43,7 @@ from bordin.measures import ruptures, sudden_gains, trajectories
 from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.intervals import annotate_summary
+from bordin.measures.longdata import dense_codes
 from bordin.measures.outcomes import paired_from_matrices
 from bordin.measures.reliable_change import change_table
 from bordin.measures.series import SeriesMatrix
@@ -261,22 +262,6 @@ class _Columns:
     score: npt.NDArray[np.float64]
 
 
-def dense_codes(ids: pl.Series) -> tuple[pl.Series, npt.NDArray[np.int64]]:
-    """The sorted distinct values of ``ids`` and each value's position among them (its dense
-    rank from 0); one pass when ``ids`` is already sorted, as files often are.
-
-    >>> values, codes = dense_codes(pl.Series(["b", "a", "b"]))
-    >>> values.to_list(), codes.tolist()
-    (['a', 'b'], [1, 0, 1])
-    """
-    if ids.len() and ids.null_count() == 0 and ids.is_sorted():
-        change = ids.ne(ids.shift(1)).fill_null(True).to_numpy()
-        codes = np.cumsum(change, dtype=np.int64) - 1
-        return ids.filter(pl.Series(change)), codes
-    codes = ids.rank("dense").cast(pl.Int64).to_numpy() - 1
-    return ids.unique().sort(), codes
-
-
 def _columns(data: pl.DataFrame) -> _Columns:
     ids, client = dense_codes(data.get_column("client_id"))
     measure = data.get_column("measure")
@@ -293,6 +278,17 @@ def _columns(data: pl.DataFrame) -> _Columns:
     )
 
 
+def stable_order(key: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """``np.argsort(key, kind="stable")``; a radix sort when the keys fit 16 bits (``key`` >= 0).
+
+    >>> stable_order(np.array([2, 0, 2, 1])).tolist()
+    [1, 3, 0, 2]
+    """
+    if key.size and int(key.max()) < 1 << 15:
+        return np.argsort(key.astype(np.int16), kind="stable")
+    return np.argsort(key, kind="stable")
+
+
 def _fit_inputs(cols: _Columns, code: str) -> FitInputs:
     """:func:`bordin.measures.trajectories.fit_inputs` for measure ``code``, from the arrays:
     each later score with its session and intake score, sorted by session then client."""
@@ -305,7 +301,10 @@ def _fit_inputs(cols: _Columns, code: str) -> FitInputs:
     has_intake[client[first]] = True
     later = (session >= 2) & has_intake[client]
     client, session, score = client[later], session[later], score[later]
-    order = np.argsort(session * cols.ids.len() + client, kind="stable")
+    if client.size < 2 or bool(np.all(client[1:] >= client[:-1])):
+        order = stable_order(session)  # rows already in client order
+    else:
+        order = np.argsort(session * cols.ids.len() + client, kind="stable")
     n_clients = int(np.count_nonzero(np.bincount(client, minlength=1)))
     return session[order], y1[client[order]], score[order], n_clients
 
@@ -416,7 +415,7 @@ def _blocks(cols: _Columns) -> Iterator[list[tuple[str, SeriesMatrix]]]:
     member_start = np.concatenate(([0], np.cumsum(np.bincount(block))))
     n_codes = len(cols.codes)
     key = block[cols.client] * n_codes + cols.measure
-    rows = np.argsort(key, kind="stable")
+    rows = stable_order(key)
     key = key[rows]
     starts = np.flatnonzero(np.diff(key, prepend=-1))
     ends = np.append(starts[1:], key.size)
@@ -489,10 +488,15 @@ def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
         table = tables[name]
         if not table.height:
             return
-        for code, n in table.group_by("measure").len().iter_rows():
-            counts[f"{name}/{code}"] = int(n)
-        for code, value, n in table.group_by("measure", column).len().iter_rows():
-            counts[f"{name}/{code}/{value}"] = int(n)
+        # Runs of one measure (the tables are sorted by measure), each counted on its own.
+        start = 0
+        for n, code in table.get_column("measure").rle().struct.unnest().iter_rows():
+            key = f"{name}/{code}"
+            counts[key] = counts.get(key, 0) + int(n)
+            run = table.get_column(column).slice(start, n).value_counts()
+            for value, k in run.iter_rows():
+                counts[f"{key}/{value}"] = counts.get(f"{key}/{value}", 0) + int(k)
+            start += n
 
     add("change", "category")
     add("trajectories", "status")
@@ -763,13 +767,17 @@ def staged_output(out: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: Output columns whose words Bordin writes itself (``gain``, ``on_track`` ...): never formulas.
+OWN_WORDS = frozenset({"kind", "category", "status"})
+
+
 def write_table(table: pl.DataFrame, path: Path) -> None:
     """One output table as CSV (text cells that would run as formulas made inert) or, for a
     ``.parquet`` path, as Parquet (typed, as computed)."""
     if path.suffix == ".parquet":
         table.write_parquet(path)
     else:
-        neutralise_formulas(table).write_csv(path)
+        neutralise_formulas(table, skip=OWN_WORDS).write_csv(path)
 
 
 def write_results(results: Results, out: Path, *, out_format: str = "csv") -> list[Path]:
