@@ -256,7 +256,7 @@ class _Columns:
 
     ids: pl.Series
     client: npt.NDArray[np.int64]
-    measure: npt.NDArray[np.int64]
+    measure: npt.NDArray[np.int16]
     codes: tuple[str, ...]
     session: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
@@ -271,7 +271,7 @@ def _columns(data: pl.DataFrame) -> _Columns:
     return _Columns(
         ids=ids,
         client=client,
-        measure=measure.to_physical().cast(pl.Int64).to_numpy(),
+        measure=measure.to_physical().cast(pl.Int16).to_numpy(),
         codes=tuple(measure.dtype.categories.to_list()),  # type: ignore[attr-defined]
         session=data.get_column("session").cast(pl.Int64).to_numpy(),
         score=data.get_column("score").cast(pl.Float64).to_numpy(),
@@ -362,10 +362,11 @@ def _analyze_columns(cols: _Columns, plan: Plan) -> dict[str, pl.DataFrame]:
     def assemble(name: str, codes: tuple[str, ...]) -> pl.DataFrame:
         frames = []
         for code in codes:
-            found = parts.get((name, code))
+            found = parts.pop((name, code), None)  # each block's frame freed once joined
             if not found:
                 continue
             frame = pl.concat(found)
+            del found
             # Each block's rows are sorted as the method documents (client, then session ...)
             # and blocks hold disjoint clients: a stable sort by client sorts them all.
             client = frame.get_column("client_id").to_numpy()

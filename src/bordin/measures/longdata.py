@@ -64,7 +64,8 @@ def read_table(path: Path, *, analysed_only: bool = False) -> pl.DataFrame:
             if analysed_only:
                 schema = pl.read_parquet_schema(path)
                 if all(c in schema for c in REQUIRED):
-                    columns = [c for c in (*REQUIRED, "date") if c in schema]
+                    # A typed date column is not looked at; a text one is checked.
+                    columns = [*REQUIRED, *(["date"] if schema.get("date") == pl.String else [])]
             return pl.read_parquet(path, columns=columns)
         if suffix in (".csv", ".txt"):
             encoding = csv_encoding_problem(path)
