@@ -214,10 +214,10 @@ def plan_from_parts(
 
 def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
     """Counts over the input the summary needs (additive over disjoint sets of clients)."""
-    return _measure_stats(_columns(data.lazy().collect()))
+    return stats_of_rows(row_arrays(data.lazy().collect()))
 
 
-def _measure_stats(cols: _Columns) -> dict[str, Any]:
+def stats_of_rows(cols: RowArrays) -> dict[str, Any]:
     """:func:`measure_stats` from the rows as arrays: counts into (client, measure) cells."""
     n_codes = len(cols.codes)
     cells = cols.ids.len() * n_codes
@@ -250,7 +250,7 @@ def _measure_stats(cols: _Columns) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Columns:
+class RowArrays:
     """Checked long rows as arrays: clients as dense codes of their sorted ids, measures as
     indices into ``codes`` (sorted)."""
 
@@ -262,13 +262,14 @@ class _Columns:
     score: npt.NDArray[np.float64]
 
 
-def _columns(data: pl.DataFrame) -> _Columns:
+def row_arrays(data: pl.DataFrame) -> RowArrays:
+    """The checked rows of ``data`` as :class:`RowArrays`, built once for every later step."""
     ids, client = dense_codes(data.get_column("client_id"))
     measure = data.get_column("measure")
     if not isinstance(measure.dtype, pl.Enum):
         text = measure.cast(pl.String)
         measure = text.cast(pl.Enum(sorted(text.unique().drop_nulls().to_list())))
-    return _Columns(
+    return RowArrays(
         ids=ids,
         client=client,
         measure=measure.to_physical().cast(pl.Int16).to_numpy(),
@@ -289,7 +290,7 @@ def stable_order(key: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
     return np.argsort(key, kind="stable")
 
 
-def _fit_inputs(cols: _Columns, code: str) -> FitInputs:
+def fit_inputs_of_rows(cols: RowArrays, code: str) -> FitInputs:
     """:func:`bordin.measures.trajectories.fit_inputs` for measure ``code``, from the arrays:
     each later score with its session and intake score, sorted by session then client."""
     rows = cols.measure == cols.codes.index(code)
@@ -317,10 +318,10 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
     number of scores rather than the longest series. Rows come out sorted as each method
     documents (by ``client_id``, then session), exactly as one matrix for all would give.
     """
-    return _analyze_columns(_columns(data), plan)
+    return analyze_rows(row_arrays(data), plan)
 
 
-def _analyze_columns(cols: _Columns, plan: Plan) -> dict[str, pl.DataFrame]:
+def analyze_rows(cols: RowArrays, plan: Plan) -> dict[str, pl.DataFrame]:
     parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
 
     def keep(name: str, code: str, frame: pl.DataFrame) -> None:
@@ -390,7 +391,7 @@ def _analyze_columns(cols: _Columns, plan: Plan) -> dict[str, pl.DataFrame]:
     }
 
 
-def _blocks(cols: _Columns) -> Iterator[list[tuple[str, SeriesMatrix]]]:
+def _blocks(cols: RowArrays) -> Iterator[list[tuple[str, SeriesMatrix]]]:
     """Split the rows into blocks of clients whose longest series are of similar length.
 
     A client's width is its highest session over all measures (so a block holds every
@@ -457,8 +458,8 @@ def analyze(
 ) -> Results:
     """Run every applicable method on checked long data (see :mod:`bordin.measures.longdata`)."""
     tell = step or (lambda _label: None)
-    cols = _columns(data)
-    stats = _measure_stats(cols)
+    cols = row_arrays(data)
+    stats = stats_of_rows(cols)
     present = tuple(sorted(k for k, v in stats.items() if isinstance(v, dict)))
     tell("fitting expected trajectories")
     the_plan = plan(
@@ -468,11 +469,13 @@ def analyze(
         reference_source=reference_source,
         present=present,
         fit_inputs={
-            code: _fit_inputs(cols, code) for code in present if measures[code].role == "outcome"
+            code: fit_inputs_of_rows(cols, code)
+            for code in present
+            if measures[code].role == "outcome"
         },
     )
     tell("analysing clients")
-    tables = _analyze_columns(cols, the_plan)
+    tables = analyze_rows(cols, the_plan)
     del cols
     counts = table_counts(tables)
     return Results(tables=tables, summary=summarise(the_plan, stats, counts, source=source))

@@ -8,7 +8,7 @@ as the in-memory engine sorts it, so the files are identical byte for byte.
 1. First pass, partition by partition: check the rows (:func:`~bordin.measures.longdata.check_long`,
    rows keep their numbers in the file), count what the summary needs
    (:func:`~bordin.measures.batch.measure_stats`), gather what the trajectory fit reads
-   (:func:`~bordin.measures.trajectories.fit_inputs`), and spill the typed rows to a Parquet
+   (:func:`~bordin.measures.batch.fit_inputs_of_rows`), and spill the typed rows to a Parquet
    part file.
 2. The whole-data things are then computed once: the trajectory models
    (:func:`~bordin.measures.batch.plan`).
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bordin.measures import batch, trajectories
+from bordin.measures import batch
 from bordin.measures.csvsafe import formula_safe
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import (
@@ -186,11 +186,12 @@ def analyze_partitioned(
         merged.extend(merged_ids(raw))
         typed = check_long(raw, measures, source=source)
         del raw
-        batch.add_counts(stats, batch.measure_stats(typed))
+        arrays = batch.row_arrays(typed)
+        batch.add_counts(stats, batch.stats_of_rows(arrays))
         for code in outcome_codes:
-            part = typed.filter(pl.col("measure").cast(pl.String) == code)
-            if part.height:
-                gathered[code].append(trajectories.fit_inputs(part.drop("measure")))
+            if code in arrays.codes:
+                gathered[code].append(batch.fit_inputs_of_rows(arrays, code))
+        del arrays
         typed.write_parquet(work / f"input-{p:05d}.parquet")
         del typed
 
