@@ -127,6 +127,8 @@ def _concat(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
 #: Most cells (clients × sessions) in the dense matrix of one block of clients: bounds the
 #: memory a block takes (8 bytes a cell) whatever the data.
 BLOCK_CELLS = 1 << 22
+#: Clients whose series are at most ``2**SHORT_CLASS`` sessions long are blocked in client order.
+SHORT_CLASS = 6
 
 
 @dataclass(frozen=True)
@@ -368,12 +370,8 @@ def analyze_rows(cols: RowArrays, plan: Plan) -> dict[str, pl.DataFrame]:
                 continue
             frame = pl.concat(found)
             del found
-            # Each block's rows are sorted as the method documents (client, then session ...)
-            # and blocks hold disjoint clients: a stable sort by client sorts them all.
+            frame = _client_order(frame)
             client = frame.get_column("client_id").to_numpy()
-            if client.size > 1 and np.any(client[1:] < client[:-1]):
-                frame = frame[np.argsort(client, kind="stable")]
-                client = frame.get_column("client_id").to_numpy()
             frame = frame.with_columns(cols.ids.gather(client).alias("client_id"))
             frames.append(_with_measure(frame, code, name) if code else frame)
         return _concat(frames, name)
@@ -389,6 +387,38 @@ def analyze_rows(cols: RowArrays, plan: Plan) -> dict[str, pl.DataFrame]:
             else {}
         ),
     }
+
+
+#: Most runs of rows :func:`_client_order` inserts into the sorted head as slices.
+MAX_INSERTS = 1024
+
+
+def _client_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (blocks' rows, one after another) in client order.
+
+    Each block's rows are sorted as the method documents (client, then session ...) and blocks
+    hold disjoint clients, so a stable sort by client sorts them all. The short-series blocks
+    come first, already in client order; the rest (few clients with long series, usually)
+    is sorted on its own and its runs inserted as slices, without copying the sorted head.
+    """
+    client = frame.get_column("client_id").to_numpy()
+    falls = np.flatnonzero(client[1:] < client[:-1])
+    if not falls.size:
+        return frame
+    cut = int(falls[0]) + 1  # a block boundary: head and rest hold different clients
+    rest = frame.slice(cut)
+    rest = rest[np.argsort(client[cut:], kind="stable")]
+    at = np.searchsorted(client[:cut], rest.get_column("client_id").to_numpy())
+    runs = np.flatnonzero(np.diff(at, prepend=-1))
+    if runs.size > MAX_INSERTS:
+        return frame[np.argsort(client, kind="stable")]
+    pieces: list[pl.DataFrame] = []
+    done = 0
+    for start, end in zip(runs, [*runs[1:], at.size], strict=True):
+        pieces += [frame.slice(done, int(at[start]) - done), rest.slice(int(start), end - start)]
+        done = int(at[start])
+    pieces.append(frame.slice(done, cut - done))
+    return pl.concat(pieces, rechunk=False)
 
 
 def _blocks(cols: RowArrays) -> Iterator[list[tuple[str, SeriesMatrix]]]:
@@ -411,20 +441,29 @@ def _blocks(cols: RowArrays) -> Iterator[list[tuple[str, SeriesMatrix]]]:
     sorted_cls = cls[order]
     position = np.empty_like(order)
     position[order] = np.arange(order.size) - np.searchsorted(sorted_cls, sorted_cls)
-    _, block = np.unique(cls * (1 << 40) + position // per_block, return_inverse=True)
+    # Short series (up to SHORT_WIDTH sessions) share blocks of consecutive clients, first:
+    # their tables then come out already in client order, with no sort (nor its copy).
+    short = cls <= SHORT_CLASS
+    if short.any():
+        per_short = max(BLOCK_CELLS >> int(cls[short].max()), 1)
+        per_block[short] = per_short
+        position[short] = np.arange(int(short.sum()))
+    slot = position // per_block
+    _, block = np.unique(np.where(short, slot, (cls + 1) * (1 << 40) + slot), return_inverse=True)
     local = position % per_block  # row of each client in its block (clients in code order)
     members = np.argsort(block, kind="stable")  # clients grouped by block, in code order
     member_start = np.concatenate(([0], np.cumsum(np.bincount(block))))
     n_codes = len(cols.codes)
     key = block[cols.client] * n_codes + cols.measure
     rows = stable_order(key)
-    key = key[rows]
-    starts = np.flatnonzero(np.diff(key, prepend=-1))
-    ends = np.append(starts[1:], key.size)
+    sizes = np.bincount(key)
+    del key
+    ends = np.cumsum(sizes)
     current: list[tuple[str, SeriesMatrix]] = []
     previous = -1
-    for start, end in zip(starts, ends, strict=True):
-        b, m = divmod(int(key[start]), n_codes)
+    for k in np.flatnonzero(sizes):
+        start, end = int(ends[k] - sizes[k]), int(ends[k])
+        b, m = divmod(int(k), n_codes)
         if b != previous and current:
             yield current
             current = []

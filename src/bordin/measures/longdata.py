@@ -340,6 +340,10 @@ def _check_duplicates(
         del seen
         duplicated = np.bincount(cell, minlength=n_cells)[cell] > 1
     else:
+        ordered = np.sort(cell)  # far less memory than hashing; duplicates end up adjacent
+        if not np.any(ordered[1:] == ordered[:-1]):
+            return
+        del ordered
         duplicated = pl.Series(cell).is_duplicated().to_numpy()
     if not duplicated.any():
         return
