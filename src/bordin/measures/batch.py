@@ -36,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from bordin.measures import growth, rupture_rules, sudden_gains, trajectories
 from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.intervals import annotate_summary
+from bordin.measures.longdata import dense_codes
 from bordin.measures.outcomes import paired_from_matrices
 from bordin.measures.reliable_change import change_table
 from bordin.measures.series import SeriesMatrix
@@ -125,6 +127,8 @@ def _concat(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
 #: Most cells (clients × sessions) in the dense matrix of one block of clients: bounds the
 #: memory a block takes (8 bytes a cell) whatever the data.
 BLOCK_CELLS = 1 << 22
+#: Clients whose series are at most ``2**SHORT_CLASS`` sessions long are blocked in client order.
+SHORT_CLASS = 6
 
 
 @dataclass(frozen=True)
@@ -254,42 +258,100 @@ def plan_from_parts(
 
 def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
     """Counts over the input the summary needs (additive over disjoint sets of clients)."""
-    per_client = (
-        data.lazy()
-        .group_by("measure", "client_id")
-        .agg(
-            pl.len().alias("n"),
-            pl.col("session").max().alias("last"),
-            (pl.col("session") == 1).any().alias("intake"),
-        )
-    )
-    per_measure = (
-        per_client.group_by("measure")
-        .agg(
-            pl.col("n").sum().alias("rows"),
-            pl.len().alias("clients"),
-            (pl.col("n") == 1).sum().alias("single"),
-            (pl.col("last") >= 4).sum().alias("four_plus"),
-            (~pl.col("intake")).sum().alias("no_intake_clients"),
-            pl.col("n").filter(~pl.col("intake")).sum().alias("no_intake_rows"),
-        )
-        .with_columns(pl.col("measure").cast(pl.String))
-        .collect()
-    )
-    paired = (
-        data.lazy()
-        .filter((pl.col("measure") == "phq9") | (pl.col("measure") == "gad7"))
-        .select(pl.col("client_id").n_unique())
-        .collect()
-        .item()
-    )
-    totals = data.lazy().select(pl.len(), pl.col("client_id").n_unique()).collect().row(0)
-    out: dict[str, Any] = {"rows": int(totals[0]), "clients": int(totals[1])}
-    out["phq9_or_gad7_clients"] = int(paired)
-    for row in per_measure.iter_rows(named=True):
-        code = row.pop("measure")
-        out[code] = {k: int(v) for k, v in row.items()}
+    return stats_of_rows(row_arrays(data.lazy().collect()))
+
+
+def stats_of_rows(cols: RowArrays) -> dict[str, Any]:
+    """:func:`measure_stats` from the rows as arrays: counts into (client, measure) cells."""
+    n_codes = len(cols.codes)
+    cells = cols.ids.len() * n_codes
+    key = cols.client * n_codes + cols.measure
+    n = np.bincount(key, minlength=cells).reshape(-1, n_codes)
+    highest = np.zeros(cells, dtype=np.int64)
+    np.maximum.at(highest, key, cols.session)
+    last = highest.reshape(-1, n_codes)
+    intake = np.bincount(key[cols.session == 1], minlength=cells).reshape(-1, n_codes) > 0
+    present = n > 0
+    out: dict[str, Any] = {"rows": int(cols.client.size), "clients": int(cols.ids.len())}
+    paired = np.zeros(cols.ids.len(), dtype=np.bool_)
+    for m, code in enumerate(cols.codes):
+        if code in ("phq9", "gad7"):
+            paired |= present[:, m]
+    out["phq9_or_gad7_clients"] = int(paired.sum())
+    for m, code in enumerate(cols.codes):
+        here, rows = present[:, m], n[:, m]
+        if not here.any():
+            continue
+        out[code] = {
+            "rows": int(rows.sum()),
+            "clients": int(here.sum()),
+            "single": int((rows == 1).sum()),
+            "four_plus": int((last[:, m] >= 4).sum()),
+            "no_intake_clients": int((here & ~intake[:, m]).sum()),
+            "no_intake_rows": int(rows[~intake[:, m]].sum()),
+        }
     return out
+
+
+@dataclass(frozen=True)
+class RowArrays:
+    """Checked long rows as arrays: clients as dense codes of their sorted ids, measures as
+    indices into ``codes`` (sorted)."""
+
+    ids: pl.Series
+    client: npt.NDArray[np.int64]
+    measure: npt.NDArray[np.int16]
+    codes: tuple[str, ...]
+    session: npt.NDArray[np.int64]
+    score: npt.NDArray[np.float64]
+
+
+def row_arrays(data: pl.DataFrame) -> RowArrays:
+    """The checked rows of ``data`` as :class:`RowArrays`, built once for every later step."""
+    ids, client = dense_codes(data.get_column("client_id"))
+    measure = data.get_column("measure")
+    if not isinstance(measure.dtype, pl.Enum):
+        text = measure.cast(pl.String)
+        measure = text.cast(pl.Enum(sorted(text.unique().drop_nulls().to_list())))
+    return RowArrays(
+        ids=ids,
+        client=client,
+        measure=measure.to_physical().cast(pl.Int16).to_numpy(),
+        codes=tuple(measure.dtype.categories.to_list()),  # type: ignore[attr-defined]
+        session=data.get_column("session").cast(pl.Int64).to_numpy(),
+        score=data.get_column("score").cast(pl.Float64).to_numpy(),
+    )
+
+
+def stable_order(key: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """``np.argsort(key, kind="stable")``; a radix sort when the keys fit 16 bits (``key`` >= 0).
+
+    >>> stable_order(np.array([2, 0, 2, 1])).tolist()
+    [1, 3, 0, 2]
+    """
+    if key.size and int(key.max()) < 1 << 15:
+        return np.argsort(key.astype(np.int16), kind="stable")
+    return np.argsort(key, kind="stable")
+
+
+def fit_inputs_of_rows(cols: RowArrays, code: str) -> FitInputs:
+    """:func:`bordin.measures.trajectories.fit_inputs` for measure ``code``, from the arrays:
+    each later score with its session and intake score, sorted by session then client."""
+    rows = cols.measure == cols.codes.index(code)
+    client, session, score = cols.client[rows], cols.session[rows], cols.score[rows]
+    first = session == 1
+    y1 = np.full(cols.ids.len(), np.nan)
+    y1[client[first]] = score[first]
+    has_intake = np.zeros(cols.ids.len(), dtype=np.bool_)
+    has_intake[client[first]] = True
+    later = (session >= 2) & has_intake[client]
+    client, session, score = client[later], session[later], score[later]
+    if client.size < 2 or bool(np.all(client[1:] >= client[:-1])):
+        order = stable_order(session)  # rows already in client order
+    else:
+        order = np.argsort(session * cols.ids.len() + client, kind="stable")
+    n_clients = int(np.count_nonzero(np.bincount(client, minlength=1)))
+    return session[order], y1[client[order]], score[order], n_clients
 
 
 def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]:
@@ -300,21 +362,18 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
     number of scores rather than the longest series. Rows come out sorted as each method
     documents (by ``client_id``, then session), exactly as one matrix for all would give.
     """
-    ids = data.get_column("client_id").unique().sort()
-    ranked = data.select(
-        (pl.col("client_id").rank("dense").cast(pl.Int64) - 1).alias("client_id"),
-        pl.col("session").cast(pl.Int64),
-        "measure",
-        pl.col("score").cast(pl.Float64),
-    )
+    return analyze_rows(row_arrays(data), plan)
+
+
+def analyze_rows(cols: RowArrays, plan: Plan) -> dict[str, pl.DataFrame]:
     parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
 
     def keep(name: str, code: str, frame: pl.DataFrame) -> None:
         if frame.height:
             parts.setdefault((name, code), []).append(frame)
 
-    for block in _blocks(ranked):
-        matrices = {code: SeriesMatrix.from_long(rows) for code, rows in block.items()}
+    for block in _blocks(cols):
+        matrices = dict(block)
         for code, matrix in matrices.items():
             inst = plan.measures[code]
             lower = inst.lower_is_better
@@ -346,73 +405,126 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
             )
             keep("outcomes", "", paired.table.select(SCHEMAS["outcomes"]))
 
-    def assemble(name: str, codes: tuple[str, ...], by: list[str]) -> pl.DataFrame:
+    def assemble(name: str, codes: tuple[str, ...]) -> pl.DataFrame:
         frames = []
         for code in codes:
-            found = parts.get((name, code))
+            found = parts.pop((name, code), None)  # each block's frame freed once joined
             if not found:
                 continue
-            frame = pl.concat(found).sort(by)
-            frame = frame.with_columns(ids.gather(frame.get_column("client_id")))
+            frame = pl.concat(found)
+            del found
+            frame = _client_order(frame)
+            client = frame.get_column("client_id").to_numpy()
+            frame = frame.with_columns(cols.ids.gather(client).alias("client_id"))
             frames.append(_with_measure(frame, code, name) if code else frame)
         return _concat(frames, name)
 
     return {
-        "sudden_changes": assemble(
-            "sudden_changes", plan.present, ["client_id", "pregain_session", "kind"]
-        ),
-        "change": assemble("change", plan.present, ["client_id"]),
-        "ruptures": assemble("ruptures", plan.present, ["client_id", "session"]),
-        "trajectories": assemble("trajectories", plan.present, ["client_id", "session"]),
+        "sudden_changes": assemble("sudden_changes", plan.present),
+        "change": assemble("change", plan.present),
+        "ruptures": assemble("ruptures", plan.present),
+        "trajectories": assemble("trajectories", plan.present),
         **(
-            {"outcomes": assemble("outcomes", ("",), ["client_id"])}
+            {"outcomes": assemble("outcomes", ("",))}
             if {"phq9", "gad7"} <= set(plan.present)
             else {}
         ),
     }
 
 
-def _blocks(ranked: pl.DataFrame) -> Iterator[dict[str, pl.DataFrame]]:
-    """Split long rows into blocks of clients whose longest series are of similar length.
+#: Most runs of rows :func:`_client_order` inserts into the sorted head as slices.
+MAX_INSERTS = 1024
+
+
+def _client_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (blocks' rows, one after another) in client order.
+
+    Each block's rows are sorted as the method documents (client, then session ...) and blocks
+    hold disjoint clients, so a stable sort by client sorts them all. The short-series blocks
+    come first, already in client order; the rest (few clients with long series, usually)
+    is sorted on its own and its runs inserted as slices, without copying the sorted head.
+    """
+    client = frame.get_column("client_id").to_numpy()
+    falls = np.flatnonzero(client[1:] < client[:-1])
+    if not falls.size:
+        return frame
+    cut = int(falls[0]) + 1  # a block boundary: head and rest hold different clients
+    rest = frame.slice(cut)
+    rest = rest[np.argsort(client[cut:], kind="stable")]
+    at = np.searchsorted(client[:cut], rest.get_column("client_id").to_numpy())
+    runs = np.flatnonzero(np.diff(at, prepend=-1))
+    if runs.size > MAX_INSERTS:
+        return frame[np.argsort(client, kind="stable")]
+    pieces: list[pl.DataFrame] = []
+    done = 0
+    for start, end in zip(runs, [*runs[1:], at.size], strict=True):
+        pieces += [frame.slice(done, int(at[start]) - done), rest.slice(int(start), end - start)]
+        done = int(at[start])
+    pieces.append(frame.slice(done, cut - done))
+    return pl.concat(pieces, rechunk=False)
+
+
+def _blocks(cols: RowArrays) -> Iterator[list[tuple[str, SeriesMatrix]]]:
+    """Split the rows into blocks of clients whose longest series are of similar length.
 
     A client's width is its highest session over all measures (so a block holds every
     measure of its clients, as paired outcomes need); widths are grouped by powers of two,
     and each group is cut so that no block's matrix exceeds :data:`BLOCK_CELLS` cells. Yields
-    each block's rows per measure code (zero-copy slices of one sorted copy of the rows).
+    each block's matrices per measure code, each with the clients that have scores of it (as
+    :meth:`SeriesMatrix.from_long` on the block's rows would give, ids as client codes).
     """
-    if ranked.height == 0:
+    if cols.client.size == 0:
         return
-    client = ranked.get_column("client_id").to_numpy()
-    w = np.zeros(int(client.max()) + 1, dtype=np.int64)
-    np.maximum.at(w, client, ranked.get_column("session").to_numpy())
+    n_clients = cols.ids.len()
+    w = np.zeros(n_clients, dtype=np.int64)
+    np.maximum.at(w, cols.client, cols.session)
     cls = np.ceil(np.log2(np.maximum(w, 1))).astype(np.int64)
     per_block = np.maximum(BLOCK_CELLS // np.left_shift(np.int64(1), cls), 1)
     order = np.argsort(cls, kind="stable")
     sorted_cls = cls[order]
     position = np.empty_like(order)
     position[order] = np.arange(order.size) - np.searchsorted(sorted_cls, sorted_cls)
-    block_of_client = cls * (1 << 40) + position // per_block
-    keyed = ranked.with_columns(pl.Series("_block", block_of_client[client])).sort(
-        "_block", "measure"
-    )
-    del client
-    bounds = keyed.select(
-        pl.col("_block").rle_id().alias("b"),
-        pl.struct("_block", "measure").rle_id().alias("m"),
-    )
-    starts = np.flatnonzero(np.diff(bounds.get_column("m").to_numpy(), prepend=-1))
-    block_at = bounds.get_column("b").to_numpy()[starts]
-    ends = np.append(starts[1:], keyed.height)
-    codes = keyed.get_column("measure").cast(pl.String).gather(starts).to_list()
-    rows = keyed.select("client_id", "session", "score")
-    current: dict[str, pl.DataFrame] = {}
+    # Short series (up to SHORT_WIDTH sessions) share blocks of consecutive clients, first:
+    # their tables then come out already in client order, with no sort (nor its copy).
+    short = cls <= SHORT_CLASS
+    if short.any():
+        per_short = max(BLOCK_CELLS >> int(cls[short].max()), 1)
+        per_block[short] = per_short
+        position[short] = np.arange(int(short.sum()))
+    slot = position // per_block
+    _, block = np.unique(np.where(short, slot, (cls + 1) * (1 << 40) + slot), return_inverse=True)
+    local = position % per_block  # row of each client in its block (clients in code order)
+    members = np.argsort(block, kind="stable")  # clients grouped by block, in code order
+    member_start = np.concatenate(([0], np.cumsum(np.bincount(block))))
+    n_codes = len(cols.codes)
+    key = block[cols.client] * n_codes + cols.measure
+    rows = stable_order(key)
+    sizes = np.bincount(key)
+    del key
+    ends = np.cumsum(sizes)
+    current: list[tuple[str, SeriesMatrix]] = []
     previous = -1
-    for start, end, code, blk in zip(starts, ends, codes, block_at, strict=True):
-        if blk != previous and current:
+    for k in np.flatnonzero(sizes):
+        start, end = int(ends[k] - sizes[k]), int(ends[k])
+        b, m = divmod(int(k), n_codes)
+        if b != previous and current:
             yield current
-            current = {}
-        previous = blk
-        current[code] = rows.slice(int(start), int(end - start))
+            current = []
+        previous = b
+        here = rows[start:end]
+        client = cols.client[here]
+        row = local[client]
+        col = cols.session[here] - 1
+        clients = members[member_start[b] : member_start[b + 1]]
+        values = np.full((clients.size, int(col.max()) + 1), np.nan)
+        values[row, col] = cols.score[here]
+        last = np.zeros(clients.size, dtype=np.int64)
+        np.maximum.at(last, row, col + 1)
+        scored = np.bincount(row, minlength=clients.size) > 0
+        if not scored.all():
+            values, last, clients = values[scored], last[scored], clients[scored]
+        matrix = SeriesMatrix(pl.Series("client_id", clients, dtype=pl.Int64), values, last)
+        current.append((cols.codes[m], matrix))
     if current:
         yield current
 
@@ -429,6 +541,9 @@ def analyze(
 ) -> Results:
     """Run every applicable method on checked long data (see :mod:`bordin.measures.longdata`)."""
     tell = step or (lambda _label: None)
+    cols = row_arrays(data)
+    stats = stats_of_rows(cols)
+    present = tuple(sorted(k for k, v in stats.items() if isinstance(v, dict)))
     tell("fitting expected trajectories")
     the_plan = plan(
         data,
@@ -436,11 +551,21 @@ def analyze(
         reference=reference,
         reference_source=reference_source,
         trajectory_model=trajectory_model,
+        present=present,
+        # The growth model reads the client rows itself; the least-squares fit takes its inputs
+        # from the arrays built above.
+        fit_inputs=None
+        if trajectory_model == "growth"
+        else {
+            code: fit_inputs_of_rows(cols, code)
+            for code in present
+            if measures[code].role == "outcome"
+        },
     )
     tell("analysing clients")
-    tables = analyze_partition(data, the_plan)
+    tables = analyze_rows(cols, the_plan)
+    del cols
     counts = table_counts(tables)
-    stats = measure_stats(data)
     return Results(tables=tables, summary=summarise(the_plan, stats, counts, source=source))
 
 
@@ -455,10 +580,15 @@ def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
         table = tables[name]
         if not table.height:
             return
-        for code, n in table.group_by("measure").len().iter_rows():
-            counts[f"{name}/{code}"] = int(n)
-        for code, value, n in table.group_by("measure", column).len().iter_rows():
-            counts[f"{name}/{code}/{value}"] = int(n)
+        # Runs of one measure (the tables are sorted by measure), each counted on its own.
+        start = 0
+        for n, code in table.get_column("measure").rle().struct.unnest().iter_rows():
+            key = f"{name}/{code}"
+            counts[key] = counts.get(key, 0) + int(n)
+            run = table.get_column(column).slice(start, n).value_counts()
+            for value, k in run.iter_rows():
+                counts[f"{key}/{value}"] = counts.get(f"{key}/{value}", 0) + int(k)
+            start += n
 
     add("change", "category")
     add("trajectories", "status")
@@ -740,13 +870,17 @@ def staged_output(out: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: Output columns whose words Bordin writes itself (``gain``, ``on_track`` ...): never formulas.
+OWN_WORDS = frozenset({"kind", "category", "status"})
+
+
 def write_table(table: pl.DataFrame, path: Path) -> None:
     """One output table as CSV (text cells that would run as formulas made inert) or, for a
     ``.parquet`` path, as Parquet (typed, as computed)."""
     if path.suffix == ".parquet":
         table.write_parquet(path)
     else:
-        neutralise_formulas(table).write_csv(path)
+        neutralise_formulas(table, skip=OWN_WORDS).write_csv(path)
 
 
 def write_results(results: Results, out: Path, *, out_format: str = "csv") -> list[Path]:

@@ -18,7 +18,7 @@ columns are touched, so a negative change score stays a number.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import polars as pl
 
@@ -60,15 +60,17 @@ def formula_safe(schema: Mapping[str, pl.DataType]) -> list[pl.Expr]:
     ]
 
 
-def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+def neutralise_formulas(frame: pl.DataFrame, *, skip: Collection[str] = ()) -> pl.DataFrame:
     """Every text (and categorical) column with cells that need it neutralised; others as they are.
 
-    Columns with no such cell are left as they are (no copy of a large clean table).
+    Columns with no such cell are left as they are (no copy of a large clean table); columns
+    named in ``skip`` (words the caller wrote itself, never a formula) are not looked at.
     """
     text = [
         name
         for name, dtype in frame.schema.items()
         if (dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum))
+        and name not in skip
         and frame.select(pl.col(name).cast(pl.String).str.contains(_PATTERN).any()).item()
     ]
     return frame.with_columns(formula_safe({n: frame.schema[n] for n in text})) if text else frame

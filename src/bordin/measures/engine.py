@@ -110,7 +110,7 @@ def run(
             names = sorted(p.name for p in tmp.iterdir())
         return Outcome(summary, [out / n for n in names], merged, partitions)
     tell(f"reading {path}")
-    raw = read_table(path)
+    raw = read_table(path, analysed_only=True)
     merged = merged_ids(raw)
     data = check_long(raw, measures, source=str(path))
     del raw

@@ -46,19 +46,27 @@ class InputError(ValueError):
     """The input cannot be analysed; the message names the file, row and problem."""
 
 
-def read_table(path: Path) -> pl.DataFrame:
+def read_table(path: Path, *, analysed_only: bool = False) -> pl.DataFrame:
     """Read a CSV or Parquet file without interpreting its values yet.
 
     CSV columns are all read as text so that a stray value deep in the file is reported by
     :func:`check_long` with its row, instead of failing type inference. When a CSV file cannot
     be read, the message names the likely cause (its encoding, a ragged row and its number).
+    ``analysed_only`` reads only the columns the analysis checks or uses from a Parquet file
+    that has every required one (others, such as ``therapist_id``, are never read).
     """
     suffix = path.suffix.lower()
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
         if suffix in (".parquet", ".pq"):
-            return pl.read_parquet(path)
+            columns = None
+            if analysed_only:
+                schema = pl.read_parquet_schema(path)
+                if all(c in schema for c in REQUIRED):
+                    # A typed date column is not looked at; a text one is checked.
+                    columns = [*REQUIRED, *(["date"] if schema.get("date") == pl.String else [])]
+            return pl.read_parquet(path, columns=columns)
         if suffix in (".csv", ".txt"):
             encoding = csv_encoding_problem(path)
             if encoding:
@@ -289,8 +297,24 @@ def check_header(frame: pl.DataFrame, source: str) -> pl.DataFrame:
 
 
 #: Above this many (client, measure, session) cells the duplicate check hashes instead of
-#: counting into a dense array (whose 8 bytes a cell would otherwise dominate peak memory).
-_DENSE_CELLS = 1 << 25
+#: marking a dense array of one byte a cell.
+_DENSE_CELLS = 1 << 28
+
+
+def dense_codes(ids: pl.Series) -> tuple[pl.Series, npt.NDArray[np.int64]]:
+    """The sorted distinct values of ``ids`` and each value's position among them (its dense
+    rank from 0); one pass when ``ids`` is already sorted, as files often are.
+
+    >>> values, codes = dense_codes(pl.Series(["b", "a", "b"]))
+    >>> values.to_list(), codes.tolist()
+    (['a', 'b'], [1, 0, 1])
+    """
+    if ids.len() and ids.null_count() == 0 and ids.is_sorted():
+        change = ids.ne(ids.shift(1)).fill_null(True).to_numpy()
+        codes = np.cumsum(change, dtype=np.int64) - 1
+        return ids.filter(pl.Series(change)), codes
+    codes = ids.rank("dense").cast(pl.Int64).to_numpy() - 1
+    return ids.unique().sort(), codes
 
 
 def _check_duplicates(
@@ -301,15 +325,25 @@ def _check_duplicates(
     Each row is given an integer cell number; counting cells into a dense array is far faster
     than hashing the three columns, and falls back to hashing when the array would be huge.
     """
-    client = typed.select(pl.col("client_id").rank("dense").cast(pl.Int64) - 1).to_series()
+    ids, client = dense_codes(typed.get_column("client_id"))
     session = typed.get_column("session").to_numpy()
-    n_clients = int(client.max() or 0) + 1  # type: ignore[arg-type]
+    n_clients = ids.len()
     n_sessions = int(session.max()) if session.size else 1
-    cell = (client.to_numpy() * n_measures + measure_idx) * n_sessions + (session - 1)
-    if n_clients * n_measures * n_sessions <= _DENSE_CELLS:
-        counts = np.bincount(cell, minlength=n_clients * n_measures * n_sessions)
-        duplicated = counts[cell] > 1
+    cell = (client * n_measures + measure_idx) * n_sessions + (session - 1)
+    n_cells = n_clients * n_measures * n_sessions
+    if n_cells <= _DENSE_CELLS:
+        # One byte a cell: as many distinct cells as rows means no duplicate.
+        seen = np.zeros(n_cells, dtype=np.bool_)
+        seen[cell] = True
+        if int(np.count_nonzero(seen)) == cell.size:
+            return
+        del seen
+        duplicated = np.bincount(cell, minlength=n_cells)[cell] > 1
     else:
+        ordered = np.sort(cell)  # far less memory than hashing; duplicates end up adjacent
+        if not np.any(ordered[1:] == ordered[:-1]):
+            return
+        del ordered
         duplicated = pl.Series(cell).is_duplicated().to_numpy()
     if not duplicated.any():
         return

@@ -8,7 +8,7 @@ as the in-memory engine sorts it, so the files are identical byte for byte.
 1. First pass, partition by partition: check the rows (:func:`~bordin.measures.longdata.check_long`,
    rows keep their numbers in the file), count what the summary needs
    (:func:`~bordin.measures.batch.measure_stats`), gather what the trajectory fit reads
-   (:func:`~bordin.measures.trajectories.fit_inputs`), and spill the typed rows to a Parquet
+   (:func:`~bordin.measures.batch.fit_inputs_of_rows`), and spill the typed rows to a Parquet
    part file.
 2. The whole-data things are then computed once: the trajectory models
    (:func:`~bordin.measures.batch.plan`).
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bordin.measures import batch, trajectories
+from bordin.measures import batch
 from bordin.measures.csvsafe import formula_safe
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import (
@@ -46,9 +46,9 @@ from bordin.measures.longdata import (
     ragged_row,
 )
 
-#: Peak bytes of the in-memory engine per input row (measured on ``bordin synth`` data, 100,000
-#: clients: 873 MB for 3.3 M rows; raw and typed rows, block matrices and output tables at once).
-BYTES_PER_ROW = 270
+#: Peak bytes of the in-memory engine per input row (measured on ``bordin synth`` data from
+#: Parquet: 3.62 GiB for 1,000,000 clients, 32.9 M rows, i.e. 118 bytes a row).
+BYTES_PER_ROW = 120
 #: The automatic memory limit: half the memory available now, at most this.
 DEFAULT_LIMIT_CAP = 4 * 1024**3
 
@@ -86,7 +86,7 @@ def auto_memory_limit() -> int:
 def partitions_for(rows: int, limit: int) -> int:
     """How many partitions keep one partition's peak under ``limit`` bytes.
 
-    >>> partitions_for(33_000_000, 4 * 1024**3), partitions_for(1_000, 1024**3)
+    >>> partitions_for(100_000_000, 4 * 1024**3), partitions_for(1_000, 1024**3)
     (3, 1)
     """
     return max(1, math.ceil(rows * BYTES_PER_ROW / limit))
@@ -187,11 +187,12 @@ def analyze_partitioned(
         merged.extend(merged_ids(raw))
         typed = check_long(raw, measures, source=source)
         del raw
-        batch.add_counts(stats, batch.measure_stats(typed))
+        arrays = batch.row_arrays(typed)
+        batch.add_counts(stats, batch.stats_of_rows(arrays))
         for code in outcome_codes:
-            part = typed.filter(pl.col("measure").cast(pl.String) == code)
-            if part.height:
-                gathered[code].append(trajectories.fit_inputs(part.drop("measure")))
+            if code in arrays.codes:
+                gathered[code].append(batch.fit_inputs_of_rows(arrays, code))
+        del arrays
         typed.write_parquet(work / f"input-{p:05d}.parquet")
         del typed
 
