@@ -13,7 +13,7 @@ import pytest
 import time_machine
 
 from bordin.web.audit.models import AuditEvent
-from bordin.web.clinic.models import Client, Clinic, Episode
+from bordin.web.clinic.models import Client, Clinic, Episode, StaffProfile
 from bordin.web.delivery.models import MeasurePlan
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import import_questionnaire
@@ -185,6 +185,12 @@ def test_invalid_input_is_a_clear_error_and_changes_nothing(
     assert "Each follow-up is 1 to 24 months after the ending." in (
         http.post(url, plan_post(followup_months="30")).content.decode()
     )
+    # In the staff member's own language (issue 14): the page and its errors in Spanish.
+    StaffProfile.objects.filter(user=owner).update(language="es")
+    http = login(owner)  # the language is taken at log-in
+    text = http.post(url, plan_post(checkin_codes="nonsense")).content.decode()
+    assert "Qué se envía a" in text and "Código(s) de instrumento desconocido(s): nonsense" in text
+    assert "Usar el plan del centro" in text
 
 
 def test_a_client_without_an_episode(login: Any, owner: Any, client_record: Client) -> None:
