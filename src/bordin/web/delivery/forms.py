@@ -108,6 +108,12 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
             "quiet_end": _("Quiet hours end"),
             "clinic_contact": _("How former clients reach the clinic (in follow-up messages)"),
         }
+        # The labels say it all; the models' English help texts are not shown (nor pointed
+        # at by aria-describedby).
+        help_texts: ClassVar[dict[str, str]] = dict.fromkeys(
+            ("send_intake", "send_fit_check", "send_checkin", "send_graduation", "reminder_hours",
+             "clinic_contact"), "",
+        )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
