@@ -4,7 +4,7 @@ one-click resend. Staff pages reach clients only through :mod:`bordin.web.clinic
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from bordin.web.audit import log
 from bordin.web.clinic import scoping
-from bordin.web.clinic.models import Client
+from bordin.web.clinic.models import Client, Episode
 from bordin.web.csrf import ClientFormCsrfMiddleware
 from bordin.web.delivery import services, stats
 from bordin.web.delivery.forms import (
@@ -27,7 +27,7 @@ from bordin.web.delivery.forms import (
     PlanForm,
     usable_instruments,
 )
-from bordin.web.delivery.models import Delivery
+from bordin.web.delivery.models import Delivery, MeasurePlan
 
 #: The CSRF check the site's middleware would make, for a view that is exempt from it.
 csrf_checked = decorator_from_middleware(ClientFormCsrfMiddleware)
@@ -223,8 +223,8 @@ def episode_plan(request: HttpRequest, pk: int) -> HttpResponse:
 def _episode_plan_page(
     request: HttpRequest,
     client: Client,
-    episode: Any,
-    override: Any,
+    episode: Episode | None,
+    override: MeasurePlan | None,
     form: EpisodePlanForm | None,
     status: int = 200,
 ) -> HttpResponse:
