@@ -14,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from bordin.web.clinic.models import Response
-from bordin.web.delivery.models import OutboxMessage
+from bordin.web.delivery.models import MeasurePlan, OutboxMessage
 from bordin.web.delivery.worker import drain, tick
 from tests.browser.pages import answer_checkin, axe_problems, log_in, send
 from tests.web.delivery_helpers import SmtpServer, link_in, unsubscribe_in
@@ -85,3 +85,41 @@ def test_recorded_session_is_emailed_and_completed_on_a_phone(
         phone.get_by_role("button", name="Stop these messages").tap()
     expect(phone.locator("[data-unsubscribed]")).to_be_visible()
     assert client_record.unsubscribes.count() == 1
+
+
+def test_episode_plan_page_from_the_client_page(
+    new_context: Callable[..., Any],
+    server: str,
+    owner: Any,
+    client_record: Any,
+    episode: Any,
+    axe_source: str,
+) -> None:
+    """The therapist gives the episode its own plan and goes back to the clinic's."""
+    page = new_context().new_page()
+    log_in(page, owner.username)
+    page.goto(f"/clients/{client_record.pk}/")
+    page.get_by_role("link", name="What is sent when").click()
+    expect(page.locator('[data-plan-state="clinic"]')).to_be_visible()
+    assert not axe_problems(page, axe_source)
+    codes = page.get_by_role("textbox", name="After each attended session")
+    page.get_by_label("Fit check after session 1").uncheck()
+    codes.fill("alliance, nonsense")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save this episode's plan").click()
+    expect(page.locator(".field-error")).to_contain_text("Unknown instrument code(s): nonsense")
+    assert not axe_problems(page, axe_source)
+    codes.fill("alliance, wellbeing, phq9")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save this episode's plan").click()
+    expect(page.locator('[data-plan-state="episode"]')).to_be_visible()
+    row = page.locator('[data-plan-field="checkin_codes"] [data-plan-episode]')
+    expect(row).to_have_text("alliance, wellbeing, phq9")
+    expect(page.locator('[data-plan-field="send_fit_check"] [data-plan-episode]')).to_have_text(
+        "no"
+    )
+    assert not axe_problems(page, axe_source)
+    with page.expect_navigation():
+        page.locator('[data-action="plan-use-clinic-default"]').click()
+    expect(page.locator('[data-plan-state="clinic"]')).to_be_visible()
+    assert not MeasurePlan.objects.filter(episode=episode).exists()

@@ -9,8 +9,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from aiosmtpd.controller import Controller
 
@@ -19,6 +22,7 @@ from tests.web.test_crash import free_port  # one helper for a free loopback por
 # aiosmtpd logs every SMTP command at INFO: noise in test output, and CPU in the bench.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
+LONDON = ZoneInfo("Europe/London")  # the test clinic's time zone
 LINK = re.compile(r"https?://[^\s\"<>]+/(c|j)/[A-Za-z0-9_\-]+")
 UNSUBSCRIBE = re.compile(r"https?://[^\s\"<>]+/unsubscribe/[^\s\"<>]+/")
 
@@ -97,3 +101,71 @@ def unsubscribe_in(msg: EmailMessage) -> str:
     found = UNSUBSCRIBE.search(text_part(msg))
     assert found, text_part(msg)
     return found.group(0)
+
+
+# --- the delivery path in tests (Django is set up by the time these run) ----------------------
+
+
+def use_smtp(settings: Any, server: SmtpServer) -> None:
+    """Send email to ``server`` (pytest-django's ``settings``), links to the test server."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = server.port
+    settings.EMAIL_TIMEOUT = 5
+    settings.BORDIN_BASE_URL = "http://testserver"
+    settings.BORDIN_DELIVERY_RETRY_SECONDS = 60
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """A moment in the clinic's time zone (Europe/London), in June 2027."""
+    return datetime(2027, 6, day, hour, minute, tzinfo=LONDON)
+
+
+def reachable(client: Any, address: str = "client.a@example.org") -> Any:
+    from django.utils import timezone
+
+    client.contact_email = address
+    client.consent_email = True
+    client.consent_email_at = timezone.now()
+    client.save()
+    return client
+
+
+def work() -> None:
+    """What `bordin worker` does on a tick: enqueue a pass, and run the queue."""
+    from bordin.web.delivery.worker import drain, tick
+
+    tick()
+    drain()
+
+
+def record(http: Any, client: Any, when: datetime) -> Any:
+    """The therapist records an attended session on ``when``'s day (the real view)."""
+    response = http.post(
+        f"/clients/{client.pk}/sessions/",
+        {"date": when.date().isoformat(), "attendance": "attended"},
+        follow=True,  # POST/redirect/GET: the client page shows the new link once
+    )
+    assert response.status_code == 200, response.content[:500]
+    assert not response.redirect_chain[-1][0].startswith("/login/"), "logged out (idle?)"
+    return response
+
+
+def open_checkin(url: str) -> tuple[Any, str]:
+    """The client opens the link in a browser of their own: that browser and the form."""
+    from django.test import Client as Browser
+
+    http = Browser()
+    assert http.get(urlsplit(url).path)["Location"] == "/c/"
+    return http, http.get("/c/").content.decode()
+
+
+def complete(url: str, goals: list[Any] | None = None) -> None:
+    """The client opens the link (a browser of their own) and submits the check-in."""
+    from tests.web.helpers import checkin_post
+
+    http, page = open_checkin(url)
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    assert key
+    response = http.post("/c/", checkin_post(goals or [], key=key.group(1)))
+    assert response.status_code == 200

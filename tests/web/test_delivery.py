@@ -27,73 +27,30 @@ from bordin.web.delivery.models import (
     OutboxMessage,
     Unsubscribe,
 )
-from bordin.web.delivery.worker import drain, tick
 from tests.web.delivery_helpers import (
+    LONDON,
     SmtpServer,
+    at,
+    complete,
     html_part,
     link_in,
+    reachable,
+    record,
     text_part,
     unsubscribe_in,
+    use_smtp,
+    work,
 )
 from tests.web.helpers import checkin_post
 
 pytestmark = pytest.mark.django_db
-LONDON = ZoneInfo("Europe/London")
-
-
-def at(day: int, hour: int, minute: int = 0) -> datetime:
-    """A moment in the clinic's time zone (Europe/London), in June 2027."""
-    return datetime(2027, 6, day, hour, minute, tzinfo=LONDON)
 
 
 @pytest.fixture
 def smtp(settings: Any) -> Iterator[SmtpServer]:
     with SmtpServer() as server:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST = "127.0.0.1"
-        settings.EMAIL_PORT = server.port
-        settings.EMAIL_TIMEOUT = 5
-        settings.BORDIN_BASE_URL = "http://testserver"
-        settings.BORDIN_DELIVERY_RETRY_SECONDS = 60
+        use_smtp(settings, server)
         yield server
-
-
-def reachable(client: Any, address: str = "client.a@example.org") -> Any:
-    client.contact_email = address
-    client.consent_email = True
-    client.consent_email_at = timezone.now()
-    client.save()
-    return client
-
-
-def work() -> None:
-    """What `bordin worker` does on a tick: enqueue a pass, and run the queue."""
-    tick()
-    drain()
-
-
-def record(http: Any, client: Any, when: datetime) -> Any:
-    response = http.post(
-        f"/clients/{client.pk}/sessions/",
-        {"date": when.date().isoformat(), "attendance": "attended"},
-        follow=True,  # POST/redirect/GET: the client page shows the new link once
-    )
-    assert response.status_code == 200, response.content[:500]
-    return response
-
-
-def complete(url: str, goals: list[Any] | None = None) -> None:
-    """The client opens the link (a browser of their own) and submits the check-in."""
-    from django.test import Client as Browser
-
-    http = Browser()
-    path = urlsplit(url).path
-    assert http.get(path)["Location"] == "/c/"
-    page = http.get("/c/")
-    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.content.decode())
-    assert key
-    response = http.post("/c/", checkin_post(goals or [], key=key.group(1)))
-    assert response.status_code == 200
 
 
 # --- the whole path: record a session -> the worker sends -> the client completes ------------

@@ -36,6 +36,7 @@ from bordin.web.api.models import ApiToken
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Clinic, Episode, Goal, Response, Session
+from bordin.web.delivery.models import MeasurePlan
 from bordin.web.instruments.models import ClinicInstrument
 from tests.web.conftest import make_staff
 from tests.web.helpers import checkin_post, record_checkin
@@ -163,6 +164,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "outstanding": CLINICAL_LIST,
     "outstanding-resend": CLIENT_WRITE,
     "delivery-plan": AUDIT,  # each clinic admin edits their own clinic's plan
+    "client-plan": CLIENT_WRITE,  # an episode's own plan: its therapist and the admin
     "unsubscribe": _row("allow"),
 }
 
@@ -607,6 +609,15 @@ def _delivery(w: World) -> dict[str, Any]:
     return {"pk": d.pk}
 
 
+def _episode_plan_post() -> dict[str, str]:
+    return {
+        "send_checkin": "on",
+        "checkin_codes": "alliance, wellbeing",
+        "followup_codes": "wellbeing",
+        "followup_months": "1, 3, 6",
+    }
+
+
 def _unsubscribe_token(w: World) -> dict[str, Any]:
     from bordin.web.delivery.services import unsubscribe_token
 
@@ -618,6 +629,7 @@ REQUESTS.update(
         "outstanding": Call("get"),
         "outstanding-resend": Call("post", _delivery, writes=True),
         "delivery-plan": Call("get"),
+        "client-plan": Call("post", _client_pk, lambda w: _episode_plan_post(), writes=True),
         "unsubscribe": Call("get", _unsubscribe_token),
     }
 )
@@ -674,6 +686,7 @@ def fingerprint() -> tuple[Any, ...]:
         operations_fingerprint(),
         list(ClinicInstrument.objects.order_by("pk").values_list("pk", "may_use", "licence")),
         list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
+        list(MeasurePlan.objects.order_by("pk").values_list("pk", "episode_id", "checkin_codes")),
     )
 
 

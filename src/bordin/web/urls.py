@@ -85,5 +85,6 @@ urlpatterns = [
     path("outstanding/", delivery_views.outstanding, name="outstanding"),
     path("outstanding/plan/", delivery_views.plan, name="delivery-plan"),
     path("outstanding/<int:pk>/resend/", delivery_views.resend, name="outstanding-resend"),
+    path("clients/<int:pk>/plan/", delivery_views.episode_plan, name="client-plan"),
     path("unsubscribe/<str:token>/", delivery_views.unsubscribe, name="unsubscribe"),
 ]

@@ -44,6 +44,8 @@ from bordin.web.journey.models import FitCheck, JourneyLink
 logger = logging.getLogger(__name__)
 
 UNSUBSCRIBE_SALT = "bordin.delivery.unsubscribe"
+#: The body of an RFC 8058 one-click unsubscribe POST (and the header that announces it).
+ONE_CLICK = "List-Unsubscribe=One-Click"
 #: Days in a follow-up "month" (1, 3 and 6 months after a planned ending).
 DAYS_PER_MONTH = 30
 
@@ -98,8 +100,28 @@ def plan_instrument(clinic_id: int, code: str, may_use: bool) -> None:
 
 def plan_for(episode: Episode) -> MeasurePlan:
     """The episode's override if it has one, else its clinic's plan."""
-    override = MeasurePlan.objects.filter(episode=episode).first()
-    return override or clinic_plan(episode.client.clinic)
+    return episode_plan(episode) or clinic_plan(episode.client.clinic)
+
+
+def episode_plan(episode: Episode) -> MeasurePlan | None:
+    """The episode's own plan (its override of the clinic's), if it has one."""
+    return MeasurePlan.objects.filter(episode=episode).first()
+
+
+def new_episode_plan(episode: Episode) -> MeasurePlan:
+    """An unsaved override for ``episode``, a copy of the clinic's plan to start from."""
+    clinic = clinic_plan(episode.client.clinic)
+    plan = MeasurePlan(episode=episode)
+    for f in MeasurePlan._meta.concrete_fields:
+        if f.name not in ("id", "clinic", "episode"):
+            setattr(plan, f.attname, getattr(clinic, f.attname))
+    return plan
+
+
+def plan_episode(client: Client) -> Episode | None:
+    """The episode a client's plan page is about: the open one, else the latest."""
+    episodes = client.episodes.order_by("-start", "-pk")
+    return episodes.filter(status=Episode.Status.OPEN).first() or episodes.first()
 
 
 def planned_instrument_codes(episode: Episode, kind: str) -> list[str]:
@@ -146,6 +168,31 @@ def quiet_hours_end(clinic: Clinic, now: datetime) -> datetime:
     return end
 
 
+# --- essential and non-essential messages ------------------------------------------------------
+
+#: Whether the invitation of each kind of delivery is *essential*: sent even to a client who
+#: unsubscribed from its channel (docs/delivery.md, "Essential and non-essential messages").
+#: Answering a questionnaire is voluntary, and every message Bordin sends today invites the
+#: client to one, so none is essential: an unsubscribe stops them all. A new kind must be
+#: added here (a test checks that every ``Delivery.Kind`` is).
+ESSENTIAL: dict[str, bool] = {
+    Delivery.Kind.INTAKE: False,
+    Delivery.Kind.FIT_CHECK: False,
+    Delivery.Kind.CHECKIN: False,
+    Delivery.Kind.GRADUATION: False,
+    Delivery.Kind.FOLLOWUP: False,
+}
+
+
+def is_essential(kind: str, purpose: str) -> bool:
+    """Whether a message for a delivery of ``kind`` still goes after an unsubscribe. A
+    reminder never does; an invitation as :data:`ESSENTIAL` says (``KeyError``: a kind
+    nobody classified)."""
+    if purpose == OutboxMessage.Purpose.REMINDER:
+        return False
+    return ESSENTIAL[kind]
+
+
 # --- channels and consent ---------------------------------------------------------------------
 
 
@@ -153,14 +200,19 @@ def unsubscribed(client: Client, channel: str) -> bool:
     return Unsubscribe.objects.filter(client=client, channel=channel).exists()
 
 
-def channel_for(client: Client) -> str:
+def channel_for(client: Client, *, essential: bool = False) -> str:
     """Email when the client gave an address and consent, else a text message; ``""`` when
-    neither (the link is handed over in the room, e.g. by QR code)."""
-    if client.consent_email and client.contact_email and not unsubscribed(client, Channel.EMAIL):
-        return Channel.EMAIL
-    if client.consent_sms and client.contact_mobile and not unsubscribed(client, Channel.SMS):
-        return Channel.SMS
+    neither (the link is handed over in the room, e.g. by QR code). An unsubscribe from a
+    channel rules it out unless the message is ``essential`` (consent always counts)."""
+    for channel in (Channel.EMAIL, Channel.SMS):
+        if _consented(client, channel) and (essential or not unsubscribed(client, channel)):
+            return channel
     return Channel.IN_PERSON
+
+
+def channel_for_kind(client: Client, kind: str) -> str:
+    """The channel of an invitation for a delivery of ``kind`` (:func:`is_essential`)."""
+    return channel_for(client, essential=is_essential(kind, OutboxMessage.Purpose.INVITATION))
 
 
 def unsubscribe_token(client: Client, channel: str) -> str:
@@ -207,7 +259,8 @@ def deliver_link(
     """
     client: Client = link.client  # type: ignore[attr-defined]
     now = timezone.now()
-    channel = channel_for(client)
+    essential = is_essential(kind, OutboxMessage.Purpose.INVITATION)
+    channel = channel_for(client, essential=essential)
     d = delivery or Delivery(client=client, episode_id=link.episode_id, kind=kind)  # type: ignore[attr-defined]
     d.session = session
     d.token = token
@@ -222,7 +275,11 @@ def deliver_link(
     d.save()
     if channel:
         OutboxMessage.objects.create(
-            delivery=d, client=client, channel=channel, purpose=OutboxMessage.Purpose.INVITATION
+            delivery=d,
+            client=client,
+            channel=channel,
+            purpose=OutboxMessage.Purpose.INVITATION,
+            essential=essential,
         )
         _enqueue_worker()
     return d
@@ -254,7 +311,7 @@ def on_session_recorded(
         first
         and plan.send_fit_check
         and not FitCheck.objects.filter(episode=episode).exists()
-        and channel_for(episode.client)
+        and channel_for_kind(episode.client, Delivery.Kind.FIT_CHECK)
     ):
         fit, fit_token = JourneyLink.issue(
             JourneyLink.Purpose.FIT_CHECK, episode, session=session, created_by=by
@@ -264,7 +321,7 @@ def on_session_recorded(
 
 def on_client_added(client: Client, by: Any = None) -> Delivery | None:
     """The intake link for a newly added client who can be reached (email or text)."""
-    if not channel_for(client):
+    if not channel_for_kind(client, Delivery.Kind.INTAKE):
         return None  # the therapist hands the intake link over (journey panel)
     with transaction.atomic():
         episode = client.episodes.filter(status=Episode.Status.OPEN).order_by("-start").first()
@@ -281,7 +338,7 @@ def on_client_added(client: Client, by: Any = None) -> Delivery | None:
 
 def on_planned_ending(episode: Episode, by: Any = None) -> None:
     """At a planned ending: the graduation summary now, follow-ups at 1, 3 and 6 months."""
-    if not channel_for(episode.client):
+    if not channel_for_kind(episode.client, Delivery.Kind.GRADUATION):
         return  # nobody to send to: the therapist hands over the summary (journey panel)
     if Delivery.objects.filter(episode=episode, kind=Delivery.Kind.FOLLOWUP).exists():
         return
@@ -393,7 +450,7 @@ def issue_due_followups(now: datetime) -> int:
     ).select_related("client__clinic", "episode")
     for d in due:
         with transaction.atomic():
-            if not channel_for(d.client):
+            if not channel_for_kind(d.client, d.kind):
                 Delivery.objects.filter(pk=d.pk).update(closed_at=now)
                 continue
             episode = d.episode
@@ -514,7 +571,9 @@ def send_one(pk: int, connection: Any) -> str:
     d = msg.delivery
     client = d.client
     reason = _still_wanted(d, now)
-    if not reason and not msg.essential and unsubscribed(client, msg.channel):
+    # The policy as it stands now, not only as it was when the message was written.
+    essential = msg.essential and is_essential(d.kind, msg.purpose)
+    if not reason and not essential and unsubscribed(client, msg.channel):
         reason = "unsubscribed"
     if not reason and not _consented(client, msg.channel):
         reason = "no consent"
@@ -607,8 +666,20 @@ def message_context(msg: OutboxMessage) -> dict[str, Any]:
         "reminder": msg.purpose == OutboxMessage.Purpose.REMINDER,
         "followup": followup,
         "months": d.followup_month,
-        "clinic_contact": plan_for(d.episode).clinic_contact if followup else "",
+        "clinic_contact": clinic_plan(clinic).clinic_contact if followup else "",
         "unsubscribe_url": unsubscribe_url(d.client, msg.channel),
+    }
+
+
+def unsubscribe_headers(msg: OutboxMessage, ctx: dict[str, Any]) -> dict[str, str]:
+    """RFC 2369 ``List-Unsubscribe`` and RFC 8058 one-click ``List-Unsubscribe-Post`` on a
+    non-essential email: a mail program's "Unsubscribe" button POSTs
+    ``List-Unsubscribe=One-Click`` to the link (:func:`bordin.web.delivery.views.unsubscribe`)."""
+    if is_essential(msg.delivery.kind, msg.purpose):
+        return {}
+    return {
+        "List-Unsubscribe": f"<{ctx['unsubscribe_url']}>",
+        "List-Unsubscribe-Post": ONE_CLICK,
     }
 
 
@@ -622,10 +693,7 @@ def email_message(msg: OutboxMessage, connection: Any = None) -> EmailMultiAlter
         body=render_to_string("delivery/email.txt", ctx),
         to=[msg.delivery.client.contact_email],
         connection=connection,
-        headers={
-            "List-Unsubscribe": f"<{ctx['unsubscribe_url']}>",
-            "Auto-Submitted": "auto-generated",
-        },
+        headers={"Auto-Submitted": "auto-generated", **unsubscribe_headers(msg, ctx)},
     )
     email.attach_alternative(render_to_string("delivery/email.html", ctx), "text/html")
     return email
