@@ -44,19 +44,17 @@ class Outcome:
 BUILTIN_CHECKIN = (analysis.ALLIANCE, analysis.WELLBEING)
 
 
-def _usable_imported(episode: Episode) -> dict[str, ClinicInstrument]:
-    """The clinic's imported instruments marked "may be used" and active, by code."""
-    return {e.code: e for e in clinic_checkin_instruments(episode.client.clinic_id)}
-
-
 def _codes(
     episode: Episode | None, session: Session | None
 ) -> tuple[list[str], dict[str, ClinicInstrument]]:
     if episode is None:
         return list(BUILTIN_CHECKIN), {}
     kind = kind_for_session(session) if session is not None else Delivery.Kind.CHECKIN
-    planned = planned_instrument_codes(episode, kind)
-    usable = _usable_imported(episode)
+    # The clinic's imported instruments marked "may be used" and active, read once: the
+    # default plan lists them too.
+    imported = clinic_checkin_instruments(episode.client.clinic_id)
+    planned = planned_instrument_codes(episode, kind, imported)
+    usable = {e.code: e for e in imported}
     reg = analysis.registry()
     if kind == Delivery.Kind.FOLLOWUP:
         first: list[str] = []

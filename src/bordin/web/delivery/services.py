@@ -11,6 +11,7 @@ client's contact is flagged for the clinic (:class:`~.models.ContactFailure`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +39,7 @@ from bordin.web.delivery.models import (
     OutboxMessage,
     Unsubscribe,
 )
+from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments
 from bordin.web.journey.models import FitCheck, JourneyLink
 
@@ -59,16 +61,19 @@ def _quiet_default() -> tuple[time, time]:
 
 def clinic_plan(clinic: Clinic) -> MeasurePlan:
     """The clinic's stored plan, or the default plan (not saved)."""
-    plan = MeasurePlan.objects.filter(clinic=clinic).first()
-    if plan is None:
-        quiet_start, quiet_end = _quiet_default()
-        plan = MeasurePlan(clinic=clinic, quiet_start=quiet_start, quiet_end=quiet_end)
-        # The default check-in: Bordin's own, then every imported instrument an admin marked
-        # "may be used in this clinic" (docs/delivery.md, "Imported instruments in the plan").
-        plan.checkin_codes = [
-            *DEFAULT_CHECKIN_CODES,
-            *(e.code for e in clinic_checkin_instruments(clinic.pk)),
-        ]
+    return MeasurePlan.objects.filter(clinic=clinic).first() or _default_plan(clinic)
+
+
+def _default_plan(clinic: Clinic, usable: Sequence[ClinicInstrument] | None = None) -> MeasurePlan:
+    """The plan of a clinic that saved none; ``usable``: its
+    :func:`~bordin.web.instruments.services.clinic_checkin_instruments` when already read."""
+    quiet_start, quiet_end = _quiet_default()
+    plan = MeasurePlan(clinic=clinic, quiet_start=quiet_start, quiet_end=quiet_end)
+    # The default check-in: Bordin's own, then every imported instrument an admin marked
+    # "may be used in this clinic" (docs/delivery.md, "Imported instruments in the plan").
+    if usable is None:
+        usable = clinic_checkin_instruments(clinic.pk)
+    plan.checkin_codes = [*DEFAULT_CHECKIN_CODES, *(e.code for e in usable)]
     return plan
 
 
@@ -96,17 +101,32 @@ def plan_instrument(clinic_id: int, code: str, may_use: bool) -> None:
             plan.save(update_fields=["checkin_codes", "followup_codes"])
 
 
-def plan_for(episode: Episode) -> MeasurePlan:
-    """The episode's override if it has one, else its clinic's plan."""
-    override = MeasurePlan.objects.filter(episode=episode).first()
-    return override or clinic_plan(episode.client.clinic)
+def plan_for(episode: Episode, usable: Sequence[ClinicInstrument] | None = None) -> MeasurePlan:
+    """The episode's override if it has one, else its clinic's plan (both read in one query).
+
+    ``usable``: the clinic's usable imported instruments when the caller already read them
+    (the default plan lists them)."""
+    stored = {
+        "episode" if p.episode_id is not None else "clinic": p
+        for p in MeasurePlan.objects.filter(
+            Q(episode=episode) | Q(clinic_id=episode.client.clinic_id)
+        )
+    }
+    return (
+        stored.get("episode")
+        or stored.get("clinic")
+        or _default_plan(episode.client.clinic, usable)
+    )
 
 
-def planned_instrument_codes(episode: Episode, kind: str) -> list[str]:
+def planned_instrument_codes(
+    episode: Episode, kind: str, usable: Sequence[ClinicInstrument] | None = None
+) -> list[str]:
     """Instrument codes the plan asks for: ``kind`` ``"checkin"`` (alliance and outcome
     measures after each attended session) or ``"followup"`` (outcome measures only).
-    The intake, fit check and graduation summary have forms of their own: ``[]``."""
-    plan = plan_for(episode)
+    The intake, fit check and graduation summary have forms of their own: ``[]``.
+    ``usable`` as for :func:`plan_for`."""
+    plan = plan_for(episode, usable)
     if kind == Delivery.Kind.FOLLOWUP:
         return [str(c) for c in plan.followup_codes]
     if kind == Delivery.Kind.CHECKIN:
