@@ -148,6 +148,32 @@ def bare(browser: WsgiBrowser, meter: Meter) -> None:
     meter("bare POST", lambda: browser.request("POST", "/bench/ok", b"x=1"))
 
 
+def wrap(names: list[str]) -> dict[str, list[float]]:
+    """Replace each ``module:function`` by a wrapper recording its CPU milliseconds per call."""
+    import functools
+    import importlib
+
+    samples: dict[str, list[float]] = {}
+    for name in names:
+        module_name, _, attr = name.partition(":")
+        owner: Any = importlib.import_module(module_name)
+        *path, last = attr.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, last)
+        mine = samples.setdefault(name, [])
+
+        def timed(*a: Any, _f: Any = original, _s: list[float] = mine, **k: Any) -> Any:
+            started = time.process_time()
+            try:
+                return _f(*a, **k)
+            finally:
+                _s.append((time.process_time() - started) * 1000)
+
+        setattr(owner, last, functools.wraps(original)(timed))
+    return samples
+
+
 def seed(clients: int, sessions: int, n_links: int) -> list[str]:
     from django.db import connection, transaction
 
@@ -180,6 +206,13 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--profile", type=Path, help="write a cProfile of the check-ins here")
     parser.add_argument("--sql", action="store_true", help="print the last check-in's SQL")
+    parser.add_argument(
+        "--split",
+        nargs="+",
+        default=[],
+        metavar="MODULE:FUNCTION",
+        help="also report the CPU time of these functions (wrapped by name), per call",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bordin-bench-cpu-"))
@@ -209,11 +242,14 @@ def main() -> None:
         call_command("migrate", interactive=False, verbosity=0)
         tokens = seed(args.clients, args.sessions, args.warmup + args.checkins)
         handler = WSGIHandler()
+        split = wrap(args.split)
         warm = Meter()
         for token in tokens[: args.warmup]:
             checkin(WsgiBrowser(handler), warm, token)
             bare(WsgiBrowser(handler), warm)
         meter = Meter()
+        for samples in split.values():
+            samples.clear()
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         for token in tokens[args.warmup :]:
             if profiler is not None:
@@ -251,6 +287,9 @@ def main() -> None:
     for label in meter.cpu:
         q = meter.queries[label]
         row(label, meter.cpu[label], meter.wall[label], f"{min(q)}-{max(q)}")
+    for name, samples in split.items():
+        if samples:
+            print(f"  {name}: {len(samples)} calls, CPU p50 {statistics.median(samples):.2f} ms")
     steps = ["GET /c/<token>", "GET /c/ (form)", "POST /c/"]
     per_checkin = [sum(xs) for xs in zip(*(meter.cpu[s] for s in steps), strict=True)]
     per_wall = [sum(xs) for xs in zip(*(meter.wall[s] for s in steps), strict=True)]

@@ -21,7 +21,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import F, Max, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -138,6 +138,12 @@ def kind_for_session(session: Session) -> str:
     """``"followup"`` for a follow-up session made by the worker, else ``"checkin"``."""
     followup = Delivery.objects.filter(session=session, kind=Delivery.Kind.FOLLOWUP).exists()
     return Delivery.Kind.FOLLOWUP if followup else Delivery.Kind.CHECKIN
+
+
+def is_followup(session: str = "session") -> Exists:
+    """:func:`kind_for_session` as an annotation: whether the row's ``session`` (a field
+    path of the outer query) is a follow-up session, read with that row."""
+    return Exists(Delivery.objects.filter(session=OuterRef(session), kind=Delivery.Kind.FOLLOWUP))
 
 
 def reminder_delay(clinic: Clinic) -> timedelta:
