@@ -44,7 +44,9 @@ def _too_many(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _build_form(link: CheckinLink, kind: str, data: object | None = None) -> CheckinForm:
+def _build_form(
+    link: CheckinLink, data: object | None = None, kind: str | None = None
+) -> CheckinForm:
     goals = list(link.episode.goals.filter(active=True))
     kwargs: dict[str, object] = {
         "instruments": services.checkin_instruments(link.episode, link.session, kind),
@@ -106,7 +108,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
             return _thanks(request, link, earlier) if earlier else _invalid(request)
         if not link.is_usable():
             return _invalid(request)
-        form = _build_form(link, kind, request.POST)
+        form = _build_form(link, request.POST, kind)
         if not form.is_valid():
             if "idempotency_key" in form.errors:
                 # A broken key cannot be fixed by the client: give the re-rendered form a new one.
@@ -132,7 +134,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
     log.record_checkin(
         request, link, log.Action.READ, object_type="checkin", detail="check-in form opened"
     )
-    return _render_form(request, link, _build_form(link, kind))
+    return _render_form(request, link, _build_form(link, kind=kind))
 
 
 def _render_form(
