@@ -80,6 +80,8 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from cryptography.fernet import Fernet
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -670,6 +672,8 @@ def run_one_db(db: str, plan: Plan, pg_url: str) -> dict[str, Any]:
             "DJANGO_SETTINGS_MODULE": SETTINGS,
             "DATABASE_URL": database_url,
             "BORDIN_SECRET_KEY": env.get("BORDIN_SECRET_KEY") or secrets.token_urlsafe(50),
+            # Free text encrypted at rest, as `bordin serve` requires with DEBUG off.
+            "BORDIN_FIELD_KEYS": env.get("BORDIN_FIELD_KEYS") or Fernet.generate_key().decode(),
             "BORDIN_DATA_DIR": str(workdir),
             "BORDIN_STATIC_ROOT": str(workdir / "static"),
             "BORDIN_LOG_LEVEL": "WARNING",

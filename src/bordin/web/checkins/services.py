@@ -21,7 +21,11 @@ from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Episode, GoalRating, Instrument, Response, Session
 from bordin.web.delivery.followup import check_relapse
 from bordin.web.delivery.models import NOT_AT_FOLLOWUP, Delivery
-from bordin.web.delivery.services import kind_for_session, planned_instrument_codes
+from bordin.web.delivery.services import (
+    is_followup,
+    kind_for_session,
+    planned_instrument_codes,
+)
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments, definition_of
 
@@ -44,19 +48,18 @@ class Outcome:
 BUILTIN_CHECKIN = (analysis.ALLIANCE, analysis.WELLBEING)
 
 
-def _usable_imported(episode: Episode) -> dict[str, ClinicInstrument]:
-    """The clinic's imported instruments marked "may be used" and active, by code."""
-    return {e.code: e for e in clinic_checkin_instruments(episode.client.clinic_id)}
-
-
 def _codes(
-    episode: Episode | None, session: Session | None
+    episode: Episode | None, session: Session | None, kind: str | None = None
 ) -> tuple[list[str], dict[str, ClinicInstrument]]:
     if episode is None:
         return list(BUILTIN_CHECKIN), {}
-    kind = kind_for_session(session) if session is not None else Delivery.Kind.CHECKIN
-    planned = planned_instrument_codes(episode, kind)
-    usable = _usable_imported(episode)
+    if kind is None:
+        kind = kind_for_session(session) if session is not None else Delivery.Kind.CHECKIN
+    # The clinic's imported instruments marked "may be used" and active, read once: the
+    # default plan lists them too.
+    imported = clinic_checkin_instruments(episode.client.clinic_id)
+    planned = planned_instrument_codes(episode, kind, imported)
+    usable = {e.code: e for e in imported}
     reg = analysis.registry()
     if kind == Delivery.Kind.FOLLOWUP:
         first: list[str] = []
@@ -83,15 +86,30 @@ def checkin_instrument_codes(
 
 
 def checkin_instruments(
-    episode: Episode | None = None, session: Session | None = None
+    episode: Episode | None = None, session: Session | None = None, kind: str | None = None
 ) -> list[MeasureDefinition]:
     """The definitions of :func:`checkin_instrument_codes`, imported ones at their current
     version (a clinic's usable imported instrument takes precedence over a built-in of the
-    same code).
+    same code). ``kind``: the session's delivery kind when the caller already knows it
+    (:func:`link_with_kind`), else it is read.
     """
-    codes, usable = _codes(episode, session)
+    codes, usable = _codes(episode, session, kind)
     reg = analysis.registry()
     return [definition_of(usable[c].instrument) if c in usable else reg[c] for c in codes]
+
+
+def link_with_kind(link_pk: int) -> tuple[CheckinLink, str] | None:
+    """The link with its client, clinic, episode and session, and its session's delivery kind
+    (:func:`~bordin.web.delivery.services.kind_for_session`), all in one query."""
+    link = (
+        CheckinLink.objects.select_related("client__clinic", "episode", "session")
+        .annotate(followup=is_followup())
+        .filter(pk=link_pk)
+        .first()
+    )
+    if link is None:
+        return None
+    return link, Delivery.Kind.FOLLOWUP if link.followup else Delivery.Kind.CHECKIN
 
 
 def response_key(key: str, code: str) -> str:
@@ -113,16 +131,24 @@ def completed(link: CheckinLink, key: str) -> Outcome | None:
     return Outcome(risk=risk, notified=alert is not None and notify.was_notified(alert))
 
 
-def submit(link: CheckinLink, form: CheckinForm, request: HttpRequest | None = None) -> Outcome:
+def submit(
+    link: CheckinLink,
+    form: CheckinForm,
+    request: HttpRequest | None = None,
+    kind: str | None = None,
+) -> Outcome:
     """Store a valid check-in; a repeat with the same key returns the first outcome.
 
     A stored check-in is recorded in the audit log (actor: the link) in the same transaction.
+    ``kind``: the session's delivery kind if known (:func:`link_with_kind`); only a follow-up
+    is checked for a relapse.
     """
     key = form.cleaned_data["idempotency_key"]
     # Refit an expired trajectory model before the transaction, not while holding its locks.
     analysis.warm_reference_models(link.client.clinic)
+    followup = kind != Delivery.Kind.CHECKIN  # not known: check_relapse reads it
     try:
-        outcome = _submit(link.pk, form, key, request)
+        outcome = _submit(link.pk, form, key, request, followup)
     except IntegrityError:
         # A concurrent submission with the same key won the race: report its outcome.
         fresh = CheckinLink.objects.get(pk=link.pk)
@@ -139,7 +165,9 @@ def submit(link: CheckinLink, form: CheckinForm, request: HttpRequest | None = N
 
 
 @transaction.atomic
-def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | None) -> Outcome:
+def _submit(
+    link_pk: int, form: CheckinForm, key: str, request: HttpRequest | None, followup: bool
+) -> Outcome:
     link = (
         CheckinLink.objects.select_for_update(of=("self",))
         .select_related("session__episode__client__clinic")
@@ -206,5 +234,6 @@ def _submit(link_pk: int, form: CheckinForm, key: str, request: HttpRequest | No
     alerts = evaluate_checkin(
         session, stored.get(analysis.ALLIANCE), stored.get(analysis.WELLBEING), others
     )
-    check_relapse(session)  # a follow-up after a planned ending (delivery.followup)
+    if followup:
+        check_relapse(session)  # a follow-up after a planned ending (delivery.followup)
     return Outcome(risk=any(r.risk_flagged for r in stored.values()), alerts=tuple(alerts))

@@ -44,10 +44,12 @@ def _too_many(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _build_form(link: CheckinLink, data: object | None = None) -> CheckinForm:
+def _build_form(
+    link: CheckinLink, data: object | None = None, kind: str | None = None
+) -> CheckinForm:
     goals = list(link.episode.goals.filter(active=True))
     kwargs: dict[str, object] = {
-        "instruments": services.checkin_instruments(link.episode, link.session),
+        "instruments": services.checkin_instruments(link.episode, link.session, kind),
         "goals": goals,
         "text_limit": settings.BORDIN_CHECKIN_TEXT_LIMIT,
         "language": link.client.preferred_language,
@@ -92,15 +94,10 @@ def checkin(request: HttpRequest) -> HttpResponse:
     link_id = request.session.get(SESSION_LINK)
     if link_id is not None and not link_session_alive(request):
         return _invalid(request)
-    link = (
-        CheckinLink.objects.select_related("client__clinic", "episode", "session")
-        .filter(pk=link_id)
-        .first()
-        if isinstance(link_id, int)
-        else None
-    )
-    if link is None:
+    found = services.link_with_kind(link_id) if isinstance(link_id, int) else None
+    if found is None:
         return _invalid(request)
+    link, kind = found
     link.episode.client = link.client  # already loaded; the pages below need both
     activate_for_client(request, link.client)  # the client's language, not the browser's
 
@@ -111,7 +108,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
             return _thanks(request, link, earlier) if earlier else _invalid(request)
         if not link.is_usable():
             return _invalid(request)
-        form = _build_form(link, request.POST)
+        form = _build_form(link, request.POST, kind)
         if not form.is_valid():
             if "idempotency_key" in form.errors:
                 # A broken key cannot be fixed by the client: give the re-rendered form a new one.
@@ -120,7 +117,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
                 form.data = data
             return _render_form(request, link, form, status=400)
         try:
-            outcome = services.submit(link, form, request)
+            outcome = services.submit(link, form, request, kind)
         except services.LinkUnavailable:
             return _invalid(request)
         request.session[SESSION_DONE] = key
@@ -137,7 +134,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
     log.record_checkin(
         request, link, log.Action.READ, object_type="checkin", detail="check-in form opened"
     )
-    return _render_form(request, link, _build_form(link))
+    return _render_form(request, link, _build_form(link, kind=kind))
 
 
 def _render_form(

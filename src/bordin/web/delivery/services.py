@@ -11,6 +11,7 @@ client's contact is flagged for the clinic (:class:`~.models.ContactFailure`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import F, Max, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -38,6 +39,7 @@ from bordin.web.delivery.models import (
     OutboxMessage,
     Unsubscribe,
 )
+from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments
 from bordin.web.journey.models import FitCheck, JourneyLink
 
@@ -61,16 +63,19 @@ def _quiet_default() -> tuple[time, time]:
 
 def clinic_plan(clinic: Clinic) -> MeasurePlan:
     """The clinic's stored plan, or the default plan (not saved)."""
-    plan = MeasurePlan.objects.filter(clinic=clinic).first()
-    if plan is None:
-        quiet_start, quiet_end = _quiet_default()
-        plan = MeasurePlan(clinic=clinic, quiet_start=quiet_start, quiet_end=quiet_end)
-        # The default check-in: Bordin's own, then every imported instrument an admin marked
-        # "may be used in this clinic" (docs/delivery.md, "Imported instruments in the plan").
-        plan.checkin_codes = [
-            *DEFAULT_CHECKIN_CODES,
-            *(e.code for e in clinic_checkin_instruments(clinic.pk)),
-        ]
+    return MeasurePlan.objects.filter(clinic=clinic).first() or _default_plan(clinic)
+
+
+def _default_plan(clinic: Clinic, usable: Sequence[ClinicInstrument] | None = None) -> MeasurePlan:
+    """The plan of a clinic that saved none; ``usable``: its
+    :func:`~bordin.web.instruments.services.clinic_checkin_instruments` when already read."""
+    quiet_start, quiet_end = _quiet_default()
+    plan = MeasurePlan(clinic=clinic, quiet_start=quiet_start, quiet_end=quiet_end)
+    # The default check-in: Bordin's own, then every imported instrument an admin marked
+    # "may be used in this clinic" (docs/delivery.md, "Imported instruments in the plan").
+    if usable is None:
+        usable = clinic_checkin_instruments(clinic.pk)
+    plan.checkin_codes = [*DEFAULT_CHECKIN_CODES, *(e.code for e in usable)]
     return plan
 
 
@@ -98,9 +103,22 @@ def plan_instrument(clinic_id: int, code: str, may_use: bool) -> None:
             plan.save(update_fields=["checkin_codes", "followup_codes"])
 
 
-def plan_for(episode: Episode) -> MeasurePlan:
-    """The episode's override if it has one, else its clinic's plan."""
-    return episode_plan(episode) or clinic_plan(episode.client.clinic)
+def plan_for(episode: Episode, usable: Sequence[ClinicInstrument] | None = None) -> MeasurePlan:
+    """The episode's override if it has one, else its clinic's plan (both read in one query).
+
+    ``usable``: the clinic's usable imported instruments when the caller already read them
+    (the default plan lists them)."""
+    stored = {
+        "episode" if p.episode_id is not None else "clinic": p
+        for p in MeasurePlan.objects.filter(
+            Q(episode=episode) | Q(clinic_id=episode.client.clinic_id)
+        )
+    }
+    return (
+        stored.get("episode")
+        or stored.get("clinic")
+        or _default_plan(episode.client.clinic, usable)
+    )
 
 
 def episode_plan(episode: Episode) -> MeasurePlan | None:
@@ -124,11 +142,14 @@ def plan_episode(client: Client) -> Episode | None:
     return episodes.filter(status=Episode.Status.OPEN).first() or episodes.first()
 
 
-def planned_instrument_codes(episode: Episode, kind: str) -> list[str]:
+def planned_instrument_codes(
+    episode: Episode, kind: str, usable: Sequence[ClinicInstrument] | None = None
+) -> list[str]:
     """Instrument codes the plan asks for: ``kind`` ``"checkin"`` (alliance and outcome
     measures after each attended session) or ``"followup"`` (outcome measures only).
-    The intake, fit check and graduation summary have forms of their own: ``[]``."""
-    plan = plan_for(episode)
+    The intake, fit check and graduation summary have forms of their own: ``[]``.
+    ``usable`` as for :func:`plan_for`."""
+    plan = plan_for(episode, usable)
     if kind == Delivery.Kind.FOLLOWUP:
         return [str(c) for c in plan.followup_codes]
     if kind == Delivery.Kind.CHECKIN:
@@ -140,6 +161,12 @@ def kind_for_session(session: Session) -> str:
     """``"followup"`` for a follow-up session made by the worker, else ``"checkin"``."""
     followup = Delivery.objects.filter(session=session, kind=Delivery.Kind.FOLLOWUP).exists()
     return Delivery.Kind.FOLLOWUP if followup else Delivery.Kind.CHECKIN
+
+
+def is_followup(session: str = "session") -> Exists:
+    """:func:`kind_for_session` as an annotation: whether the row's ``session`` (a field
+    path of the outer query) is a follow-up session, read with that row."""
+    return Exists(Delivery.objects.filter(session=OuterRef(session), kind=Delivery.Kind.FOLLOWUP))
 
 
 def reminder_delay(clinic: Clinic) -> timedelta:

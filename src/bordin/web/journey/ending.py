@@ -13,6 +13,7 @@ The suggestion needs three kinds of evidence at once (see ``docs/journey.md``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -162,7 +163,7 @@ def outcome_change(data: analysis.EpisodeData) -> Change | None:
     )
 
 
-def latest_goal_ratings(goals: list[Goal]) -> dict[int, list[int]]:
+def latest_goal_ratings(goals: Sequence[Goal]) -> dict[int, list[int]]:
     """Ratings of each goal in session order."""
     out: dict[int, list[int]] = {}
     for goal_id, rating in (

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
-from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
@@ -288,12 +288,11 @@ def goal_histories(episode: Episode) -> list[GoalHistory]:
     """Active goals with their earlier wordings (oldest first) and ratings across versions."""
     from bordin.web.journey.ending import latest_goal_ratings
 
-    all_goals = list(Goal.objects.filter(episode=episode))
-    previous = dict(
-        GoalRevision.objects.filter(new_goal__episode=episode).values_list(
-            "new_goal_id", "old_goal_id"
-        )
+    # Each goal with the goal it revised (GoalRevision.new_goal is one-to-one): one query.
+    all_goals = list(
+        Goal.objects.filter(episode=episode).annotate(revised_id=F("revision_of__old_goal_id"))
     )
+    previous = {g.pk: g.revised_id for g in all_goals if g.revised_id is not None}
     by_pk = {g.pk: g for g in all_goals}
     ratings = latest_goal_ratings(all_goals)
     out = []
