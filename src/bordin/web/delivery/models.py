@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from bordin.web.checkins.models import CheckinLink, SecureLink
 from bordin.web.clinic.models import Client, Clinic, Episode, Session
@@ -36,9 +37,9 @@ def _followup_months() -> list[int]:
 
 
 class Channel(models.TextChoices):
-    EMAIL = "email", "Email"
-    SMS = "sms", "Text message"
-    IN_PERSON = "", "In person only"
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("Text message")
+    IN_PERSON = "", _("In person only")
 
 
 class MeasurePlan(models.Model):
@@ -85,11 +86,11 @@ class Delivery(models.Model):
     link is closed, for reminders), the channel, and its reminders."""
 
     class Kind(models.TextChoices):
-        INTAKE = "intake", "intake questionnaire"
-        FIT_CHECK = "fit_check", "first-session questionnaire"
-        CHECKIN = "checkin", "session check-in"
-        GRADUATION = "graduation", "end-of-therapy summary"
-        FOLLOWUP = "followup", "follow-up questionnaire"
+        INTAKE = "intake", _("intake questionnaire")
+        FIT_CHECK = "fit_check", _("first-session questionnaire")
+        CHECKIN = "checkin", _("session check-in")
+        GRADUATION = "graduation", _("end-of-therapy summary")
+        FOLLOWUP = "followup", _("follow-up questionnaire")
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="deliveries")
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="deliveries")

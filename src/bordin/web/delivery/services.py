@@ -24,7 +24,9 @@ from django.db.models import F, Max, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from bordin.web import i18n
 from bordin.web.audit import log
 from bordin.web.checkins.models import CheckinLink, SecureLink
 from bordin.web.clinic.models import Client, Clinic, Episode, Session
@@ -594,16 +596,17 @@ def _failed(msg: OutboxMessage, exc: Exception, now: datetime) -> None:
 
 
 def message_context(msg: OutboxMessage) -> dict[str, Any]:
+    """What the templates need; render it inside :func:`bordin.web.i18n.for_client` (the
+    client's language and time zone)."""
     d = msg.delivery
     clinic = d.client.clinic
     link = d.link
-    expires = link.expires_at.astimezone(ZoneInfo(clinic.time_zone)) if link else None
     followup = d.kind == Delivery.Kind.FOLLOWUP
     return {
         "clinic": clinic.name,
-        "kind": d.get_kind_display(),
+        "kind": str(d.get_kind_display()),
         "url": d.url,
-        "expires": expires,
+        "expires": timezone.localtime(link.expires_at) if link else None,
         "reminder": msg.purpose == OutboxMessage.Purpose.REMINDER,
         "followup": followup,
         "months": d.followup_month,
@@ -613,27 +616,41 @@ def message_context(msg: OutboxMessage) -> dict[str, Any]:
 
 
 def email_message(msg: OutboxMessage, connection: Any = None) -> EmailMultiAlternatives:
-    ctx = message_context(msg)
-    subject = f"{ctx['clinic']}: your {ctx['kind']}"
-    if ctx["reminder"]:
-        subject = f"Reminder: {subject}"
+    """The email for ``msg``: subject, text and HTML in the client's language."""
+    client = msg.delivery.client
+    with i18n.for_client(client):
+        ctx = message_context(msg)
+        names = {"clinic": ctx["clinic"], "kind": ctx["kind"]}
+        if ctx["reminder"]:
+            subject = _("Reminder: %(clinic)s: your %(kind)s") % names
+        else:
+            subject = _("%(clinic)s: your %(kind)s") % names
+        ctx["subject"] = subject
+        body = render_to_string("delivery/email.txt", ctx)
+        html = render_to_string("delivery/email.html", ctx)
     email = EmailMultiAlternatives(
         subject=subject,
-        body=render_to_string("delivery/email.txt", ctx),
-        to=[msg.delivery.client.contact_email],
+        body=body,
+        to=[client.contact_email],
         connection=connection,
         headers={
             "List-Unsubscribe": f"<{ctx['unsubscribe_url']}>",
             "Auto-Submitted": "auto-generated",
         },
     )
-    email.attach_alternative(render_to_string("delivery/email.html", ctx), "text/html")
+    email.attach_alternative(html, "text/html")
     return email
 
 
 def sms_text(msg: OutboxMessage) -> str:
-    ctx = message_context(msg)
-    prefix = "Reminder: " if ctx["reminder"] else ""
-    room = sms.MAX_LENGTH - len(ctx["url"]) - len(prefix) - len(ctx["kind"]) - 12
+    """One text message in the client's language; the clinic's name is shortened to fit."""
+    with i18n.for_client(msg.delivery.client):
+        ctx = message_context(msg)
+        if ctx["reminder"]:
+            wording = _("Reminder: %(clinic)s: your %(kind)s: %(url)s")
+        else:
+            wording = _("%(clinic)s: your %(kind)s: %(url)s")
+    fields = {"kind": ctx["kind"], "url": ctx["url"]}
+    room = sms.MAX_LENGTH - len(wording % {**fields, "clinic": ""})
     clinic = str(ctx["clinic"])[: max(room, 0)]
-    return sms.check_text(f"{prefix}{clinic}: your {ctx['kind']}: {ctx['url']}")
+    return sms.check_text(wording % {**fields, "clinic": clinic})

@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from bordin.web import i18n
 from bordin.web.audit import log
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client
@@ -20,10 +21,17 @@ from bordin.web.delivery.models import Delivery
 
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """In the client's language (their browser's when the link is not valid)."""
+    with i18n.restored():
+        return i18n.with_language_header(_unsubscribe(request, token))
+
+
+def _unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     found = services.read_unsubscribe_token(token)
     client = Client.objects.select_related("clinic").filter(pk=found[0]).first() if found else None
     if found is None or client is None:
         return render(request, "delivery/unsubscribe.html", {"invalid": True}, status=404)
+    i18n.activate_for_client(request, client)
     channel = found[1]
     done = services.unsubscribed(client, channel)
     if request.method == "POST" and not done:
