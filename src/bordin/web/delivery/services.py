@@ -24,7 +24,7 @@ from django.db.models import F, Max, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext
 
 from bordin.web import i18n
 from bordin.web.audit import log
@@ -622,9 +622,9 @@ def email_message(msg: OutboxMessage, connection: Any = None) -> EmailMultiAlter
         ctx = message_context(msg)
         names = {"clinic": ctx["clinic"], "kind": ctx["kind"]}
         if ctx["reminder"]:
-            subject = _("Reminder: %(clinic)s: your %(kind)s") % names
+            subject = gettext("Reminder: %(clinic)s: your %(kind)s") % names
         else:
-            subject = _("%(clinic)s: your %(kind)s") % names
+            subject = gettext("%(clinic)s: your %(kind)s") % names
         ctx["subject"] = subject
         body = render_to_string("delivery/email.txt", ctx)
         html = render_to_string("delivery/email.html", ctx)
@@ -647,9 +647,9 @@ def sms_text(msg: OutboxMessage) -> str:
     with i18n.for_client(msg.delivery.client):
         ctx = message_context(msg)
         if ctx["reminder"]:
-            wording = _("Reminder: %(clinic)s: your %(kind)s: %(url)s")
+            wording = gettext("Reminder: %(clinic)s: your %(kind)s: %(url)s")
         else:
-            wording = _("%(clinic)s: your %(kind)s: %(url)s")
+            wording = gettext("%(clinic)s: your %(kind)s: %(url)s")
     fields = {"kind": ctx["kind"], "url": ctx["url"]}
     room = sms.MAX_LENGTH - len(wording % {**fields, "clinic": ""})
     clinic = str(ctx["clinic"])[: max(room, 0)]
