@@ -1,5 +1,6 @@
-"""Emails, text messages and the unsubscribe page in the client's language (issue 14), sent
-through the real path: a session is recorded, the worker sends through a real SMTP server."""
+"""Emails, text messages and the unsubscribe page in the client's language, and the client's
+own time zone (issue 14). Sent through the real path: a session is recorded, the worker sends
+through a real SMTP server, the clock is moved (time-machine)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.utils import translation
 
 from bordin.web.checkins.models import CheckinLink
+from bordin.web.clinic.models import Client
 from bordin.web.delivery import services, sms
 from bordin.web.delivery.models import Delivery, OutboxMessage
 from tests.web.delivery_helpers import SmtpServer, html_part, text_part, unsubscribe_in
@@ -22,6 +25,7 @@ from tests.web.test_i18n import _visible_text, assert_no_english
 pytestmark = pytest.mark.django_db
 __all__ = ["smtp"]  # the SMTP server fixture, shared with tests/web/test_delivery.py
 
+MEXICO = ZoneInfo("America/Mexico_City")  # UTC-6 all year; London is UTC+1 in June
 URL = re.compile(r"https?://\S+")
 
 
@@ -167,3 +171,68 @@ def test_unsubscribe_page_in_the_client_language_whatever_the_browser_asks(
     assert_no_english(_visible_text(done), allowed=("Harbour Clinic",))
     invalid = client.get("/unsubscribe/not-a-token/", HTTP_ACCEPT_LANGUAGE="en")
     assert invalid.status_code == 404 and b"This link does not work" in invalid.content
+
+
+# --- the client's own time zone -----------------------------------------------------------------
+
+
+def in_mexico(client: Any) -> Any:
+    client.time_zone = "America/Mexico_City"
+    client.save(update_fields=["time_zone"])
+    return client
+
+
+def test_quiet_hours_are_the_client_night_when_they_have_a_time_zone(clinic: Any) -> None:
+    noon_in_london = at(2, 12)  # 05:00 in Mexico City
+    assert not services.in_quiet_hours(clinic, noon_in_london)
+    assert services.in_quiet_hours(clinic, noon_in_london, zone=MEXICO)
+    assert services.quiet_hours_end(clinic, noon_in_london, zone=MEXICO) == at(2, 15)
+
+
+def test_no_reminder_in_the_client_local_night(
+    smtp: SmtpServer, login: Any, owner: Any, client_record: Any, episode: Any
+) -> None:
+    in_mexico(reachable(client_record))
+    with time_machine.travel(at(1, 10), tick=True):  # invitations are not held back
+        record(login(owner), client_record, at(1, 10))
+        work()
+    sent = len(smtp.inbox.messages)
+    assert sent == 2
+    # Due after 24 h: daytime at the clinic, but 03:00 to 07:59 for the client.
+    for moment in (at(2, 10, 1), at(2, 12), at(2, 14, 59)):
+        with time_machine.travel(moment, tick=True):
+            work()
+        assert len(smtp.inbox.messages) == sent, f"a reminder in the client's night at {moment}"
+    with time_machine.travel(at(2, 15, 1), tick=True):  # 08:01 in Mexico City
+        work()
+    assert len(smtp.inbox.messages) == sent + 2
+    # Their emails give the link's expiry (72 h) in their own time: 03:00 in Mexico City.
+    assert "until 4 June 2027, 03:00." in text_part(smtp.inbox.messages[0])
+
+
+def test_client_page_shows_times_in_the_client_time_zone(
+    settings: Any, client: Any, client_record: Any, add_session: Any, owner: Any
+) -> None:
+    settings.BORDIN_CHECKIN_LINK_HOURS = 48
+    session = add_session(days_ago=0)
+    with time_machine.travel(at(1, 10), tick=False):
+        _, token = CheckinLink.issue(session, created_by=owner)  # expires 3 June, 10:00 London
+        client.get(f"/c/{token}")
+        assert "3 June 2027, 10:00" in client.get("/c/").content.decode()  # the clinic's zone
+        in_mexico(client_record)
+        html = client.get("/c/").content.decode()
+    assert "You can answer until 3 June 2027, 03:00." in html
+
+
+def test_time_zone_is_set_on_the_client_form_and_checked(
+    login: Any, owner: Any, client_record: Any
+) -> None:
+    c = login(owner)
+    post = {"display_name": "Client A", "preferred_language": "es"}
+    assert b'name="time_zone"' in c.get(f"/clients/{client_record.pk}/manage/").content
+    bad = c.post(f"/clients/{client_record.pk}/contact/", {**post, "time_zone": "Mars/Olympus"})
+    assert bad.status_code == 400 and b"Enter a time zone name such as" in bad.content
+    c.post(f"/clients/{client_record.pk}/contact/", {**post, "time_zone": "America/Mexico_City"})
+    assert Client.objects.get(pk=client_record.pk).time_zone == "America/Mexico_City"
+    c.post(f"/clients/{client_record.pk}/contact/", {**post, "time_zone": ""})
+    assert Client.objects.get(pk=client_record.pk).time_zone == ""  # back to the clinic's

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import zoneinfo
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy
 
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.crypto import EncryptedTextField
+
+
+def validate_time_zone(name: str) -> None:
+    """An IANA time zone name this server knows (``zoneinfo.available_timezones()``)."""
+    if name and name not in zoneinfo.available_timezones():
+        raise ValidationError(
+            gettext_lazy("Enter a time zone name such as Europe/Madrid or America/Mexico_City.")
+        )
 
 
 class Clinic(models.Model):
@@ -93,6 +103,13 @@ class Client(models.Model):
     contact_mobile = EncryptedTextField(blank=True, help_text="Encrypted at rest.")
     preferred_language = models.CharField(
         max_length=10, default="en", help_text="Language code of the client's pages and messages."
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[validate_time_zone],
+        help_text="IANA time zone of the client's pages and reminders; empty: the clinic's.",
     )
     consent_email = models.BooleanField(default=False)
     consent_email_at = models.DateTimeField(null=True, blank=True)

@@ -127,20 +127,28 @@ def reminder_delay(clinic: Clinic) -> timedelta:
     return timedelta(hours=hours if hours is not None else settings.BORDIN_REMINDER_HOURS)
 
 
-def in_quiet_hours(clinic: Clinic, now: datetime, plan: MeasurePlan | None = None) -> bool:
-    """Whether ``now`` falls in the clinic's quiet hours (its own time zone)."""
+def client_tz(client: Client) -> ZoneInfo:
+    """The client's time zone when set, else their clinic's (docs/delivery.md)."""
+    return i18n.client_zone(client) or ZoneInfo(client.clinic.time_zone)
+
+
+def in_quiet_hours(
+    clinic: Clinic, now: datetime, plan: MeasurePlan | None = None, *, zone: ZoneInfo | None = None
+) -> bool:
+    """Whether ``now`` falls in the clinic's quiet hours, read in ``zone`` (the client's time
+    zone, :func:`client_tz`) or else the clinic's own."""
     plan = plan or clinic_plan(clinic)
-    local = now.astimezone(ZoneInfo(clinic.time_zone)).time()
+    local = now.astimezone(zone or ZoneInfo(clinic.time_zone)).time()
     start, end = plan.quiet_start, plan.quiet_end
     if start <= end:
         return start <= local < end
     return local >= start or local < end  # spans midnight
 
 
-def quiet_hours_end(clinic: Clinic, now: datetime) -> datetime:
-    """The first moment after ``now`` outside the clinic's quiet hours."""
+def quiet_hours_end(clinic: Clinic, now: datetime, *, zone: ZoneInfo | None = None) -> datetime:
+    """The first moment after ``now`` outside the clinic's quiet hours (in ``zone``)."""
     plan = clinic_plan(clinic)
-    tz = ZoneInfo(clinic.time_zone)
+    tz = zone or ZoneInfo(clinic.time_zone)
     local = now.astimezone(tz)
     end = datetime.combine(local.date(), plan.quiet_end, tzinfo=tz)
     if end <= local:
@@ -294,7 +302,7 @@ def on_planned_ending(episode: Episode, by: Any = None) -> None:
             _record(episode.client, "journey_link", link.pk, "graduation link issued for delivery")
             deliver_link(Delivery.Kind.GRADUATION, link, token)
         ended = episode.end or timezone.localdate()
-        tz = ZoneInfo(episode.client.clinic.time_zone)
+        tz = client_tz(episode.client)  # follow-ups are due at 10:00 the client's time
         for months in plan.followup_months:
             due = datetime.combine(
                 ended + timedelta(days=DAYS_PER_MONTH * int(months)), time(10), tzinfo=tz
@@ -442,7 +450,7 @@ def queue_reminders(now: datetime) -> int:
         if reason:
             Delivery.objects.filter(pk=d.pk).update(reminder_at=None)
             continue
-        if in_quiet_hours(d.client.clinic, now):
+        if in_quiet_hours(d.client.clinic, now, zone=client_tz(d.client)):
             continue  # a later pass sends it, once quiet hours are over
         with transaction.atomic():
             if Delivery.objects.filter(pk=d.pk, reminders_sent=0).update(
@@ -528,9 +536,12 @@ def send_one(pk: int, connection: Any) -> str:
     if msg.channel == Channel.EMAIL and connection is None:
         OutboxMessage.objects.filter(pk=pk).update(claimed_until=None)
         return "skipped"
-    if msg.purpose == OutboxMessage.Purpose.REMINDER and in_quiet_hours(client.clinic, now):
+    zone = client_tz(client)
+    if msg.purpose == OutboxMessage.Purpose.REMINDER and in_quiet_hours(
+        client.clinic, now, zone=zone
+    ):
         OutboxMessage.objects.filter(pk=pk).update(
-            next_attempt_at=quiet_hours_end(client.clinic, now), claimed_until=None
+            next_attempt_at=quiet_hours_end(client.clinic, now, zone=zone), claimed_until=None
         )
         return "postponed"
     try:

@@ -7,8 +7,9 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from bordin.web.clinic.models import Episode, StaffProfile
+from bordin.web.clinic.models import Episode, StaffProfile, validate_time_zone
 from bordin.web.operations import clients, staff
 from bordin.web.operations.imports import LANGUAGE, MOBILE
 from bordin.web.operations.models import ClientEmailDigest, ClinicSettings
@@ -92,6 +93,16 @@ class ClientForm(forms.Form):
     contact_mobile = forms.CharField(max_length=30, required=False, label="Mobile number")
     preferred_language = forms.CharField(
         max_length=10, initial="en", help_text="A language code such as en, de or pt-BR."
+    )
+    time_zone = forms.CharField(
+        max_length=64,
+        required=False,
+        label=_("Time zone"),
+        help_text=_(
+            "The client's time zone, e.g. America/Mexico_City: their pages and the quiet hours "
+            "of their reminders use it. Empty: the clinic's."
+        ),
+        validators=[validate_time_zone],
     )
     consent_email = forms.BooleanField(required=False, label="Consents to be contacted by email")
     consent_sms = forms.BooleanField(required=False, label="Consents to be contacted by SMS")
