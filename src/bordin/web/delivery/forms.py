@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django import forms
+from django.utils.translation import gettext_lazy
 
 from bordin.web.clinic import analysis
 from bordin.web.delivery.models import NOT_AT_FOLLOWUP, MeasurePlan
 from bordin.web.instruments.models import ClinicInstrument
 
 
-def _codes(value: str, label: str, clinic_id: int, followup: bool = False) -> list[str]:
+def _codes(value: str, label: Any, clinic_id: int, followup: bool = False) -> list[str]:
     """Plan codes: built-in measures, or the clinic's imported instruments an admin marked
     "may be used in this clinic" on /instruments/."""
     codes = list(dict.fromkeys(c.strip() for c in value.split(",") if c.strip()))
     if not codes:
-        raise forms.ValidationError(f"Name at least one instrument for {label}.")
+        raise forms.ValidationError(
+            gettext_lazy("Name at least one instrument for %(what)s.") % {"what": label}
+        )
     known = set(analysis.registry())
     imported = dict(
         ClinicInstrument.objects.filter(clinic_id=clinic_id).values_list("code", "may_use")
@@ -25,33 +28,39 @@ def _codes(value: str, label: str, clinic_id: int, followup: bool = False) -> li
     not_licensed = [c for c in codes if c not in usable and c in imported]
     if not_licensed:
         raise forms.ValidationError(
-            f"Not marked 'May be used in this clinic': {', '.join(not_licensed)}. An admin ticks "
-            "it on the Instruments page (/instruments/) once the licence allows it."
+            gettext_lazy(
+                "Not marked 'May be used in this clinic': %(codes)s. An admin ticks it on the "
+                "Instruments page (/instruments/) once the licence allows it."
+            )
+            % {"codes": ", ".join(not_licensed)}
         )
     unknown = [c for c in codes if c not in usable]
     if unknown:
         raise forms.ValidationError(
-            f"Unknown instrument code(s): {', '.join(unknown)}. Known codes: "
-            f"{', '.join(sorted(usable))}."
+            gettext_lazy("Unknown instrument code(s): %(codes)s. Known codes: %(known)s.")
+            % {"codes": ", ".join(unknown), "known": ", ".join(sorted(usable))}
         )
     if followup:
         alliance = [c for c in codes if c in NOT_AT_FOLLOWUP]
         if alliance:
             raise forms.ValidationError(
-                f"A follow-up asks outcome measures only: remove {', '.join(alliance)}."
+                gettext_lazy("A follow-up asks outcome measures only: remove %(codes)s.")
+                % {"codes": ", ".join(alliance)}
             )
     return codes
 
 
 class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
     checkin_codes = forms.CharField(
-        label="After each attended session (instrument codes, comma-separated)", max_length=300
+        label=gettext_lazy("After each attended session (instrument codes, comma-separated)"),
+        max_length=300,
     )
     followup_codes = forms.CharField(
-        label="At follow-up (outcome measures, comma-separated)", max_length=300
+        label=gettext_lazy("At follow-up (outcome measures, comma-separated)"), max_length=300
     )
     followup_months = forms.CharField(
-        label="Follow-up after a planned ending, in months (comma-separated)", max_length=50
+        label=gettext_lazy("Follow-up after a planned ending, in months (comma-separated)"),
+        max_length=50,
     )
 
     class Meta:
@@ -69,11 +78,17 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
             "quiet_end",
             "clinic_contact",
         )
-        labels: ClassVar[dict[str, str]] = {
-            "reminder_hours": "Reminder after (hours; empty: the server's default)",
-            "quiet_start": "Quiet hours start (no reminders)",
-            "quiet_end": "Quiet hours end",
-            "clinic_contact": "How former clients reach the clinic (in follow-up messages)",
+        labels: ClassVar[dict[str, Any]] = {
+            "reminder_hours": gettext_lazy("Reminder after (hours; empty: the server's default)"),
+            "quiet_start": gettext_lazy("Quiet hours start (no reminders)"),
+            "quiet_end": gettext_lazy("Quiet hours end"),
+            "clinic_contact": gettext_lazy(
+                "How former clients reach the clinic (in follow-up messages)"
+            ),
+            "send_intake": gettext_lazy("Send intake"),
+            "send_fit_check": gettext_lazy("Send fit check"),
+            "send_checkin": gettext_lazy("Send checkin"),
+            "send_graduation": gettext_lazy("Send graduation"),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -89,11 +104,11 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean_checkin_codes(self) -> list[str]:
         value = self.cleaned_data["checkin_codes"]
-        return _codes(value, "the session check-in", self._clinic_id())
+        return _codes(value, gettext_lazy("the session check-in"), self._clinic_id())
 
     def clean_followup_codes(self) -> list[str]:
         value = self.cleaned_data["followup_codes"]
-        return _codes(value, "the follow-up", self._clinic_id(), followup=True)
+        return _codes(value, gettext_lazy("the follow-up"), self._clinic_id(), followup=True)
 
     def clean_followup_months(self) -> list[int]:
         raw = [m.strip() for m in self.cleaned_data["followup_months"].split(",") if m.strip()]
@@ -101,8 +116,10 @@ class PlanForm(forms.ModelForm):  # type: ignore[type-arg]
             months = sorted({int(m) for m in raw})
         except ValueError:
             raise forms.ValidationError(
-                "Write whole months separated by commas, e.g. 1, 3, 6."
+                gettext_lazy("Write whole months separated by commas, e.g. 1, 3, 6.")
             ) from None
         if any(m < 1 or m > 24 for m in months):
-            raise forms.ValidationError("Each follow-up is 1 to 24 months after the ending.")
+            raise forms.ValidationError(
+                gettext_lazy("Each follow-up is 1 to 24 months after the ending.")
+            )
         return months

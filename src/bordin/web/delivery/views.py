@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bordin.web import i18n
@@ -102,12 +103,18 @@ def resend(request: HttpRequest, pk: int) -> HttpResponse:
         detail=f"{delivery.kind} resent by {fresh.channel or 'hand (no channel)'}",
     )
     if fresh.channel:
-        messages.success(request, f"A fresh link is on its way to {delivery.client}.")
+        messages.success(
+            request,
+            gettext("A fresh link is on its way to %(client)s.") % {"client": delivery.client},
+        )
     else:
         messages.warning(
             request,
-            f"{delivery.client} has no email or mobile with consent: "
-            "open the client page to hand over a link.",
+            gettext(
+                "%(client)s has no email or mobile with consent: "
+                "open the client page to hand over a link."
+            )
+            % {"client": delivery.client},
         )
     return redirect("outstanding")
 
@@ -130,7 +137,7 @@ def plan(request: HttpRequest) -> HttpResponse:
                     object_id=saved.pk,
                     detail="clinic measure plan: " + ", ".join(form.changed_data),
                 )
-            messages.success(request, "The measure plan is saved.")
+            messages.success(request, gettext("The measure plan is saved."))
             return redirect("delivery-plan")
         return render(request, "delivery/plan.html", {"form": form}, status=400)
     return render(request, "delivery/plan.html", {"form": form})
