@@ -85,18 +85,33 @@ class Trend:
         label = f' <span class="muted small">{escape(self.label)}</span>' if show_label else ""
         direction = self.direction
         if direction == "flat":
+            title, said = gettext("No change"), gettext("no change")
             arrow = (
-                '<span class="trend flat" title="No change">▬'
-                '<span class="visually-hidden"> no change</span></span>'
+                f'<span class="trend flat" title="{escape(title)}">▬'
+                f'<span class="visually-hidden"> {escape(said)}</span></span>'
             )
         else:
-            word = "Up" if direction == "up" else "Down"
-            previous = _one_decimal(self.previous)
-            quality = "better" if self.better else "worse"
+            up = direction == "up"
+            previous = {"value": _one_decimal(self.previous)}
+            title = (
+                gettext("Up from %(value)s") if up else gettext("Down from %(value)s")
+            ) % previous
+            if self.better:
+                said = (
+                    gettext("up from %(value)s (better)")
+                    if up
+                    else gettext("down from %(value)s (better)")
+                )
+            else:
+                said = (
+                    gettext("up from %(value)s (worse)")
+                    if up
+                    else gettext("down from %(value)s (worse)")
+                )
             arrow = (
-                f'<span class="trend {quality}" title="{word} from {previous}">'
-                f'{"▲" if direction == "up" else "▼"}<span class="visually-hidden"> '
-                f"{word.lower()} from {previous} ({quality})</span></span>"
+                f'<span class="trend {"better" if self.better else "worse"}" '
+                f'title="{escape(title)}">{"▲" if up else "▼"}'
+                f'<span class="visually-hidden"> {escape(said % previous)}</span></span>'
             )
         return f'<span class="score">{value}</span>{label}\n{arrow}'
 
