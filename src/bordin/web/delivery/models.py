@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from bordin.web.checkins.models import CheckinLink, SecureLink
@@ -159,14 +160,14 @@ class OutboxMessage(models.Model):
     claims it, sends it and marks it sent: a crash between send and mark resends it once."""
 
     class Purpose(models.TextChoices):
-        INVITATION = "invitation", "Invitation"
-        REMINDER = "reminder", "Reminder"
+        INVITATION = "invitation", gettext_lazy("Invitation")
+        REMINDER = "reminder", gettext_lazy("Reminder")
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        PENDING = "pending", gettext_lazy("Pending")
+        SENT = "sent", gettext_lazy("Sent")
+        FAILED = "failed", gettext_lazy("Failed")
+        CANCELLED = "cancelled", gettext_lazy("Cancelled")
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="messages")
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="outbox")
