@@ -124,7 +124,7 @@ def _one_decimal(value: float | None) -> str:
 
 def trend_html(trend: Trend | None, show_label: bool = False) -> str:
     if trend is None:
-        return '<span class="muted">No data</span>'
+        return f'<span class="muted">{escape(gettext("No data"))}</span>'
     return trend.html(show_label)
 
 
@@ -174,9 +174,10 @@ class Row:
         )
         if self.last_checkin is not None:
             when = localtime(self.last_checkin)
-            last = f'<time datetime="{when.isoformat()}">{escape(timesince(when))} ago</time>'
+            ago = gettext("%(time)s ago") % {"time": timesince(when)}
+            last = f'<time datetime="{when.isoformat()}">{escape(ago)}</time>'
         else:
-            last = '<span class="muted">Never</span>'
+            last = f'<span class="muted">{escape(gettext("Never"))}</span>'
         return (
             f'<tr data-client-id="{c.pk}"><th scope="row">'
             f'<a href="{reverse("client", args=[c.pk])}">{escape(c.display_name)}</a></th>'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -87,7 +87,7 @@ class StaffForm(forms.Form):
 
 class ClientForm(forms.Form):
     display_name = forms.CharField(
-        label=_("Name"),
+        label=_("Display name"),
         max_length=120,
         help_text=_("How staff pages name the client (initials are fine)."),
     )
@@ -95,7 +95,7 @@ class ClientForm(forms.Form):
         queryset=get_user_model()._default_manager.none(), empty_label=None, label=_("Therapist")
     )
     contact_email = forms.EmailField(
-        label=_("Email"),
+        label=_("Contact email"),
         required=False,
         error_messages={"invalid": _("Enter an email address like name@example.org.")},
     )
@@ -229,6 +229,24 @@ class SettingsForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = ClinicSettings
         fields = ("retention_years", "keep_scores_on_erasure", "audit_retention_years")
+        labels: ClassVar[dict[str, Any]] = {
+            "retention_years": _("Retention years"),
+            "keep_scores_on_erasure": _("Keep scores on erasure"),
+            "audit_retention_years": _("Audit retention years"),
+        }
+        help_texts: ClassVar[dict[str, Any]] = {
+            "retention_years": _(
+                "Erase a client this many years after their last episode closed "
+                "(`bordin purge`); 0 keeps records until erased by hand."
+            ),
+            "keep_scores_on_erasure": _(
+                "On erasure keep the client's scores, de-identified, for the clinic's aggregate "
+                "statistics; otherwise every record of the client is deleted."
+            ),
+            "audit_retention_years": _(
+                "How long audit events are kept (0: for as long as the database)."
+            ),
+        }
 
 
 class ImportForm(forms.Form):
