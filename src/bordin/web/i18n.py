@@ -45,7 +45,7 @@ def zone_named(name: object) -> zoneinfo.ZoneInfo | None:
 
 def client_zone(client: Client) -> zoneinfo.ZoneInfo | None:
     """The client's own time zone when set, else their clinic's."""
-    return zone_named(getattr(client, "time_zone", "") or client.clinic.time_zone)
+    return zone_named(client.time_zone or client.clinic.time_zone)
 
 
 def activate_for_client(request: HttpRequest, client: Client) -> None:
