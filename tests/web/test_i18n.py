@@ -45,16 +45,24 @@ ENGLISH_WORDS = (
 
 
 def _entries(po: str) -> list[tuple[str, str, str]]:
-    """(flags, msgid, msgstr) of each entry of a --no-wrap catalogue (header skipped)."""
+    """(flags, msgid, msgstr) of each entry of a --no-wrap catalogue (header skipped). A
+    message with line breaks spans several lines (``msgid ""`` then one line per part)."""
     out = []
     for block in po.split("\n\n"):
         lines = [line for line in block.splitlines() if line.strip()]
         flags = " ".join(line for line in lines if line.startswith("#,"))
-        msgid = next((line[6:] for line in lines if line.startswith("msgid ")), None)
-        strs = [line.split(" ", 1)[1] for line in lines if line.startswith("msgstr")]
-        if msgid is None or msgid == '""':
+        parts: dict[str, list[str]] = {}
+        key = ""
+        for line in lines:
+            if line.startswith(("msgid ", "msgid_plural ", "msgstr")):
+                key, _, value = line.partition(" ")
+                parts.setdefault("msgstr" if key.startswith("msgstr") else key, []).append(value)
+            elif line.startswith('"') and key:
+                parts["msgstr" if key.startswith("msgstr") else key].append(line)
+        msgid = "".join(v[1:-1] for v in parts.get("msgid", []))
+        if not msgid:
             continue
-        out.append((flags, msgid, " ".join(strs)))
+        out.append((flags, msgid, " ".join(parts.get("msgstr", []))))
     return out
 
 
