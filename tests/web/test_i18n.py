@@ -45,16 +45,24 @@ ENGLISH_WORDS = (
 
 
 def _entries(po: str) -> list[tuple[str, str, str]]:
-    """(flags, msgid, msgstr) of each entry of a --no-wrap catalogue (header skipped)."""
+    """(flags, msgid, msgstr) of each entry of a --no-wrap catalogue (header skipped). A
+    message with line breaks spans several lines (``msgid ""`` then one line per part)."""
     out = []
     for block in po.split("\n\n"):
         lines = [line for line in block.splitlines() if line.strip()]
         flags = " ".join(line for line in lines if line.startswith("#,"))
-        msgid = next((line[6:] for line in lines if line.startswith("msgid ")), None)
-        strs = [line.split(" ", 1)[1] for line in lines if line.startswith("msgstr")]
-        if msgid is None or msgid == '""':
+        parts: dict[str, list[str]] = {}
+        key = ""
+        for line in lines:
+            if line.startswith(("msgid ", "msgid_plural ", "msgstr")):
+                key, _, value = line.partition(" ")
+                parts.setdefault("msgstr" if key.startswith("msgstr") else key, []).append(value)
+            elif line.startswith('"') and key:
+                parts["msgstr" if key.startswith("msgstr") else key].append(line)
+        msgid = "".join(v[1:-1] for v in parts.get("msgid", []))
+        if not msgid:
             continue
-        out.append((flags, msgid, " ".join(strs)))
+        out.append((flags, msgid, " ".join(parts.get("msgstr", []))))
     return out
 
 
@@ -250,3 +258,25 @@ def test_a_language_bordin_lacks_falls_back(asked: str, given: str) -> None:
     from bordin.web.i18n import supported
 
     assert supported(asked) == given
+
+
+def test_alert_text_is_written_in_the_therapist_language(
+    client: Any, add_session: Any, goals: list[Any], owner: Any
+) -> None:
+    """An alert's text is stored as written: in the language its therapist chose."""
+    from bordin.web.alerts.models import Alert
+    from tests.web.helpers import record_therapist_rating
+
+    StaffProfile.objects.filter(user=owner).update(language="es")
+    session = add_session(days_ago=0)
+    record_therapist_rating(session, {"goals": 9, "tasks": 9, "bond": 9}, owner)
+    _, token = CheckinLink.issue(session)
+    client.get(f"/c/{token}")
+    client.get("/c/")
+    data = checkin_post(goals, alliance__goals="6", alliance__tasks="7", alliance__bond="7")
+    assert client.post("/c/", data).status_code == 200
+    detail = Alert.objects.get(kind="divergence").detail
+    assert detail == (
+        f"En la sesión {session.number} valoraste objetivos, tareas y vínculo con 9.0 de media; "
+        "la persona les dio 6.7."
+    )

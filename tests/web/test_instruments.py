@@ -313,3 +313,32 @@ def test_checkin_shows_the_clients_language(
     client.get(f"/c/{link[1]}")
     page = client.get("/c/").content.decode()
     assert "Dalfan 1" in page and "Placeholder question 2" in page
+
+
+@pytest.mark.parametrize("translated", [True, False])
+def test_spanish_client_gets_the_translation_or_is_told_the_questionnaire_language(
+    client: Any, clinic: Any, link: tuple[CheckinLink, str], goals: list[Any], translated: bool
+) -> None:
+    """Issue 14: the FHIR ``translation`` extension in the client's language is used; without
+    it the questionnaire's own wording is shown and the (Spanish) page says so."""
+    doc = phq9()
+    if translated:
+        translation = "http://hl7.org/fhir/StructureDefinition/translation"
+        for n, item in enumerate(doc["item"][1]["item"], start=1):
+            parts = [
+                {"url": "lang", "valueCode": "es"},
+                {"url": "content", "valueString": f"Pregunta de prueba {n}"},
+            ]
+            item["_text"] = {"extension": [{"url": translation, "extension": parts}]}
+    allow(import_questionnaire(as_bytes(doc), "phq9.json", clinic).entry)
+    the_client = link[0].client
+    the_client.preferred_language = "es"
+    the_client.save()
+    client.get(f"/c/{link[1]}")
+    page = client.get("/c/").content.decode()
+    note = "Estas preguntas aparecen en el idioma original del cuestionario"
+    assert "Tu cuestionario" in page  # the rest of the page is Spanish either way
+    if translated:
+        assert "Pregunta de prueba 1" in page and note not in page
+    else:
+        assert "Placeholder question 1" in page and note in page

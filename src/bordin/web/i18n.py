@@ -3,8 +3,10 @@
 * Staff pages: the language a staff member chose on their account page
   (``StaffProfile.language``), else the browser's (Django's ``LocaleMiddleware``); the clinic's
   time zone (``Clinic.time_zone``). :class:`StaffLocaleMiddleware` activates both.
-* Client pages (check-in ``/c/``, journey ``/j/``): the client's ``preferred_language`` and the
-  clinic's time zone, whatever the browser says: :func:`activate_for_client` in those views.
+* Client pages (check-in ``/c/``, journey ``/j/``, unsubscribe): the client's
+  ``preferred_language`` and the client's time zone (:func:`client_zone`), whatever the browser
+  says: :func:`activate_for_client` in those views.
+* Emails and text messages to a client: the same, around rendering (:func:`for_client`).
 """
 
 from __future__ import annotations
@@ -41,14 +43,31 @@ def zone_named(name: object) -> zoneinfo.ZoneInfo | None:
         return None
 
 
+def client_zone(client: Client) -> zoneinfo.ZoneInfo | None:
+    """The client's own time zone when set, else their clinic's."""
+    return zone_named(client.time_zone or client.clinic.time_zone)
+
+
 def activate_for_client(request: HttpRequest, client: Client) -> None:
-    """Show this request's pages in the client's language and their clinic's time zone."""
+    """Show this request's pages in the client's language and time zone."""
     language = supported(client.preferred_language)
     translation.activate(language)
     request.LANGUAGE_CODE = language
-    zone = zone_named(client.clinic.time_zone)
+    zone = client_zone(client)
     if zone is not None:
         timezone.activate(zone)
+
+
+@contextmanager
+def for_client(client: Client) -> Iterator[None]:
+    """Render a message to ``client`` (email, text) in their language and time zone."""
+    zone = client_zone(client)
+    with translation.override(supported(client.preferred_language)):
+        if zone is None:
+            yield
+            return
+        with timezone.override(zone):
+            yield
 
 
 #: Session keys: the staff member's chosen language and their clinic's time zone, copied from

@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -151,8 +152,14 @@ def verify(request: HttpRequest) -> HttpResponse:
                 left = second_factor.remaining_recovery_codes(user)
                 messages.warning(
                     request,
-                    f"You used a recovery code; {left} left. "
-                    "Make new ones on your account page if you are running out.",
+                    ngettext(
+                        "You used a recovery code; %(left)s left. "
+                        "Make new ones on your account page if you are running out.",
+                        "You used a recovery code; %(left)s left. "
+                        "Make new ones on your account page if you are running out.",
+                        left,
+                    )
+                    % {"left": left},
                 )
             return redirect(target)
         error = _wrong_code_message(outcome)
@@ -239,7 +246,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
                     detail="password changed",
                 )
             update_session_auth_hash(request, user)  # this session stays logged in
-            messages.success(request, "Your password has been changed.")
+            messages.success(request, _("Your password has been changed."))
             return redirect("account")
         return render(request, "accounts/password_change.html", {"form": form}, status=400)
     return render(request, "accounts/password_change.html", {"form": form})
@@ -260,7 +267,7 @@ def logout_everywhere(request: HttpRequest) -> HttpResponse:
         )
         SessionEpoch.advance(user)
     logout(request)
-    messages.success(request, "You have been logged out on every device.")
+    messages.success(request, _("You have been logged out on every device."))
     return redirect("login")
 
 
@@ -307,5 +314,5 @@ def unlock(request: HttpRequest, username: str) -> HttpResponse:
             object_id=account.pk,
             detail=f"unlocked the log-in of {username}",
         )
-    messages.success(request, f"{username} can log in again.")
+    messages.success(request, _("%(user)s can log in again.") % {"user": username})
     return redirect("account")

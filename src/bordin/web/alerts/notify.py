@@ -17,8 +17,10 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from bordin.web.alerts.models import Alert
+from bordin.web.alerts.rules import for_therapist
 from bordin.web.audit import log
 from bordin.web.audit.models import AuditEvent
 
@@ -44,14 +46,18 @@ def notify_risk(alert: Alert, request: HttpRequest | None = None) -> bool:
         return False
     path = reverse("client", args=[alert.client_id])
     url = request.build_absolute_uri(path) if request is not None else path
+    # In the therapist's language, not the client's (this runs in the client's check-in).
+    with for_therapist(alert.client):
+        subject = gettext("Bordin: a client reported a possible risk")
+        message = gettext(
+            "A client answered the safety question of their check-in with a possible risk "
+            "of self-harm. Please contact them today.\n\nOpen the client's page in Bordin: "
+            "%(url)s\n"
+        ) % {"url": url}
     try:
         sent = send_mail(
-            subject="Bordin: a client reported a possible risk",
-            message=(
-                "A client answered the safety question of their check-in with a possible risk "
-                "of self-harm. Please contact them today.\n\n"
-                f"Open the client's page in Bordin: {url}\n"
-            ),
+            subject=subject,
+            message=message,
             from_email=getattr(settings, "DEFAULT_FROM_EMAIL", None),
             recipient_list=to,
         )

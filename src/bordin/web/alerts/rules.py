@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
+from bordin.web import i18n
 from bordin.web.alerts.models import Alert
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Client as ClinicClient
@@ -30,6 +32,13 @@ class TransitionError(ValueError):
 
 def dedupe_key(kind: str, client: ClinicClient, session: Session | None) -> str:
     return f"{kind}:c{client.pk}:s{session.pk if session else '-'}"
+
+
+def for_therapist(client: ClinicClient) -> Any:
+    """Write an alert's text in the language of the client's therapist (their account page's
+    choice, else the default language): it is stored as written, for the staff who read it."""
+    profile = getattr(client.therapist, "staff", None)
+    return translation.override(i18n.supported(profile.language if profile else None))
 
 
 def raise_alert(
@@ -58,16 +67,17 @@ def check_risk(client: ClinicClient, session: Session, *responses: Response | No
     if not flagged:
         return None
     first = flagged[0]
-    if first.instrument.code == analysis.WELLBEING:
-        detail = (
-            f"At session {session.number} the client answered the safety question with a "
-            "possible risk of self-harm. Contact them today."
-        )
-    else:
-        detail = (
-            f"At session {session.number} the client's answers to {first.instrument.code} "
-            "include a possible risk of self-harm. Contact them today."
-        )
+    with for_therapist(client):
+        if first.instrument.code == analysis.WELLBEING:
+            detail = gettext(
+                "At session %(number)s the client answered the safety question with a "
+                "possible risk of self-harm. Contact them today."
+            ) % {"number": session.number}
+        else:
+            detail = gettext(
+                "At session %(number)s the client's answers to %(code)s include a possible "
+                "risk of self-harm. Contact them today."
+            ) % {"number": session.number, "code": first.instrument.code}
     alert, _ = raise_alert(client, Kind.RISK, session, detail)
     return alert
 
@@ -82,17 +92,30 @@ def check_rupture(
     ]
     if not found:
         return None
-    alert, _ = raise_alert(client, Kind.RUPTURE, session, rupture_detail(found[0], data))
+    with for_therapist(client):
+        detail = rupture_detail(found[0], data)
+    alert, _ = raise_alert(client, Kind.RUPTURE, session, detail)
     return alert
 
 
 def rupture_detail(rupture: Rupture, data: analysis.EpisodeData) -> str:
     part = analysis.part_that_dropped_most(data.items, rupture)
-    which = f" {part[0].capitalize()} fell most ({part[1]:g} points)." if part else ""
-    return (
-        f"The client's alliance rating fell {rupture.drop:g} points from session "
-        f"{rupture.previous_session} to session {rupture.session}.{which}"
-    )
+    from bordin.web.clinic.client_page import PART_NAMES
+
+    said = gettext(
+        "The client's alliance rating fell %(drop)s points from session %(previous)s to "
+        "session %(session)s."
+    ) % {
+        "drop": f"{rupture.drop:g}",
+        "previous": rupture.previous_session,
+        "session": rupture.session,
+    }
+    if part:
+        said += " " + gettext("%(part)s fell most (%(points)s points).") % {
+            "part": str(PART_NAMES[part[0]]).split(" (")[0].capitalize(),
+            "points": f"{part[1]:g}",
+        }
+    return said
 
 
 def check_withdrawal(client: ClinicClient, episode: Episode) -> Alert | None:
@@ -118,19 +141,27 @@ def check_withdrawal(client: ClinicClient, episode: Episode) -> Alert | None:
     if found is None:
         return None
     session = Session.objects.get(pk=next(pk for pk, n, _a in sessions if n == found.session))
-    what = {
-        "missed": f"missed session {found.session} without notice",
-        "cancelled": f"cancelled session {found.session}",
-        "late_cancelled": f"cancelled session {found.session} at short notice",
-    }.get(found.reason, f"the episode ended unplanned ({found.reason.removeprefix('ended: ')})")
-    alert, _ = raise_alert(
-        client,
-        Kind.WITHDRAWAL,
-        session,
-        f"The client {what} after an alliance {found.marker} at session "
-        f"{found.marker_session} ({found.drop:g} points). Staying away after a hard session is "
-        "a common sign of a withdrawal rupture: reach out.",
-    )
+    with for_therapist(client):
+        what = {
+            "missed": gettext("The client missed session %(number)s without notice"),
+            "cancelled": gettext("The client cancelled session %(number)s"),
+            "late_cancelled": gettext("The client cancelled session %(number)s at short notice"),
+        }.get(found.reason, gettext("The episode ended unplanned (%(reason)s)")) % {
+            "number": found.session,
+            "reason": found.reason.removeprefix("ended: "),
+        }
+        marker = gettext("rupture") if found.marker == "rupture" else gettext("drop")
+        detail = gettext(
+            "%(what)s after an alliance %(marker)s at session %(session)s (%(drop)s points). "
+            "Staying away after a hard session is a common sign of a withdrawal rupture: "
+            "reach out."
+        ) % {
+            "what": what,
+            "marker": marker,
+            "session": found.marker_session,
+            "drop": f"{found.drop:g}",
+        }
+    alert, _ = raise_alert(client, Kind.WITHDRAWAL, session, detail)
     return alert
 
 
@@ -159,13 +190,12 @@ def check_divergence(
     comparable = analysis.comparable_client_alliance(theirs)
     if comparable is None or not analysis.is_divergent(mine, comparable):
         return None
-    alert, _ = raise_alert(
-        client,
-        Kind.DIVERGENCE,
-        session,
-        f"At session {session.number} you rated goals, tasks and bond {mine:.1f} on "
-        f"average; the client rated them {comparable:.1f}.",
-    )
+    with for_therapist(client):
+        detail = gettext(
+            "At session %(number)s you rated goals, tasks and bond %(mine)s on average; the "
+            "client rated them %(theirs)s."
+        ) % {"number": session.number, "mine": f"{mine:.1f}", "theirs": f"{comparable:.1f}"}
+    alert, _ = raise_alert(client, Kind.DIVERGENCE, session, detail)
     return alert
 
 
@@ -187,14 +217,17 @@ def check_not_on_track(
     ).exists():
         return None
     inst = analysis.registry()[code]
-    alert, _ = raise_alert(
-        client,
-        Kind.NOT_ON_TRACK,
-        session,
-        f"{inst.name.split(' (')[0]} at session {session.number} is {now[0].score:g}, worse than "
-        f"expected for clients who started at the same level (expected about "
-        f"{now[0].expected:.1f}).",
-    )
+    with for_therapist(client):
+        detail = gettext(
+            "%(measure)s at session %(number)s is %(score)s, worse than expected for clients "
+            "who started at the same level (expected about %(expected)s)."
+        ) % {
+            "measure": inst.name.split(" (")[0],
+            "number": session.number,
+            "score": f"{now[0].score:g}",
+            "expected": f"{now[0].expected:.1f}",
+        }
+    alert, _ = raise_alert(client, Kind.NOT_ON_TRACK, session, detail)
     return alert
 
 

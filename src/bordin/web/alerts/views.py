@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Case, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from bordin.web.alerts import rules
@@ -82,7 +83,9 @@ def acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
             _record(request, alert, "acknowledged")
     except rules.TransitionError as exc:
         return _refuse(request, alert, str(exc))
-    messages.success(request, f"{alert.get_kind_display()} alert acknowledged.")
+    messages.success(
+        request, gettext("%(kind)s alert acknowledged.") % {"kind": alert.get_kind_display()}
+    )
     return _back(request, alert)
 
 
@@ -93,7 +96,9 @@ def resolve(request: HttpRequest, pk: int) -> HttpResponse:
     form = ResolveForm(request.POST)
     if not form.is_valid():
         return _refuse(
-            request, alert, "Add a note (up to 2,000 characters) saying how it was resolved."
+            request,
+            alert,
+            gettext("Add a note (up to 2,000 characters) saying how it was resolved."),
         )
     try:
         with transaction.atomic():
@@ -101,5 +106,7 @@ def resolve(request: HttpRequest, pk: int) -> HttpResponse:
             _record(request, alert, "resolved")
     except rules.TransitionError as exc:
         return _refuse(request, alert, str(exc))
-    messages.success(request, f"{alert.get_kind_display()} alert resolved.")
+    messages.success(
+        request, gettext("%(kind)s alert resolved.") % {"kind": alert.get_kind_display()}
+    )
     return _back(request, alert)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 PREFIX = "bdn_"
 
@@ -20,8 +21,8 @@ def hash_token(token: str) -> str:
 
 class ApiToken(models.Model):
     class Scope(models.TextChoices):
-        READ = "read", "Read only"
-        READ_WRITE = "read_write", "Read and write"
+        READ = "read", gettext_lazy("Read only")
+        READ_WRITE = "read_write", gettext_lazy("Read and write")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bordin.web.api.models import ApiToken
@@ -19,20 +20,22 @@ from bordin.web.clinic import scoping
 class TokenForm(forms.Form):
     name = forms.CharField(
         max_length=100,
-        label="What is it for?",
-        error_messages={"required": "Give the token a name, e.g. the system that will use it."},
+        label=gettext_lazy("What is it for?"),
+        error_messages={
+            "required": gettext_lazy("Give the token a name, e.g. the system that will use it.")
+        },
     )
     scope = forms.ChoiceField(choices=ApiToken.Scope.choices, initial=ApiToken.Scope.READ)
     days = forms.IntegerField(
-        label="Valid for (days)",
+        label=gettext_lazy("Valid for (days)"),
         min_value=1,
         max_value=365,
         initial=90,
         error_messages={
-            "min_value": "Choose 1 to 365 days.",
-            "max_value": "Choose 1 to 365 days.",
-            "invalid": "Choose 1 to 365 days.",
-            "required": "Choose 1 to 365 days.",
+            "min_value": gettext_lazy("Choose 1 to 365 days."),
+            "max_value": gettext_lazy("Choose 1 to 365 days."),
+            "invalid": gettext_lazy("Choose 1 to 365 days."),
+            "required": gettext_lazy("Choose 1 to 365 days."),
         },
     )
 
@@ -107,5 +110,5 @@ def revoke(request: HttpRequest, pk: int) -> HttpResponse:
             row.save(update_fields=["revoked_at"])
         log.record(request, log.Action.UPDATE, object_type="api_token", object_id=row.pk,
                    detail="revoked")  # fmt: skip
-    messages.success(request, f"Token '{row.name}' revoked.")
+    messages.success(request, gettext("Token '%(name)s' revoked.") % {"name": row.name})
     return redirect("api-tokens")

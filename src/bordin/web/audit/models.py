@@ -41,6 +41,7 @@ from typing import Any
 from django.db import connections, models, router, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 TABLE = "audit_auditevent"
 
@@ -203,15 +204,15 @@ class AuditEventQuerySet(AppendOnlyQuerySet):
 
 class AuditEvent(models.Model):
     class Action(models.TextChoices):
-        READ = "read", "Read"
-        CREATE = "create", "Create"
-        UPDATE = "update", "Update"
-        EXPORT = "export", "Export"
-        DENIED = "denied", "Access denied"
-        LOGIN = "login", "Log in"
-        LOGIN_FAILED = "login_failed", "Failed log in"
-        LOGOUT = "logout", "Log out"
-        PURGE = "purge", "Purge of old audit events"
+        READ = "read", gettext_lazy("Read")
+        CREATE = "create", gettext_lazy("Create")
+        UPDATE = "update", gettext_lazy("Update")
+        EXPORT = "export", gettext_lazy("Export")
+        DENIED = "denied", gettext_lazy("Access denied")
+        LOGIN = "login", gettext_lazy("Log in")
+        LOGIN_FAILED = "login_failed", gettext_lazy("Failed log in")
+        LOGOUT = "logout", gettext_lazy("Log out")
+        PURGE = "purge", gettext_lazy("Purge of old audit events")
 
     #: ``role`` of an event whose actor is a client's check-in link rather than a user.
     CHECKIN_LINK_ROLE = "checkin_link"

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -42,12 +43,18 @@ COLUMNS = (
 
 
 class AuditFilter(forms.Form):
-    client = forms.IntegerField(required=False, min_value=1, label="Client id")
-    user = forms.CharField(required=False, max_length=150, label="User name")
-    start = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
-    end = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+    client = forms.IntegerField(required=False, min_value=1, label=gettext_lazy("Client id"))
+    user = forms.CharField(required=False, max_length=150, label=gettext_lazy("User name"))
+    start = forms.DateField(
+        required=False, label=gettext_lazy("From"), widget=forms.DateInput({"type": "date"})
+    )
+    end = forms.DateField(
+        required=False, label=gettext_lazy("To"), widget=forms.DateInput({"type": "date"})
+    )
     action = forms.ChoiceField(
-        required=False, choices=[("", "Any"), *AuditEvent.Action.choices], label="Action"
+        required=False,
+        choices=[("", gettext_lazy("Any")), *AuditEvent.Action.choices],
+        label=gettext_lazy("Action"),
     )
 
     def apply(self, qs: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:

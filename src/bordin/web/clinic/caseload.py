@@ -85,18 +85,33 @@ class Trend:
         label = f' <span class="muted small">{escape(self.label)}</span>' if show_label else ""
         direction = self.direction
         if direction == "flat":
+            title, said = gettext("No change"), gettext("no change")
             arrow = (
-                '<span class="trend flat" title="No change">▬'
-                '<span class="visually-hidden"> no change</span></span>'
+                f'<span class="trend flat" title="{escape(title)}">▬'
+                f'<span class="visually-hidden"> {escape(said)}</span></span>'
             )
         else:
-            word = "Up" if direction == "up" else "Down"
-            previous = _one_decimal(self.previous)
-            quality = "better" if self.better else "worse"
+            up = direction == "up"
+            previous = {"value": _one_decimal(self.previous)}
+            title = (
+                gettext("Up from %(value)s") if up else gettext("Down from %(value)s")
+            ) % previous
+            if self.better:
+                said = (
+                    gettext("up from %(value)s (better)")
+                    if up
+                    else gettext("down from %(value)s (better)")
+                )
+            else:
+                said = (
+                    gettext("up from %(value)s (worse)")
+                    if up
+                    else gettext("down from %(value)s (worse)")
+                )
             arrow = (
-                f'<span class="trend {quality}" title="{word} from {previous}">'
-                f'{"▲" if direction == "up" else "▼"}<span class="visually-hidden"> '
-                f"{word.lower()} from {previous} ({quality})</span></span>"
+                f'<span class="trend {"better" if self.better else "worse"}" '
+                f'title="{escape(title)}">{"▲" if up else "▼"}'
+                f'<span class="visually-hidden"> {escape(said % previous)}</span></span>'
             )
         return f'<span class="score">{value}</span>{label}\n{arrow}'
 
@@ -109,7 +124,7 @@ def _one_decimal(value: float | None) -> str:
 
 def trend_html(trend: Trend | None, show_label: bool = False) -> str:
     if trend is None:
-        return '<span class="muted">No data</span>'
+        return f'<span class="muted">{escape(gettext("No data"))}</span>'
     return trend.html(show_label)
 
 
@@ -159,9 +174,10 @@ class Row:
         )
         if self.last_checkin is not None:
             when = localtime(self.last_checkin)
-            last = f'<time datetime="{when.isoformat()}">{escape(timesince(when))} ago</time>'
+            ago = gettext("%(time)s ago") % {"time": timesince(when)}
+            last = f'<time datetime="{when.isoformat()}">{escape(ago)}</time>'
         else:
-            last = '<span class="muted">Never</span>'
+            last = f'<span class="muted">{escape(gettext("Never"))}</span>'
         return (
             f'<tr data-client-id="{c.pk}"><th scope="row">'
             f'<a href="{reverse("client", args=[c.pk])}">{escape(c.display_name)}</a></th>'

@@ -6,14 +6,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.alerts.models import Alert
 from bordin.web.clinic import analysis, charts
 from bordin.web.clinic.models import Client, Episode, Goal, GoalRating
 
-PART_NAMES = {"goals": "goals", "tasks": "tasks (how you work together)", "bond": "bond"}
+#: The alliance's parts as staff pages name them (Bordin 1979: goals, tasks, bond).
+PART_NAMES = {
+    "goals": gettext_lazy("goals"),
+    "tasks": gettext_lazy("tasks (how you work together)"),
+    "bond": gettext_lazy("bond"),
+}
 
 
 @dataclass
@@ -42,6 +47,7 @@ class ClientPage:
     withdrawal_open: bool = False
     off_track: bool = False
     rupture_part: str | None = None
+    rupture_part_name: str = ""
     rupture_notes: list[str] = field(default_factory=list)
 
 
@@ -75,7 +81,12 @@ def _alliance(page: ClientPage, data: analysis.EpisodeData, clinic_id: int) -> N
     found = analysis.ruptures(client_scores, clinic_id)
     for r in found:
         part = analysis.part_that_dropped_most(data.items, r)
-        which = f"; {PART_NAMES[part[0]]} fell most ({part[1]:g} points)" if part else ""
+        which = (
+            _("; %(part)s fell most (%(points)s points)")
+            % {"part": PART_NAMES[part[0]], "points": f"{part[1]:g}"}
+            if part
+            else ""
+        )
         status = {
             "repaired": _("repaired at session %(n)s") % {"n": r.repair_session},
             "unrepaired": _("not repaired"),
@@ -112,6 +123,7 @@ def _alliance(page: ClientPage, data: analysis.EpisodeData, clinic_id: int) -> N
         page.rupture_open = True
         part = analysis.part_that_dropped_most(data.items, found[-1])
         page.rupture_part = part[0] if part else None
+        page.rupture_part_name = str(PART_NAMES[part[0]]) if part else ""
     last = next((v for v in reversed(client_scores) if v is not None), None)
     sentences = [
         _("Client's alliance ratings over %(n)s sessions, latest %(last)s out of 10.")
@@ -142,7 +154,9 @@ def _alliance(page: ClientPage, data: analysis.EpisodeData, clinic_id: int) -> N
 
 
 def _sessions(n: int) -> str:
-    return {0: "no session", 1: "1 session"}.get(n, f"{n} sessions")
+    if n == 0:
+        return _("no session")
+    return ngettext("%(n)s session", "%(n)s sessions", n) % {"n": n}
 
 
 def _outcome(page: ClientPage, client: Client, data: analysis.EpisodeData) -> None:
@@ -158,32 +172,47 @@ def _outcome(page: ClientPage, client: Client, data: analysis.EpisodeData) -> No
         page.off_track = True
     markers = []
     for change in analysis.sudden_changes(code, scores):
-        word = "Sudden gain" if change.kind == "gain" else "Sudden loss"
+        gain = change.kind == "gain"
+        numbers = {
+            "first": change.pregain_session,
+            "second": change.postgain_session,
+            "before": f"{change.pregain_score:g}",
+            "after": f"{change.postgain_score:g}",
+        }
+        said = (
+            _("Sudden gain between sessions %(first)s and %(second)s: %(before)s to %(after)s.")
+            if gain
+            else _(
+                "Sudden loss between sessions %(first)s and %(second)s: %(before)s to %(after)s."
+            )
+        )
         markers.append(
             charts.Marker(
                 change.postgain_session,
                 change.postgain_score,
-                word,
-                f"{word} between sessions {change.pregain_session} and "
-                f"{change.postgain_session}: {change.pregain_score:g} to "
-                f"{change.postgain_score:g}.",
+                _("Sudden gain") if gain else _("Sudden loss"),
+                said % numbers,
                 change.kind,
             )
         )
     name = inst.name.split(" (")[0]
     present = [v for v in scores if v is not None]
-    direction = "lower is better" if inst.lower_is_better else "higher is better"
-    summary = f"{name} over {len(present)} sessions ({direction}); latest {present[-1]:g}."
+    direction = _("lower is better") if inst.lower_is_better else _("higher is better")
+    summary = ngettext(
+        "%(name)s over %(n)s session (%(direction)s); latest %(latest)s.",
+        "%(name)s over %(n)s sessions (%(direction)s); latest %(latest)s.",
+        len(present),
+    ) % {"name": name, "n": len(present), "direction": direction, "latest": f"{present[-1]:g}"}
     if band:
         off = sum(p.status == "not_on_track" for p in points)
-        summary += (
-            f" The shaded band is the range expected for clients who started at the same level;"
-            f" {_sessions(off)} fell outside it on the worse side."
-        )
+        summary += " " + _(
+            "The shaded band is the range expected for clients who started at the same level; "
+            "%(outside)s fell outside it on the worse side."
+        ) % {"outside": _sessions(off)}
     else:
-        summary += " Too little data yet for an expected range."
+        summary += " " + _("Too little data yet for an expected range.")
     page.outcome_chart = _measure_chart(
-        "outcome-chart", inst, scores, summary, markers, band, "Expected range"
+        "outcome-chart", inst, scores, summary, markers, band, _("Expected range")
     )
 
 

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import zoneinfo
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.crypto import EncryptedTextField
+
+
+def validate_time_zone(name: str) -> None:
+    """An IANA time zone name this server knows (``zoneinfo.available_timezones()``)."""
+    if name and name not in zoneinfo.available_timezones():
+        raise ValidationError(
+            gettext_lazy("Enter a time zone name such as Europe/Madrid or America/Mexico_City.")
+        )
 
 
 class Clinic(models.Model):
@@ -42,10 +52,10 @@ class StaffProfile(models.Model):
     """A user's role in one clinic. What each role may see is decided in ``clinic.scoping``."""
 
     class Role(models.TextChoices):
-        THERAPIST = "therapist", "Therapist"
-        SUPERVISOR = "supervisor", "Supervisor"
-        CLINIC_ADMIN = "clinic_admin", "Clinic admin"
-        RESEARCHER = "researcher", "Researcher"
+        THERAPIST = "therapist", gettext_lazy("Therapist")
+        SUPERVISOR = "supervisor", gettext_lazy("Supervisor")
+        CLINIC_ADMIN = "clinic_admin", gettext_lazy("Clinic admin")
+        RESEARCHER = "researcher", gettext_lazy("Researcher")
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff"
@@ -94,6 +104,13 @@ class Client(models.Model):
     preferred_language = models.CharField(
         max_length=10, default="en", help_text="Language code of the client's pages and messages."
     )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        validators=[validate_time_zone],
+        help_text="IANA time zone of the client's pages and reminders; empty: the clinic's.",
+    )
     consent_email = models.BooleanField(default=False)
     consent_email_at = models.DateTimeField(null=True, blank=True)
     consent_sms = models.BooleanField(default=False)
@@ -113,15 +130,15 @@ class Client(models.Model):
 
 class Episode(models.Model):
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        CLOSED = "closed", "Closed"
+        OPEN = "open", pgettext_lazy("episode", "Open")
+        CLOSED = "closed", gettext_lazy("Closed")
 
     class EndingReason(models.TextChoices):
-        PLANNED = "planned", "Planned ending"
-        DROPPED_OUT = "dropped_out", "Dropped out"
-        REFERRED_ON = "referred_on", "Referred on"
-        MOVED_AWAY = "moved_away", "Moved away"
-        OTHER = "other", "Other"
+        PLANNED = "planned", gettext_lazy("Planned ending")
+        DROPPED_OUT = "dropped_out", gettext_lazy("Dropped out")
+        REFERRED_ON = "referred_on", gettext_lazy("Referred on")
+        MOVED_AWAY = "moved_away", gettext_lazy("Moved away")
+        OTHER = "other", gettext_lazy("Other")
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="episodes")
     start = models.DateField()
@@ -233,8 +250,8 @@ class Response(models.Model):
     """One completed questionnaire for one session, by the client or the therapist."""
 
     class Respondent(models.TextChoices):
-        CLIENT = "client", "Client"
-        THERAPIST = "therapist", "Therapist"
+        CLIENT = "client", gettext_lazy("Client")
+        THERAPIST = "therapist", gettext_lazy("Therapist")
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="responses")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="responses")

@@ -18,6 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -121,7 +122,7 @@ def outcomes(request: HttpRequest) -> HttpResponse:
 def outcomes_pdf(request: HttpRequest) -> HttpResponse:
     report, _name = _report(request)
     if report is None:
-        messages.info(request, "No scores yet, so there is no report to download.")
+        messages.info(request, gettext("No scores yet, so there is no report to download."))
         return redirect("outcomes")
     response = HttpResponse(write_pdf_bytes(render_html(report)), content_type="application/pdf")
     response["Content-Disposition"] = 'attachment; filename="bordin-outcomes.pdf"'

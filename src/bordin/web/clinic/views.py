@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -184,9 +185,12 @@ def record_session(request: HttpRequest, pk: int) -> HttpResponse:
         if same_day is not None and not form.cleaned_data["another_on_same_day"]:
             messages.info(
                 request,
-                f"Session {same_day.number} on {day:%d %b %Y} is already recorded; nothing was "
-                "added. To record a second session that day, tick "
-                "\u201canother session on the same day\u201d.",
+                _(
+                    "Session %(number)s on %(date)s is already recorded; nothing was added. "
+                    "To record a second session that day, tick 'another session on the "
+                    "same day'."
+                )
+                % {"number": same_day.number, "date": date_format(day, "j M Y")},
             )
             return redirect("client", pk=client.pk)
         done = sessions.record(request, episode, day, form.cleaned_data["attendance"])
@@ -245,8 +249,11 @@ def delete_session(request: HttpRequest, pk: int, session_pk: int) -> HttpRespon
     if session.responses.exists() or session.goal_ratings.exists():
         messages.error(
             request,
-            f"Session {session.number} has answers (a check-in or your rating), so it cannot be "
-            "deleted; correct its date or attendance instead.",
+            _(
+                "Session %(number)s has answers (a check-in or your rating), so it cannot be "
+                "deleted; correct its date or attendance instead."
+            )
+            % {"number": session.number},
         )
         return redirect("client", pk=client.pk)
     with transaction.atomic():

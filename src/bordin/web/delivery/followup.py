@@ -12,10 +12,11 @@ Journal of Consulting and Clinical Psychology, 59(1), 12-19.
 from __future__ import annotations
 
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from bordin.measures.reliable_change import classify_change
 from bordin.web.alerts.models import Alert
-from bordin.web.alerts.rules import raise_alert
+from bordin.web.alerts.rules import for_therapist, raise_alert
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Response, Session
 from bordin.web.delivery.models import Delivery
@@ -56,13 +57,19 @@ def check_relapse(session: Session) -> Alert | None:
         )
         if category != "deteriorated":
             return None
-        alert, _ = raise_alert(
-            session.episode.client,
-            Alert.Kind.RELAPSE,
-            session,
-            f"Reliable deterioration at the {delivery.followup_month}-month follow-up: "
-            f"{inst.name} {before.total:g} at the end of treatment, {after.total:g} now "
-            f"(reliable change is {inst.reliable_change:g} points).",
-        )
+        client = session.episode.client
+        with for_therapist(client):
+            detail = gettext(
+                "Reliable deterioration at the %(months)s-month follow-up: %(measure)s "
+                "%(before)s at the end of treatment, %(after)s now (reliable change is "
+                "%(threshold)s points)."
+            ) % {
+                "months": delivery.followup_month,
+                "measure": inst.name,
+                "before": f"{before.total:g}",
+                "after": f"{after.total:g}",
+                "threshold": f"{inst.reliable_change:g}",
+            }
+        alert, _ = raise_alert(client, Alert.Kind.RELAPSE, session, detail)
         return alert
     return None

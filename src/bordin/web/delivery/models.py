@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from bordin.web.checkins.models import CheckinLink, SecureLink
 from bordin.web.clinic.models import Client, Clinic, Episode, Session
@@ -36,9 +38,9 @@ def _followup_months() -> list[int]:
 
 
 class Channel(models.TextChoices):
-    EMAIL = "email", "Email"
-    SMS = "sms", "Text message"
-    IN_PERSON = "", "In person only"
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("Text message")
+    IN_PERSON = "", _("In person only")
 
 
 class MeasurePlan(models.Model):
@@ -91,11 +93,11 @@ class Delivery(models.Model):
     link is closed, for reminders), the channel, and its reminders."""
 
     class Kind(models.TextChoices):
-        INTAKE = "intake", "intake questionnaire"
-        FIT_CHECK = "fit_check", "first-session questionnaire"
-        CHECKIN = "checkin", "session check-in"
-        GRADUATION = "graduation", "end-of-therapy summary"
-        FOLLOWUP = "followup", "follow-up questionnaire"
+        INTAKE = "intake", _("intake questionnaire")
+        FIT_CHECK = "fit_check", _("first-session questionnaire")
+        CHECKIN = "checkin", _("session check-in")
+        GRADUATION = "graduation", _("end-of-therapy summary")
+        FOLLOWUP = "followup", _("follow-up questionnaire")
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="deliveries")
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="deliveries")
@@ -164,14 +166,14 @@ class OutboxMessage(models.Model):
     claims it, sends it and marks it sent: a crash between send and mark resends it once."""
 
     class Purpose(models.TextChoices):
-        INVITATION = "invitation", "Invitation"
-        REMINDER = "reminder", "Reminder"
+        INVITATION = "invitation", gettext_lazy("Invitation")
+        REMINDER = "reminder", gettext_lazy("Reminder")
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+        PENDING = "pending", gettext_lazy("Pending")
+        SENT = "sent", gettext_lazy("Sent")
+        FAILED = "failed", gettext_lazy("Failed")
+        CANCELLED = "cancelled", gettext_lazy("Cancelled")
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="messages")
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="outbox")

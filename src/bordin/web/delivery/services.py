@@ -25,7 +25,9 @@ from django.db.models import Exists, F, Max, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
+from bordin.web import i18n
 from bordin.web.audit import log
 from bordin.web.checkins.models import CheckinLink, SecureLink
 from bordin.web.clinic.models import Client, Clinic, Episode, Session
@@ -174,20 +176,28 @@ def reminder_delay(clinic: Clinic) -> timedelta:
     return timedelta(hours=hours if hours is not None else settings.BORDIN_REMINDER_HOURS)
 
 
-def in_quiet_hours(clinic: Clinic, now: datetime, plan: MeasurePlan | None = None) -> bool:
-    """Whether ``now`` falls in the clinic's quiet hours (its own time zone)."""
+def client_tz(client: Client) -> ZoneInfo:
+    """The client's time zone when set, else their clinic's (docs/delivery.md)."""
+    return i18n.client_zone(client) or ZoneInfo(client.clinic.time_zone)
+
+
+def in_quiet_hours(
+    clinic: Clinic, now: datetime, plan: MeasurePlan | None = None, *, zone: ZoneInfo | None = None
+) -> bool:
+    """Whether ``now`` falls in the clinic's quiet hours, read in ``zone`` (the client's time
+    zone, :func:`client_tz`) or else the clinic's own."""
     plan = plan or clinic_plan(clinic)
-    local = now.astimezone(ZoneInfo(clinic.time_zone)).time()
+    local = now.astimezone(zone or ZoneInfo(clinic.time_zone)).time()
     start, end = plan.quiet_start, plan.quiet_end
     if start <= end:
         return start <= local < end
     return local >= start or local < end  # spans midnight
 
 
-def quiet_hours_end(clinic: Clinic, now: datetime) -> datetime:
-    """The first moment after ``now`` outside the clinic's quiet hours."""
+def quiet_hours_end(clinic: Clinic, now: datetime, *, zone: ZoneInfo | None = None) -> datetime:
+    """The first moment after ``now`` outside the clinic's quiet hours (in ``zone``)."""
     plan = clinic_plan(clinic)
-    tz = ZoneInfo(clinic.time_zone)
+    tz = zone or ZoneInfo(clinic.time_zone)
     local = now.astimezone(tz)
     end = datetime.combine(local.date(), plan.quiet_end, tzinfo=tz)
     if end <= local:
@@ -376,7 +386,7 @@ def on_planned_ending(episode: Episode, by: Any = None) -> None:
             _record(episode.client, "journey_link", link.pk, "graduation link issued for delivery")
             deliver_link(Delivery.Kind.GRADUATION, link, token)
         ended = episode.end or timezone.localdate()
-        tz = ZoneInfo(episode.client.clinic.time_zone)
+        tz = client_tz(episode.client)  # follow-ups are due at 10:00 the client's time
         for months in plan.followup_months:
             due = datetime.combine(
                 ended + timedelta(days=DAYS_PER_MONTH * int(months)), time(10), tzinfo=tz
@@ -524,7 +534,7 @@ def queue_reminders(now: datetime) -> int:
         if reason:
             Delivery.objects.filter(pk=d.pk).update(reminder_at=None)
             continue
-        if in_quiet_hours(d.client.clinic, now):
+        if in_quiet_hours(d.client.clinic, now, zone=client_tz(d.client)):
             continue  # a later pass sends it, once quiet hours are over
         with transaction.atomic():
             if Delivery.objects.filter(pk=d.pk, reminders_sent=0).update(
@@ -612,9 +622,12 @@ def send_one(pk: int, connection: Any) -> str:
     if msg.channel == Channel.EMAIL and connection is None:
         OutboxMessage.objects.filter(pk=pk).update(claimed_until=None)
         return "skipped"
-    if msg.purpose == OutboxMessage.Purpose.REMINDER and in_quiet_hours(client.clinic, now):
+    zone = client_tz(client)
+    if msg.purpose == OutboxMessage.Purpose.REMINDER and in_quiet_hours(
+        client.clinic, now, zone=zone
+    ):
         OutboxMessage.objects.filter(pk=pk).update(
-            next_attempt_at=quiet_hours_end(client.clinic, now), claimed_until=None
+            next_attempt_at=quiet_hours_end(client.clinic, now, zone=zone), claimed_until=None
         )
         return "postponed"
     try:
@@ -680,16 +693,17 @@ def _failed(msg: OutboxMessage, exc: Exception, now: datetime) -> None:
 
 
 def message_context(msg: OutboxMessage) -> dict[str, Any]:
+    """What the templates need; render it inside :func:`bordin.web.i18n.for_client` (the
+    client's language and time zone)."""
     d = msg.delivery
     clinic = d.client.clinic
     link = d.link
-    expires = link.expires_at.astimezone(ZoneInfo(clinic.time_zone)) if link else None
     followup = d.kind == Delivery.Kind.FOLLOWUP
     return {
         "clinic": clinic.name,
-        "kind": d.get_kind_display(),
+        "kind": str(d.get_kind_display()),
         "url": d.url,
-        "expires": expires,
+        "expires": timezone.localtime(link.expires_at) if link else None,
         "reminder": msg.purpose == OutboxMessage.Purpose.REMINDER,
         "followup": followup,
         "months": d.followup_month,
@@ -711,24 +725,38 @@ def unsubscribe_headers(msg: OutboxMessage, ctx: dict[str, Any]) -> dict[str, st
 
 
 def email_message(msg: OutboxMessage, connection: Any = None) -> EmailMultiAlternatives:
-    ctx = message_context(msg)
-    subject = f"{ctx['clinic']}: your {ctx['kind']}"
-    if ctx["reminder"]:
-        subject = f"Reminder: {subject}"
+    """The email for ``msg``: subject, text and HTML in the client's language."""
+    client = msg.delivery.client
+    with i18n.for_client(client):
+        ctx = message_context(msg)
+        names = {"clinic": ctx["clinic"], "kind": ctx["kind"]}
+        if ctx["reminder"]:
+            subject = gettext("Reminder: %(clinic)s: your %(kind)s") % names
+        else:
+            subject = gettext("%(clinic)s: your %(kind)s") % names
+        ctx["subject"] = subject
+        body = render_to_string("delivery/email.txt", ctx)
+        html = render_to_string("delivery/email.html", ctx)
     email = EmailMultiAlternatives(
         subject=subject,
-        body=render_to_string("delivery/email.txt", ctx),
-        to=[msg.delivery.client.contact_email],
+        body=body,
+        to=[client.contact_email],
         connection=connection,
         headers={"Auto-Submitted": "auto-generated", **unsubscribe_headers(msg, ctx)},
     )
-    email.attach_alternative(render_to_string("delivery/email.html", ctx), "text/html")
+    email.attach_alternative(html, "text/html")
     return email
 
 
 def sms_text(msg: OutboxMessage) -> str:
-    ctx = message_context(msg)
-    prefix = "Reminder: " if ctx["reminder"] else ""
-    room = sms.MAX_LENGTH - len(ctx["url"]) - len(prefix) - len(ctx["kind"]) - 12
+    """One text message in the client's language; the clinic's name is shortened to fit."""
+    with i18n.for_client(msg.delivery.client):
+        ctx = message_context(msg)
+        if ctx["reminder"]:
+            wording = gettext("Reminder: %(clinic)s: your %(kind)s: %(url)s")
+        else:
+            wording = gettext("%(clinic)s: your %(kind)s: %(url)s")
+    fields = {"kind": ctx["kind"], "url": ctx["url"]}
+    room = sms.MAX_LENGTH - len(wording % {**fields, "clinic": ""})
     clinic = str(ctx["clinic"])[: max(room, 0)]
-    return sms.check_text(f"{prefix}{clinic}: your {ctx['kind']}: {ctx['url']}")
+    return sms.check_text(wording % {**fields, "clinic": clinic})

@@ -16,6 +16,7 @@ from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from bordin.web import i18n
 from bordin.web.audit import log
 from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Episode
@@ -47,9 +48,13 @@ def is_one_click(request: HttpRequest) -> bool:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    if is_one_click(request):
-        return _unsubscribe(request, token, via="one-click")
-    return _unsubscribe_page(request, token)
+    """In the client's language (their browser's when the link is not valid)."""
+    with i18n.restored():
+        if is_one_click(request):
+            response = _unsubscribe(request, token, via="one-click")
+        else:
+            response = _unsubscribe_page(request, token)
+        return i18n.with_language_header(response)
 
 
 def _unsubscribe(request: HttpRequest, token: str, via: str = "link") -> HttpResponse:
@@ -57,6 +62,7 @@ def _unsubscribe(request: HttpRequest, token: str, via: str = "link") -> HttpRes
     client = Client.objects.select_related("clinic").filter(pk=found[0]).first() if found else None
     if found is None or client is None:
         return render(request, "delivery/unsubscribe.html", {"invalid": True}, status=404)
+    i18n.activate_for_client(request, client)
     channel = found[1]
     done = services.unsubscribed(client, channel)
     if request.method == "POST" and not done:
@@ -130,12 +136,18 @@ def resend(request: HttpRequest, pk: int) -> HttpResponse:
         detail=f"{delivery.kind} resent by {fresh.channel or 'hand (no channel)'}",
     )
     if fresh.channel:
-        messages.success(request, f"A fresh link is on its way to {delivery.client}.")
+        messages.success(
+            request,
+            gettext("A fresh link is on its way to %(client)s.") % {"client": delivery.client},
+        )
     else:
         messages.warning(
             request,
-            f"{delivery.client} has no email or mobile with consent: "
-            "open the client page to hand over a link.",
+            gettext(
+                "%(client)s has no email or mobile with consent: "
+                "open the client page to hand over a link."
+            )
+            % {"client": delivery.client},
         )
     return redirect("outstanding")
 
@@ -158,7 +170,7 @@ def plan(request: HttpRequest) -> HttpResponse:
                     object_id=saved.pk,
                     detail="clinic measure plan: " + ", ".join(form.changed_data),
                 )
-            messages.success(request, "The measure plan is saved.")
+            messages.success(request, gettext("The measure plan is saved."))
             return redirect("delivery-plan")
         return render(request, "delivery/plan.html", {"form": form}, status=400)
     return render(request, "delivery/plan.html", {"form": form})

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from bordin.measures.questionnaire import QuestionnaireError, check_size
@@ -74,12 +75,16 @@ def instrument_list(request: HttpRequest) -> HttpResponse:
             )
     except QuestionnaireError as exc:
         return _page(request, profile, form, exc.problems, status=400)
-    verb = "Imported" if result.new_version else "Already imported:"
-    messages.success(
-        request,
-        f"{verb} {result.imported.definition.name} (version "
-        f"{result.entry.instrument.version}). " + " ".join(result.imported.notes),
+    names = {
+        "name": result.imported.definition.name,
+        "version": result.entry.instrument.version,
+    }
+    done = (
+        gettext("Imported %(name)s (version %(version)s).")
+        if result.new_version
+        else gettext("Already imported: %(name)s (version %(version)s).")
     )
+    messages.success(request, " ".join([done % names, *result.imported.notes]))
     return redirect("instruments")
 
 
@@ -98,7 +103,9 @@ def instrument_update(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such instrument")
     form = EntryForm(request.POST, prefix=f"e{entry.pk}")
     if not form.is_valid():
-        messages.error(request, "Not saved: the licence text is too long (5,000 characters).")
+        messages.error(
+            request, gettext("Not saved: the licence text is too long (5,000 characters).")
+        )
         return redirect("instruments")
     with transaction.atomic():
         was_usable = entry.may_use
@@ -114,5 +121,5 @@ def instrument_update(request: HttpRequest, pk: int) -> HttpResponse:
             object_id=entry.pk,
             detail=f"{entry.code}: may be used {entry.may_use}, active {entry.active}",
         )
-    messages.success(request, f"Saved {entry.code}.")
+    messages.success(request, gettext("Saved %(code)s.") % {"code": entry.code})
     return redirect("instruments")

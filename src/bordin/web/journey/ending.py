@@ -33,6 +33,13 @@ HELD_OVER = 2
 #: Ruptures in this many latest sessions block the suggestion while open or unrepaired.
 ALLIANCE_WINDOW = 3
 GOOD = frozenset({"improved", "recovered"})
+#: Reliable-change categories (bordin.measures.reliable_change) as the progress report says them.
+CATEGORY_LABELS = {
+    "recovered": gettext_lazy("recovered"),
+    "improved": gettext_lazy("reliably improved"),
+    "unchanged": gettext_lazy("no reliable change"),
+    "deteriorated": gettext_lazy("reliably deteriorated"),
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,11 @@ class Change:
     @property
     def reliable_improvement(self) -> bool:
         return self.category in GOOD
+
+    @property
+    def category_label(self) -> str:
+        """The Jacobson & Truax (1991) category in the reader's language."""
+        return str(CATEGORY_LABELS.get(self.category, self.category))
 
     def plain(self) -> str:
         """The change in everyday words, for the client (in the active language)."""

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from bordin.web.checkins.models import SecureLink
@@ -42,9 +43,9 @@ class JourneyLink(SecureLink):
     """A private link for one step of the journey (intake, fit check or graduation summary)."""
 
     class Purpose(models.TextChoices):
-        INTAKE = "intake", "Intake"
-        FIT_CHECK = "fit_check", "First-consultation fit check"
-        GRADUATION = "graduation", "Graduation summary"
+        INTAKE = "intake", gettext_lazy("Intake")
+        FIT_CHECK = "fit_check", gettext_lazy("First-consultation fit check")
+        GRADUATION = "graduation", gettext_lazy("Graduation summary")
 
     purpose = models.CharField(max_length=20, choices=Purpose.choices)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="journey_links")
@@ -166,8 +167,8 @@ class RematchRequest(models.Model):
     """A client asked to try someone else; a clinic admin assigns another therapist."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        ASSIGNED = "assigned", "Assigned"
+        OPEN = "open", gettext_lazy("Open")
+        ASSIGNED = "assigned", gettext_lazy("Assigned")
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="rematch_requests")
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="rematch_requests")

@@ -364,8 +364,11 @@ def rematch_assign(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("journey-rematch", pk=rematch.pk)
     messages.success(
         request,
-        f"{new_client.display_name} now has a new episode with "
-        f"{chosen.get_full_name() or chosen.get_username()}; the intake was carried over.",
+        _("%(client)s now has a new episode with %(therapist)s; the intake was carried over.")
+        % {
+            "client": new_client.display_name,
+            "therapist": chosen.get_full_name() or chosen.get_username(),
+        },
     )
     return redirect("client", pk=new_client.pk)
 

@@ -16,7 +16,7 @@ from bordin.web.clinic import scoping
 from bordin.web.clinic.models import Client, Episode
 from bordin.web.operations.models import ClientEmailDigest
 
-CONTACT_FIELDS = ("contact_email", "contact_mobile", "preferred_language")
+CONTACT_FIELDS = ("contact_email", "contact_mobile", "preferred_language", "time_zone")
 
 
 def therapists_of(clinic_id: int) -> QuerySet[Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext_lazy as _
 
-from bordin.web.clinic.models import Episode, StaffProfile
+from bordin.web.clinic.models import Episode, StaffProfile, validate_time_zone
 from bordin.web.operations import clients, staff
 from bordin.web.operations.imports import LANGUAGE, MOBILE
 from bordin.web.operations.models import ClientEmailDigest, ClinicSettings
@@ -40,17 +42,19 @@ def _therapists_only(clinic_id: int) -> Any:
 
 
 class InviteForm(forms.Form):
-    first_name = forms.CharField(max_length=150)
-    last_name = forms.CharField(max_length=150, required=False)
+    first_name = forms.CharField(max_length=150, label=_("First name"))
+    last_name = forms.CharField(max_length=150, required=False, label=_("Last name"))
     email = forms.EmailField(
-        error_messages={"invalid": "Enter an email address like name@clinic.org."}
+        label=_("Email"),
+        error_messages={"invalid": _("Enter an email address like name@clinic.org.")},
     )
-    role = forms.ChoiceField(choices=StaffProfile.Role.choices)
+    role = forms.ChoiceField(choices=StaffProfile.Role.choices, label=_("Role"))
     supervisees = _UsersChoice(
         queryset=get_user_model()._default_manager.none(),
         required=False,
+        label=_("Supervisees"),
         widget=forms.CheckboxSelectMultiple,
-        help_text="For a supervisor: the therapists they supervise.",
+        help_text=_("For a supervisor: the therapists they supervise."),
     )
 
     def __init__(self, *args: Any, clinic_id: int, **kwargs: Any) -> None:
@@ -60,17 +64,18 @@ class InviteForm(forms.Form):
     def clean_email(self) -> str:
         email = str(self.cleaned_data["email"]).strip().lower()
         if staff.username_taken(email):
-            raise forms.ValidationError("Someone already has an account with this email.")
+            raise forms.ValidationError(_("Someone already has an account with this email."))
         return email
 
 
 class StaffForm(forms.Form):
-    role = forms.ChoiceField(choices=StaffProfile.Role.choices)
+    role = forms.ChoiceField(choices=StaffProfile.Role.choices, label=_("Role"))
     supervisees = _UsersChoice(
         queryset=get_user_model()._default_manager.none(),
         required=False,
+        label=_("Supervisees"),
         widget=forms.CheckboxSelectMultiple,
-        help_text="Only a supervisor keeps supervisees.",
+        help_text=_("Only a supervisor keeps supervisees."),
     )
 
     def __init__(self, *args: Any, clinic_id: int, exclude: int, **kwargs: Any) -> None:
@@ -82,19 +87,37 @@ class StaffForm(forms.Form):
 
 class ClientForm(forms.Form):
     display_name = forms.CharField(
-        max_length=120, help_text="How staff pages name the client (initials are fine)."
+        label=_("Display name"),
+        max_length=120,
+        help_text=_("How staff pages name the client (initials are fine)."),
     )
-    therapist = _UserChoice(queryset=get_user_model()._default_manager.none(), empty_label=None)
+    therapist = _UserChoice(
+        queryset=get_user_model()._default_manager.none(), empty_label=None, label=_("Therapist")
+    )
     contact_email = forms.EmailField(
+        label=_("Contact email"),
         required=False,
-        error_messages={"invalid": "Enter an email address like name@example.org."},
+        error_messages={"invalid": _("Enter an email address like name@example.org.")},
     )
-    contact_mobile = forms.CharField(max_length=30, required=False, label="Mobile number")
+    contact_mobile = forms.CharField(max_length=30, required=False, label=_("Mobile number"))
     preferred_language = forms.CharField(
-        max_length=10, initial="en", help_text="A language code such as en, de or pt-BR."
+        label=_("Preferred language"),
+        max_length=10,
+        initial="en",
+        help_text=_("A language code such as en, de or pt-BR."),
     )
-    consent_email = forms.BooleanField(required=False, label="Consents to be contacted by email")
-    consent_sms = forms.BooleanField(required=False, label="Consents to be contacted by SMS")
+    time_zone = forms.CharField(
+        max_length=64,
+        required=False,
+        label=_("Time zone"),
+        help_text=_(
+            "The client's time zone, e.g. America/Mexico_City: their pages and the quiet hours "
+            "of their reminders use it. Empty: the clinic's."
+        ),
+        validators=[validate_time_zone],
+    )
+    consent_email = forms.BooleanField(required=False, label=_("Consents to be contacted by email"))
+    consent_sms = forms.BooleanField(required=False, label=_("Consents to be contacted by SMS"))
 
     def __init__(
         self,
@@ -129,18 +152,20 @@ class ClientForm(forms.Form):
     def clean_contact_mobile(self) -> str:
         mobile = str(self.cleaned_data.get("contact_mobile") or "").strip()
         if mobile and not MOBILE.match(mobile):
-            raise forms.ValidationError("Enter a phone number: digits, spaces, + ( ) and -.")
+            raise forms.ValidationError(_("Enter a phone number: digits, spaces, + ( ) and -."))
         return mobile
 
     def clean_preferred_language(self) -> str:
         language = str(self.cleaned_data.get("preferred_language") or "").strip()
         if not LANGUAGE.match(language):
-            raise forms.ValidationError("Enter a language code such as en, de or pt-BR.")
+            raise forms.ValidationError(_("Enter a language code such as en, de or pt-BR."))
         return language
 
 
 class ReassignForm(forms.Form):
-    therapist = _UserChoice(queryset=get_user_model()._default_manager.none(), empty_label=None)
+    therapist = _UserChoice(
+        queryset=get_user_model()._default_manager.none(), empty_label=None, label=_("Therapist")
+    )
 
     def __init__(self, *args: Any, clinic_id: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,13 +174,14 @@ class ReassignForm(forms.Form):
 
 class CloseEpisodeForm(forms.Form):
     ending_reason = forms.ChoiceField(
+        label=_("Ending reason"),
         choices=Episode.EndingReason.choices,
-        error_messages={"required": "Choose why the episode ended."},
+        error_messages={"required": _("Choose why the episode ended.")},
     )
     end = forms.DateField(
         initial=timezone.localdate,
         widget=forms.DateInput(attrs={"type": "date"}),
-        label="Last day",
+        label=_("Last day"),
     )
 
     def __init__(self, *args: Any, episode: Episode | None = None, **kwargs: Any) -> None:
@@ -166,10 +192,11 @@ class CloseEpisodeForm(forms.Form):
         end = self.cleaned_data["end"]
         if self.episode is not None and end < self.episode.start:
             raise forms.ValidationError(
-                f"The episode started on {self.episode.start:%d %b %Y}; choose that day or later."
+                _("The episode started on %(date)s; choose that day or later.")
+                % {"date": date_format(self.episode.start, "j M Y")}
             )
         if end > timezone.localdate():
-            raise forms.ValidationError("The last day cannot be in the future.")
+            raise forms.ValidationError(_("The last day cannot be in the future."))
         return end
 
 
@@ -179,7 +206,7 @@ class SecondFactorForm(forms.Form):
     code = forms.CharField(
         max_length=20,
         required=False,
-        label="Code from your authenticator app",
+        label=_("Code from your authenticator app"),
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
 
@@ -187,14 +214,14 @@ class SecondFactorForm(forms.Form):
 class EraseForm(SecondFactorForm):
     confirm = forms.CharField(
         max_length=200,
-        label="Type ERASE to confirm",
+        label=_("Type ERASE to confirm"),
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
 
     def clean_confirm(self) -> str:
         value = str(self.cleaned_data["confirm"]).strip()
         if value != "ERASE":
-            raise forms.ValidationError("Type ERASE in capital letters to confirm.")
+            raise forms.ValidationError(_("Type ERASE in capital letters to confirm."))
         return value
 
 
@@ -202,8 +229,26 @@ class SettingsForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = ClinicSettings
         fields = ("retention_years", "keep_scores_on_erasure", "audit_retention_years")
+        labels: ClassVar[dict[str, Any]] = {
+            "retention_years": _("Retention years"),
+            "keep_scores_on_erasure": _("Keep scores on erasure"),
+            "audit_retention_years": _("Audit retention years"),
+        }
+        help_texts: ClassVar[dict[str, Any]] = {
+            "retention_years": _(
+                "Erase a client this many years after their last episode closed "
+                "(`bordin purge`); 0 keeps records until erased by hand."
+            ),
+            "keep_scores_on_erasure": _(
+                "On erasure keep the client's scores, de-identified, for the clinic's aggregate "
+                "statistics; otherwise every record of the client is deleted."
+            ),
+            "audit_retention_years": _(
+                "How long audit events are kept (0: for as long as the database)."
+            ),
+        }
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(required=False, label="CSV file")
+    file = forms.FileField(required=False, label=_("CSV file"))
     text = forms.CharField(required=False, widget=forms.HiddenInput)

@@ -17,6 +17,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import HttpRequest
+from django.utils.translation import gettext
 
 from bordin.web.operations import clients
 from bordin.web.operations.models import ClientEmailDigest, email_digest
@@ -81,7 +82,7 @@ def check(text: str, clinic_id: int) -> Plan:
     plan = Plan()
     text = text.lstrip("\ufeff")
     if not text.strip():
-        plan.problems.append(Problem(0, "file", "The file is empty."))
+        plan.problems.append(Problem(0, "file", gettext("The file is empty.")))
         return plan
     header_line = text.splitlines()[0]
     # newline="": the csv module itself reads \r, \n and \r\n line ends (and quoted ones).
@@ -90,7 +91,11 @@ def check(text: str, clinic_id: int) -> Plan:
         return _check_rows(reader, clinic_id, plan)
     except csv.Error as exc:
         plan.problems.append(
-            Problem(reader.line_num, "file", f"This is not readable as CSV here: {exc}.")
+            Problem(
+                reader.line_num,
+                "file",
+                gettext("This is not readable as CSV here: %(error)s.") % {"error": exc},
+            )
         )
         plan.rows.clear()
         return plan
@@ -103,14 +108,20 @@ def _check_rows(reader: csv.DictReader[str], clinic_id: int, plan: Plan) -> Plan
     unknown = [c for c in columns if c not in REQUIRED + OPTIONAL]
     for c in missing:
         plan.problems.append(
-            Problem(0, c, f"The column {c!r} is missing (the header needs {', '.join(REQUIRED)}).")
+            Problem(
+                0,
+                c,
+                gettext("The column %(column)r is missing (the header needs %(needed)s).")
+                % {"column": c, "needed": ", ".join(REQUIRED)},
+            )
         )
     for c in unknown:
         plan.problems.append(
             Problem(
                 0,
                 c or "(empty)",
-                f"Unknown column {c!r}; allowed: {', '.join(REQUIRED + OPTIONAL)}.",
+                gettext("Unknown column %(column)r; allowed: %(allowed)s.")
+                % {"column": c, "allowed": ", ".join(REQUIRED + OPTIONAL)},
             )
         )
     if missing or unknown:
@@ -119,14 +130,14 @@ def _check_rows(reader: csv.DictReader[str], clinic_id: int, plan: Plan) -> Plan
     seen: dict[str, int] = {}
     for line, raw in enumerate(reader, start=2):
         if None in raw:
-            plan.problems.append(Problem(line, "row", "More values than columns."))
+            plan.problems.append(Problem(line, "row", gettext("More values than columns.")))
             continue
         row = {k: (v or "").strip() for k, v in raw.items()}
         if not any(row.values()):
             continue
         plan.rows.append(_check_row(line, row, therapists, seen, clinic_id, plan.problems))
     if not plan.rows and not plan.problems:
-        plan.problems.append(Problem(0, "file", "The file has a header but no clients."))
+        plan.problems.append(Problem(0, "file", gettext("The file has a header but no clients.")))
     return plan
 
 
@@ -143,41 +154,57 @@ def _check_row(
 
     name = row["display_name"]
     if not name:
-        bad("display_name", "Enter the client's display name.")
+        bad("display_name", gettext("Enter the client's display name."))
     elif len(name) > 120:
-        bad("display_name", "Use at most 120 characters.")
+        bad("display_name", gettext("Use at most 120 characters."))
     therapist = therapists.get(row["therapist"].lower())
     if therapist is None:
         bad(
             "therapist",
-            f"No active therapist {row['therapist']!r} in this clinic; "
-            "use a staff user name from the staff page.",
+            gettext(
+                "No active therapist %(name)r in this clinic; "
+                "use a staff user name from the staff page."
+            )
+            % {"name": row["therapist"]},
         )
     email = row.get("contact_email", "")
     if email:
         try:
             validate_email(email)
         except ValidationError:
-            bad("contact_email", f"{email!r} is not a valid email address.")
+            bad(
+                "contact_email",
+                gettext("%(email)r is not a valid email address.") % {"email": email},
+            )
         else:
             digest = email_digest(email)
             if digest in seen:
-                bad("contact_email", f"Same email as row {seen[digest]}.")
+                bad("contact_email", gettext("Same email as row %(row)s.") % {"row": seen[digest]})
             else:
                 seen[digest] = line
             existing = ClientEmailDigest.duplicates(clinic_id, email)
             if existing:
                 bad(
                     "contact_email",
-                    "A client with this email already exists in the clinic "
-                    f"(client {existing[0]}).",
+                    gettext(
+                        "A client with this email already exists in the clinic (client %(number)s)."
+                    )
+                    % {"number": existing[0]},
                 )
     mobile = row.get("contact_mobile", "")
     if mobile and not MOBILE.match(mobile):
-        bad("contact_mobile", f"{mobile!r} is not a phone number (digits, spaces, + ( ) -).")
+        bad(
+            "contact_mobile",
+            gettext("%(mobile)r is not a phone number (digits, spaces, + ( ) -).")
+            % {"mobile": mobile},
+        )
     language = row.get("preferred_language", "") or "en"
     if not LANGUAGE.match(language):
-        bad("preferred_language", f"{language!r} is not a language code such as en or de-CH.")
+        bad(
+            "preferred_language",
+            gettext("%(language)r is not a language code such as en or de-CH.")
+            % {"language": language},
+        )
     result: dict[str, Any] = {
         "line": line,
         "display_name": name,
@@ -189,7 +216,7 @@ def _check_row(
     for kind in ("consent_email", "consent_sms"):
         value = _yes_no(row.get(kind, ""))
         if value is None:
-            bad(kind, f"{row[kind]!r}: write yes or no.")
+            bad(kind, gettext("%(value)r: write yes or no.") % {"value": row[kind]})
         result[kind] = bool(value)
     return result
 

@@ -14,6 +14,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -82,16 +83,20 @@ def invite(request: HttpRequest, clinic_id: int, data: dict[str, Any]) -> tuple[
 
 def send_invite_email(row: StaffInvite, url: str) -> str:
     """Email the enrolment link through the configured ``EMAIL_BACKEND``; '' or the error."""
-    body = (
-        f"Hello {row.first_name},\n\n"
-        f"You have been invited to join {row.clinic.name} on Bordin as "
-        f"{row.get_role_display().lower()}.\n\n"
-        f"Open this link within {INVITE_HOURS} hours to choose your password and set up "
-        f"your second factor. It works once.\n\n{url}\n\n"
-        "If you did not expect this email, ignore it.\n"
-    )
+    # In the inviting admin's language (the invitee's is not known yet).
+    body = gettext(
+        "Hello %(name)s,\n\nYou have been invited to join %(clinic)s on Bordin as %(role)s.\n\n"
+        "Open this link within %(hours)s hours to choose your password and set up your second "
+        "factor. It works once.\n\n%(url)s\n\nIf you did not expect this email, ignore it.\n"
+    ) % {
+        "name": row.first_name,
+        "clinic": row.clinic.name,
+        "role": str(row.get_role_display()).lower(),
+        "hours": INVITE_HOURS,
+        "url": url,
+    }
     try:
-        send_mail("Your Bordin account", body, None, [row.email])
+        send_mail(gettext("Your Bordin account"), body, None, [row.email])
     except (OSError, smtplib.SMTPException) as exc:
         return str(exc) or type(exc).__name__
     return ""

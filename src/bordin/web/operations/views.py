@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -99,13 +100,19 @@ def staff_invite(request: HttpRequest) -> HttpResponse:
         error = staff.send_invite_email(row, url)
         if error and staff.invite_url_debug_only():
             # The demo (DEBUG, loopback): the link is on screen anyway; say why no email came.
-            messages.warning(request, f"The invitation email could not be sent ({error}).")
+            messages.warning(
+                request,
+                gettext("The invitation email could not be sent (%(error)s).") % {"error": error},
+            )
         elif error:
             staff.revoke_invite(request, row)
             messages.error(
                 request,
-                f"The invitation email could not be sent ({error}); the link was revoked. "
-                "Check the email settings (docs/deploy.md) and invite again.",
+                gettext(
+                    "The invitation email could not be sent (%(error)s); the link was revoked. "
+                    "Check the email settings (docs/deploy.md) and invite again."
+                )
+                % {"error": error},
             )
             return redirect("staff")
         context = {"invite": row, "link": url if staff.invite_url_debug_only() else ""}
@@ -128,7 +135,9 @@ def invite_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     if row is None or not row.is_usable():
         raise Http404("No such open invitation")
     staff.revoke_invite(request, row)
-    messages.success(request, f"The invitation for {row.email} is revoked.")
+    messages.success(
+        request, gettext("The invitation for %(email)s is revoked.") % {"email": row.email}
+    )
     return redirect("staff")
 
 
@@ -174,7 +183,9 @@ def staff_detail(request: HttpRequest, pk: int) -> HttpResponse:
         except staff.LastAdminError as exc:
             form.add_error("role", str(exc))
         else:
-            messages.success(request, f"{profile.user.get_username()}: changes saved.")
+            messages.success(
+                request, gettext("%(user)s: changes saved.") % {"user": profile.user.get_username()}
+            )
             return redirect("staff-detail", pk=pk)
     return _staff_page(request, profile, form=form, status=400)
 
@@ -185,7 +196,9 @@ def staff_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     profile = scoping.get_staff_for(request, pk)
     if not profile.user.is_active:
         staff.reactivate(request, profile)
-        messages.success(request, f"{profile.user.get_username()} can log in again.")
+        messages.success(
+            request, gettext("%(user)s can log in again.") % {"user": profile.user.get_username()}
+        )
         return redirect("staff-detail", pk=pk)
     try:
         staff.deactivate(request, profile)
@@ -194,8 +207,10 @@ def staff_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"{profile.user.get_username()} is deactivated and logged out everywhere. "
-            "Reassign their clients below.",
+            gettext(
+                "%(user)s is deactivated and logged out everywhere. Reassign their clients below."
+            )
+            % {"user": profile.user.get_username()},
         )
     return redirect("staff-detail", pk=pk)
 
@@ -210,8 +225,11 @@ def staff_reset_2fa(request: HttpRequest, pk: int) -> HttpResponse:
     staff.reset_second_factor(request, profile)
     messages.success(
         request,
-        f"The second factor of {profile.user.get_username()} is reset: they set up a new "
-        "authenticator at their next log-in.",
+        gettext(
+            "The second factor of %(user)s is reset: they set up a new authenticator at their "
+            "next log-in."
+        )
+        % {"user": profile.user.get_username()},
     )
     if profile.user_id == request.user.pk:
         return redirect("login")
@@ -253,7 +271,7 @@ def client_new(request: HttpRequest) -> HttpResponse:
     form = ClientForm(request.POST or None, clinic_id=profile.clinic_id, therapist=mine)
     if request.method == "POST" and form.is_valid():
         client = clients.create(request, profile.clinic_id, form.cleaned_data)
-        messages.success(request, "Client added, with an open episode starting today.")
+        messages.success(request, gettext("Client added, with an open episode starting today."))
         return redirect("client", pk=client.pk)
     return render(
         request, "operations/client_new.html", {"form": form}, status=400 if form.errors else 200
@@ -302,7 +320,7 @@ def client_contact(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _manage_page(request, client, status=400, contact_form=form)
     clients.update_contact(request, client, form.cleaned_data)
-    messages.success(request, "Contact details and consent saved.")
+    messages.success(request, gettext("Contact details and consent saved."))
     return redirect("client-manage", pk=pk)
 
 
@@ -314,7 +332,9 @@ def client_reassign(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _manage_page(request, client, status=400, reassign_form=form)
     clients.reassign(request, client, form.cleaned_data["therapist"])
-    messages.success(request, "Therapist changed; the previous therapist no longer has access.")
+    messages.success(
+        request, gettext("Therapist changed; the previous therapist no longer has access.")
+    )
     return redirect("client-manage", pk=pk)
 
 
@@ -324,7 +344,7 @@ def episode_close(request: HttpRequest, pk: int) -> HttpResponse:
     client = scoping.get_client_for(request, pk, write=True)
     episode = clients.open_episode(client)
     if episode is None:
-        messages.error(request, "This client has no open episode to close.")
+        messages.error(request, gettext("This client has no open episode to close."))
         return redirect("client-manage", pk=pk)
     form = CloseEpisodeForm(request.POST, episode=episode)
     if not form.is_valid():
@@ -332,7 +352,10 @@ def episode_close(request: HttpRequest, pk: int) -> HttpResponse:
     clients.close_episode(
         request, episode, form.cleaned_data["ending_reason"], form.cleaned_data["end"]
     )
-    messages.success(request, f"Episode closed: {episode.get_ending_reason_display()}.")
+    messages.success(
+        request,
+        gettext("Episode closed: %(reason)s.") % {"reason": episode.get_ending_reason_display()},
+    )
     return redirect("client-manage", pk=pk)
 
 
@@ -341,10 +364,12 @@ def episode_close(request: HttpRequest, pk: int) -> HttpResponse:
 def episode_new(request: HttpRequest, pk: int) -> HttpResponse:
     client = scoping.get_client_for(request, pk, write=True)
     if clients.open_episode(client) is not None:
-        messages.error(request, "Close the open episode first.")
+        messages.error(request, gettext("Close the open episode first."))
         return redirect("client-manage", pk=pk)
     clients.start_episode(request, client)
-    messages.success(request, "Welcome back: a new episode starts today; earlier ones stay below.")
+    messages.success(
+        request, gettext("Welcome back: a new episode starts today; earlier ones stay below.")
+    )
     return redirect("client-manage", pk=pk)
 
 
@@ -353,7 +378,7 @@ def episode_new(request: HttpRequest, pk: int) -> HttpResponse:
 def client_archive(request: HttpRequest, pk: int) -> HttpResponse:
     client = scoping.get_client_for_admin(request, pk)
     clients.archive(request, client)
-    messages.success(request, "Client archived: off the caseload, every record kept.")
+    messages.success(request, gettext("Client archived: off the caseload, every record kept."))
     return redirect("client-manage", pk=pk)
 
 
@@ -391,7 +416,9 @@ def client_import(request: HttpRequest) -> HttpResponse:
     if plan.ok and request.POST.get("confirm") == "yes" and upload is None:
         with transaction.atomic():
             n = imports.store(request, plan, profile.clinic_id)
-        messages.success(request, f"{n} clients imported.")
+        messages.success(
+            request, ngettext("%(n)s client imported.", "%(n)s clients imported.", n) % {"n": n}
+        )
         return redirect("caseload")
     return render(request, "operations/client_import.html", context, status=200 if plan.ok else 400)
 
@@ -429,10 +456,12 @@ def client_erase(request: HttpRequest, pk: int) -> HttpResponse:
         result = rights.erase(request, client)
         messages.success(
             request,
-            f"Client {result.client_id} erased"
-            + (
-                ": scores kept, de-identified." if result.scores_kept else ": every record deleted."
-            ),
+            (
+                gettext("Client %(number)s erased: scores kept, de-identified.")
+                if result.scores_kept
+                else gettext("Client %(number)s erased: every record deleted.")
+            )
+            % {"number": result.client_id},
         )
         return redirect("caseload")
     context = {
@@ -466,7 +495,7 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
                     f"audit retention {row.audit_retention_years} y"
                 ),
             )
-        messages.success(request, "Settings saved.")
+        messages.success(request, gettext("Settings saved."))
         return redirect("operations-settings")
     return render(
         request, "operations/settings.html", {"form": form}, status=400 if form.errors else 200
