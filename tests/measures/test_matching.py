@@ -276,6 +276,8 @@ def test_planted_clinic_passes_the_held_out_check() -> None:
     assert result.available, result.reason
     assert (result.candidates[0].therapist_id, "anxiety") in strong
     assert "predicted later clients' results" in result.reason
+    assert validation.code == "passed" and result.code == "ranked"
+    assert result.params["n_area"] > 0 and result.params["p_best"] >= 0.8
 
 
 # ---------------------------------------------------------------------------- held-out check
@@ -318,12 +320,14 @@ def test_split_by_period() -> None:
 def test_validate_declines_without_dates_or_overlap() -> None:
     frame = frame_from_counts({("a", "dep"): (3, 6), ("b", "dep"): (2, 6)})
     assert "no episode end dates" in validate(frame).reason
+    assert validate(frame).code == "no_dates"
     same_day = frame.with_columns(pl.lit(7).alias("ended"))
-    assert "same time" in validate(same_day).reason
+    assert "same time" in validate(same_day).reason and validate(same_day).code == "same_end"
     # a saw clients only early, b only late: nobody to compare across periods.
     apart = frame.with_columns(pl.Series("ended", [1] * 6 + [9] * 6))
     result = validate(apart)
     assert not result.passed and "Too few therapists" in result.reason
+    assert result.code == "too_few_cells"
 
 
 def test_null_clinics_rarely_get_a_list() -> None:
@@ -381,6 +385,9 @@ def test_failed_check_lists_unranked_alphabetically() -> None:
     assert not s.available
     assert s.reason.startswith("The check failed.")
     assert [c.therapist_id for c in s.candidates] == sorted(IDS)
+    # The outcome as a code and figures, for callers that word it themselves (the web app).
+    assert s.code == "not_validated" and s.waiting == 0
+    assert s.params == {"min_therapist_clients": 3, "n_ranked": len(IDS)}
 
 
 def test_overlap_lists_unranked_alphabetically() -> None:
@@ -391,6 +398,8 @@ def test_overlap_lists_unranked_alphabetically() -> None:
     )
     assert not s.available
     assert [c.therapist_id for c in s.candidates] == ["a", "b", "c"]
+    assert s.code == "overlap" and s.params["needed_p"] == 0.8
+    assert 0.5 < s.params["p_best"] < 0.8 and s.params["n_ranked"] == 3
 
 
 # ---------------------------------------------------------------------------- fairness

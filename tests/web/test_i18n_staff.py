@@ -7,10 +7,14 @@ import re
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from bordin.web.clinic.models import StaffProfile
+from bordin.web.journey.models import Intake
 from tests.web.helpers import record_checkin
+from tests.web.journey_helpers import make_rematch
 from tests.web.test_i18n import _visible_text
+from tests.web.test_journey_matching import finished_episode
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +46,18 @@ def test_a_staff_member_who_chose_spanish_sees_spanish_staff_pages(
 ) -> None:
     StaffProfile.objects.filter(user=admin).update(language="es")
     record_checkin(add_session(days_ago=3), {"goals": 8, "tasks": 8, "bond": 9, "overall": 8})
+    # A re-match request with an intake, and one finished episode: the page says (in Spanish)
+    # why the clinic's track record is too short for a ranked list.
+    episode = client_record.episodes.first()
+    Intake.objects.create(
+        client=client_record,
+        episode=episode,
+        problem_areas=["low_mood"],
+        past_therapy="none",
+        submitted_at=timezone.now(),
+    )
+    rematch = make_rematch(client_record)
+    finished_episode(client_record.clinic, owner, True)
     http = login(admin)
     owner_profile = StaffProfile.objects.get(user=owner)
     pages = [
@@ -64,6 +80,7 @@ def test_a_staff_member_who_chose_spanish_sees_spanish_staff_pages(
         "/alerts/",
         f"/clients/{client_record.pk}/",
         "/rematch/",
+        f"/rematch/{rematch.pk}/",
     ]
     found = {}
     for path in pages:

@@ -147,3 +147,24 @@ def test_matching_never_sees_personal_characteristics() -> None:
     )
     with pytest.raises(ValueError, match="never therapist or client characteristics"):
         matching.estimate_effects(frame)
+
+
+def test_the_reason_is_in_the_staff_members_language(
+    client: Any, login: Any, admin: Any, clinic: Any, waiting: Any
+) -> None:
+    """The held-out check's figures and the unranked list's reason, in Spanish (issue 14)."""
+    from bordin.web.clinic.models import StaffProfile
+
+    team = [make_staff(name, clinic) for name in ("ana", "ben", "cas", "dee", "eli")]
+    for j, therapist in enumerate(team):
+        for k in range(12):
+            good = (j if k < 6 else 4 - j) * 2
+            finished_episode(clinic, therapist, k % 6 >= good // 2 + 1, days_ago=200 - 7 * k)
+    make_staff("new", clinic)  # eligible, no track record yet: not ranked
+    StaffProfile.objects.filter(user=admin).update(language="es")
+    login(admin)
+    page = client.get(f"/rematch/{waiting.pk}/").content.decode()
+    assert "data-shortlist-hidden" in page
+    assert "no predijo de forma fiable" in page and "correlación" in page
+    assert "1 terapeuta elegible tiene menos de 3" in page  # no track record yet, not ranked
+    assert "did not reliably predict" not in page and "Allocate as usual" not in page

@@ -116,7 +116,7 @@ Example
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -281,6 +281,11 @@ class Validation:
     n_earlier: int = 0
     n_later: int = 0
     n_cells: int = 0
+    #: Which outcome ``reason`` describes, for callers that word it themselves (the web app
+    #: translates it): ``no_dates``, ``same_end``, ``too_few_cells``, ``no_separation``,
+    #: ``passed`` or ``not_predictive``; the figures are the fields above and ``alpha``.
+    code: str = ""
+    alpha: float = ALPHA
 
 
 @dataclass(frozen=True)
@@ -304,6 +309,13 @@ class Shortlist:
     available: bool
     reason: str
     candidates: tuple[Candidate, ...]
+    #: Which outcome ``reason`` describes (``too_few_total``, ``too_few_area``, ``none_ready``,
+    #: ``one_ready``, ``not_validated``, ``overlap`` or ``ranked``) and its figures, for callers
+    #: that word it themselves (the web app translates it). ``waiting`` eligible therapists have
+    #: fewer than ``params["min_therapist_clients"]`` episodes in the area and are not ranked.
+    code: str = ""
+    params: Mapping[str, float] = field(default_factory=dict)
+    waiting: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -693,6 +705,7 @@ def validate(
             False,
             why + "there is no way to check that rankings from earlier clients predict later "
             "clients' results. No ranked list is offered.",
+            code="no_dates" if PERIOD_COLUMN not in outcomes.columns else "same_end",
         )
     earlier, later = split
     model = estimate_effects(earlier.drop(PERIOD_COLUMN))
@@ -724,6 +737,7 @@ def validate(
             "Too few therapists saw clients in both the earlier and the later period to check "
             "that rankings predict later results. No ranked list is offered.",
             **counts,
+            code="too_few_cells",
         )
     r, p = held_out_correlation(
         np.array([x[0] for x in rows], dtype=np.int64),
@@ -745,6 +759,7 @@ def validate(
             None,
             p,
             **counts,
+            code="no_separation",
         )
     passed = r > 0 and p < alpha
     verdict = (
@@ -755,7 +770,8 @@ def validate(
         f"(correlation {r:.2f}, p = {p:.2f}; p below {alpha:.2f} is needed). Therapists' results "
         "here may differ by chance, so no ranked list is offered."
     )
-    return Validation(passed, what + verdict, r, p, **counts)
+    code = "passed" if passed else "not_predictive"
+    return Validation(passed, what + verdict, r, p, **counts, code=code, alpha=alpha)
 
 
 # --------------------------------------------------------------------------------------------
@@ -826,6 +842,8 @@ def shortlist(
             f"needs at least {model.min_clients_total} before it can say anything useful. "
             "Allocate as usual.",
             (),
+            "too_few_total",
+            {"n": model.n_episodes, "needed": model.min_clients_total},
         )
     area_names = [a.problem_area for a in model.areas]
     area_n = model.area(problem_area).n_episodes if problem_area in area_names else 0
@@ -836,6 +854,8 @@ def shortlist(
             f"{min_clients_area} are needed to compare therapists in this area. "
             "Allocate as usual.",
             (),
+            "too_few_area",
+            {"n": area_n, "needed": min_clients_area},
         )
     in_area = model.for_area(problem_area)
     eligible = sorted(set(eligible_therapists))
@@ -856,6 +876,8 @@ def shortlist(
             f"{min_therapist_clients} finished episodes in '{problem_area}', so there is no "
             "track record to go on. Allocate as usual.",
             (),
+            "none_ready",
+            {"n_eligible": len(eligible), "needed": min_therapist_clients},
         )
     ranked = sorted(ready, key=_rank_key)
     middle = ranked[len(ranked) // 2]
@@ -870,18 +892,19 @@ def shortlist(
     }
     p_best = probs[ranked[0].therapist_id]
     unranked = tuple(_candidate(e, model, probs[e.therapist_id]) for e in ready)
+    base = {"min_therapist_clients": min_therapist_clients, "n_ranked": len(ranked)}
     if len(ranked) < 2:
         why = (
             f"Only one eligible therapist has at least {min_therapist_clients} finished "
             f"episodes in '{problem_area}', so there is nothing to compare."
         )
-        return Shortlist(False, why + waiting_note, unranked)
+        return Shortlist(False, why + waiting_note, unranked, "one_ready", base, len(waiting))
     if not validation.passed:
         why = (
             f"{validation.reason} The {len(ranked)} eligible therapists with enough data are "
             "listed unranked, alphabetically; any of them is a reasonable choice."
         )
-        return Shortlist(False, why + waiting_note, unranked)
+        return Shortlist(False, why + waiting_note, unranked, "not_validated", base, len(waiting))
     if p_best < min_prob_above_median:
         why = (
             f"The results of the {len(ranked)} eligible therapists in '{problem_area}' "
@@ -889,7 +912,8 @@ def shortlist(
             f"probability {p_best:.2f} (at least {min_prob_above_median:.2f} is needed). "
             "They are listed unranked, alphabetically; any of them is a reasonable choice."
         )
-        return Shortlist(False, why + waiting_note, unranked)
+        params = {**base, "p_best": p_best, "needed_p": min_prob_above_median}
+        return Shortlist(False, why + waiting_note, unranked, "overlap", params, len(waiting))
     chosen = tuple(_candidate(e, model, probs[e.therapist_id]) for e in ranked[:top])
     reason = (
         f"Ranked by reliable improvement in '{problem_area}' ({area_n} finished episodes in "
@@ -898,7 +922,8 @@ def shortlist(
         "uncertainty; this is a starting point for a conversation, and the client chooses."
         + waiting_note
     )
-    return Shortlist(True, reason, chosen)
+    params = {**base, "n_area": area_n, "p_best": p_best}
+    return Shortlist(True, reason, chosen, "ranked", params, len(waiting))
 
 
 def match(

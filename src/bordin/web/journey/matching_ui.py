@@ -11,12 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from django.utils.formats import number_format
+from django.utils.translation import gettext, ngettext
 
 from bordin.measures.reliable_change import classify_change
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Episode, Response
 from bordin.web.journey.models import PROBLEM_AREAS, Intake, RematchRequest, TherapistProfile
+
+if TYPE_CHECKING:
+    from bordin.measures.matching import Shortlist, Validation
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,20 @@ def _eligible(intake: Intake | None, therapists: list[Any]) -> tuple[list[Any], 
             eligible.append(t)
             continue
         if not profile.accepting_new:
-            excluded.append(f"{name}: not taking new clients")
+            excluded.append(gettext("%(name)s: not taking new clients") % {"name": name})
             continue
         if intake.formats and not set(intake.formats) & set(profile.formats):
-            excluded.append(f"{name}: does not offer {', '.join(intake.format_labels()).lower()}")
+            formats = ", ".join(str(f) for f in intake.format_labels()).lower()
+            excluded.append(
+                gettext("%(name)s: does not offer %(formats)s") % {"name": name, "formats": formats}
+            )
             continue
         wanted = intake.language.strip().casefold()
         if wanted and wanted not in {lang.casefold() for lang in profile.languages}:
-            excluded.append(f"{name}: does not work in {intake.language}")
+            excluded.append(
+                gettext("%(name)s: does not work in %(language)s")
+                % {"name": name, "language": intake.language}
+            )
             continue
         eligible.append(t)
     return eligible, excluded
@@ -117,7 +129,7 @@ def outcomes_frame(clinic_id: int) -> list[tuple[str, str, bool, date]]:
 def build(rematch: RematchRequest, intake: Intake | None, therapists: list[Any]) -> ShortlistView:
     view = ShortlistView()
     if intake is None or not intake.problem_areas:
-        view.reason = (
+        view.reason = gettext(
             "The client has no intake with a problem area, so there is nothing to match on."
         )
         return view
@@ -126,14 +138,14 @@ def build(rematch: RematchRequest, intake: Intake | None, therapists: list[Any])
     try:
         from bordin.measures import matching
     except ImportError:  # pragma: no cover - the module ships with Bordin
-        view.reason = "Matching is not available in this installation."
+        view.reason = gettext("Matching is not available in this installation.")
         return view
     import polars as pl
 
     eligible, view.excluded = _eligible(intake, therapists)
     rows = outcomes_frame(rematch.clinic_id)
     if not rows:
-        view.reason = (
+        view.reason = gettext(
             "The clinic has no finished episodes with an intake and outcome scores yet, so there "
             "is no track record to go on. Allocate as usual."
         )
@@ -146,12 +158,12 @@ def build(rematch: RematchRequest, intake: Intake | None, therapists: list[Any])
             matching.PERIOD_COLUMN: [r[3] for r in rows],
         }
     )
-    _, _, result = matching.match(
+    _, validation, result = matching.match(
         frame, problem_area=area, eligible_therapists=[str(t.pk) for t in eligible]
     )
     names = {str(t.pk): t.get_full_name() or t.get_username() for t in eligible}
     view.available = result.available
-    view.reason = result.reason.replace(f"'{area}'", f"'{view.problem_area}'")
+    view.reason = reason_text(result, validation, view.problem_area)
     view.rows = [
         Row(
             names.get(c.therapist_id, c.therapist_id),
@@ -165,3 +177,157 @@ def build(rematch: RematchRequest, intake: Intake | None, therapists: list[Any])
     ]
     view.ranked_ids = [c.therapist_id for c in result.candidates] if result.available else []
     return view
+
+
+def _number(value: float) -> str:
+    return str(number_format(value, decimal_pos=2))
+
+
+def _p_text(p: float) -> str:
+    """``p < 0.001``, or ``p = 0.012``, in the page's number format."""
+    if p < 0.001:
+        return "p < " + str(number_format(0.001, decimal_pos=3))
+    return "p = " + str(number_format(p, decimal_pos=3))
+
+
+def validation_text(validation: Validation) -> str:
+    """The held-out check's outcome in the page's language (``Validation.code``)."""
+    figures = {"earlier": validation.n_earlier, "later": validation.n_later}
+    code = validation.code
+    if code in ("no_dates", "same_end"):
+        return {
+            "no_dates": gettext(
+                "The data have no episode end dates, so there is no way to check that rankings "
+                "from earlier clients predict later clients' results. No ranked list is offered."
+            ),
+            "same_end": gettext(
+                "All episodes ended at the same time, so there is no way to check that rankings "
+                "from earlier clients predict later clients' results. No ranked list is offered."
+            ),
+        }[code]
+    if code == "too_few_cells":
+        return gettext(
+            "Too few therapists saw clients in both the earlier and the later period to check "
+            "that rankings predict later results. No ranked list is offered."
+        )
+    if code == "no_separation":
+        return (
+            gettext(
+                "Checked on the clinic's own data: therapists were ranked on the %(earlier)s "
+                "earlier episodes and compared with the %(later)s later ones, but the earlier "
+                "rankings did not separate the therapists. No ranked list is offered."
+            )
+            % figures
+        )
+    r = _number(validation.correlation or 0.0)
+    p = validation.p_value if validation.p_value is not None else 1.0
+    if code == "passed":
+        return gettext(
+            "Checked on the clinic's own data: therapists were ranked on the %(earlier)s earlier "
+            "episodes and compared with the %(later)s later ones; the earlier ranking predicted "
+            "later clients' results (correlation %(r)s, %(p)s)."
+        ) % {**figures, "r": r, "p": _p_text(p)}
+    if code == "not_predictive":
+        return gettext(
+            "Checked on the clinic's own data: therapists were ranked on the %(earlier)s earlier "
+            "episodes and compared with the %(later)s later ones; the earlier ranking did not "
+            "reliably predict later clients' results (correlation %(r)s, p = %(p)s; p below "
+            "%(alpha)s is needed). Therapists' results here may differ by chance, so no ranked "
+            "list is offered."
+        ) % {**figures, "r": r, "p": _number(p), "alpha": _number(validation.alpha)}
+    return validation.reason  # an outcome this page does not know yet: the English text
+
+
+def reason_text(result: Shortlist, validation: Validation, area: str) -> str:
+    """Why the shortlist is ranked or not, in the page's language (``Shortlist.code``).
+
+    ``area`` is the problem area's label as the page shows it. An outcome without a known code
+    falls back to the English ``reason`` of :mod:`bordin.measures.matching`.
+    """
+    params = result.params
+    n_ranked = int(params.get("n_ranked", 0))
+    needed = int(params.get("needed", params.get("min_therapist_clients", 0)))
+    code = result.code
+    if code == "too_few_total":
+        n = int(params["n"])
+        return ngettext(
+            "The service has %(n)s finished episode with an outcome; matching needs at least "
+            "%(needed)s before it can say anything useful. Allocate as usual.",
+            "The service has %(n)s finished episodes with an outcome; matching needs at least "
+            "%(needed)s before it can say anything useful. Allocate as usual.",
+            n,
+        ) % {"n": n, "needed": needed}
+    if code == "too_few_area":
+        n = int(params["n"])
+        return ngettext(
+            "Only %(n)s finished episode in '%(area)s' so far; at least %(needed)s are needed "
+            "to compare therapists in this area. Allocate as usual.",
+            "Only %(n)s finished episodes in '%(area)s' so far; at least %(needed)s are needed "
+            "to compare therapists in this area. Allocate as usual.",
+            n,
+        ) % {"n": n, "area": area, "needed": needed}
+    if code == "none_ready":
+        n = int(params["n_eligible"])
+        return ngettext(
+            "The %(n)s eligible therapist does not have at least %(needed)s finished episodes "
+            "in '%(area)s', so there is no track record to go on. Allocate as usual.",
+            "None of the %(n)s eligible therapists has at least %(needed)s finished episodes "
+            "in '%(area)s', so there is no track record to go on. Allocate as usual.",
+            n,
+        ) % {"n": n, "area": area, "needed": needed}
+    if code == "one_ready":
+        why = gettext(
+            "Only one eligible therapist has at least %(needed)s finished episodes in "
+            "'%(area)s', so there is nothing to compare."
+        ) % {"needed": needed, "area": area}
+    elif code == "not_validated":
+        why = (
+            validation_text(validation)
+            + " "
+            + gettext(
+                "The %(n)s eligible therapists with enough data are listed unranked, "
+                "alphabetically; any of them is a reasonable choice."
+            )
+            % {"n": n_ranked}
+        )
+    elif code == "overlap":
+        why = gettext(
+            "The results of the %(n)s eligible therapists in '%(area)s' overlap too much to rank "
+            "them: the strongest is ahead of the middle one with probability %(p)s (at least "
+            "%(needed_p)s is needed). They are listed unranked, alphabetically; any of them is a "
+            "reasonable choice."
+        ) % {
+            "n": n_ranked,
+            "area": area,
+            "p": _number(params["p_best"]),
+            "needed_p": _number(params["needed_p"]),
+        }
+    elif code == "ranked":
+        why = (
+            gettext(
+                "Ranked by reliable improvement in '%(area)s' (%(n)s finished episodes in the "
+                "service). The first-ranked therapist does better than the middle eligible "
+                "therapist with probability %(p)s."
+            )
+            % {"area": area, "n": int(params["n_area"]), "p": _number(params["p_best"])}
+            + " "
+            + validation_text(validation)
+            + " "
+            + gettext(
+                "Intervals show the uncertainty; this is a starting point for a conversation, "
+                "and the client chooses."
+            )
+        )
+    else:
+        return result.reason
+    if result.waiting:
+        why += " " + ngettext(
+            "%(n)s eligible therapist has fewer than %(needed)s finished episodes in this area "
+            "and is not ranked; that says nothing about their skill, only that there is not "
+            "enough data yet.",
+            "%(n)s eligible therapists have fewer than %(needed)s finished episodes in this area "
+            "and are not ranked; that says nothing about their skill, only that there is not "
+            "enough data yet.",
+            result.waiting,
+        ) % {"n": result.waiting, "needed": int(params["min_therapist_clients"])}
+    return why
