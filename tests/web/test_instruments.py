@@ -97,6 +97,19 @@ def test_bad_upload_stores_nothing_and_says_why(
     assert stored() == before
 
 
+def test_import_problems_are_in_the_admins_language(login: Any, admin: Any) -> None:
+    """Issue 14: the problems the page knows are translated; others are shown as written."""
+    from bordin.web.clinic.models import StaffProfile
+    from bordin.web.instruments.problems import translate
+
+    StaffProfile.objects.filter(user=admin).update(language="es")
+    doc = {"resourceType": "Questionnaire", "item": [{"type": "display"}, {"type": "display"}]}
+    page = upload(login(admin), json.dumps(doc).encode()).content.decode()
+    assert "ítem 1: no tiene linkId" in page and "ítem 2: no tiene linkId" in page
+    assert "has no linkId" not in page
+    assert translate("item 'q1': something new") == "item 'q1': something new"
+
+
 @pytest.mark.parametrize("role", ["owner", "researcher", "supervisor"])
 def test_only_the_clinic_admin_manages_instruments(
     login: Any, role: str, request: pytest.FixtureRequest

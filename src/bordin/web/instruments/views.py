@@ -17,6 +17,7 @@ from bordin.web.clinic.models import StaffProfile
 from bordin.web.delivery.services import plan_instrument
 from bordin.web.instruments.forms import EntryForm, UploadForm
 from bordin.web.instruments.models import ClinicInstrument
+from bordin.web.instruments.problems import translate as translate_problem
 from bordin.web.instruments.services import import_questionnaire
 
 #: Roles that manage the clinic's instruments.
@@ -74,7 +75,8 @@ def instrument_list(request: HttpRequest) -> HttpResponse:
                 detail=f"imported {result.entry.code} v{result.entry.instrument.version}",
             )
     except QuestionnaireError as exc:
-        return _page(request, profile, form, exc.problems, status=400)
+        problems = [translate_problem(p) for p in exc.problems]
+        return _page(request, profile, form, problems, status=400)
     names = {
         "name": result.imported.definition.name,
         "version": result.entry.instrument.version,
