@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bordin.web.audit.models import AuditEvent
-from bordin.web.clinic.models import Client
+from bordin.web.clinic.models import Client, StaffProfile
 from tests.web.conftest import make_staff
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +48,14 @@ def test_demo_clinic_admin_sees_the_report(client: Any, demo: Any) -> None:
     pdf = client.get("/outcomes/report.pdf")
     assert pdf.status_code == 200
     assert pdf.content.startswith(b"%PDF")
+    # Issue 14: the report's fixed texts (table headings, chart labels) follow the staff
+    # member's language; the sections' own texts are still English (docs/translating.md).
+    assert "<th>Method</th>" in page
+    StaffProfile.objects.filter(user=admin).update(language="es")
+    client.force_login(admin)  # the language is taken at log-in
+    page = client.get("/outcomes/").content.decode()
+    assert "<th>Método</th>" in page and "<th>Method</th>" not in page
+    assert client.get("/outcomes/report.pdf").content.startswith(b"%PDF")
 
 
 def test_researcher_sees_it_and_a_therapist_does_not(client: Any, demo: Any) -> None:

@@ -8,6 +8,7 @@ prints on A4. :func:`write_pdf` renders the same HTML with WeasyPrint.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 from importlib import resources
@@ -22,6 +23,16 @@ INK = "#1f4e79"
 REF = "#a15c00"
 GRID = "#c9d1da"
 WIDTH = 640
+
+#: Turns one of this module's fixed English texts into the reader's language. The default keeps
+#: English (the CLI); the web app passes Django's ``gettext`` and marks the texts
+#: (:data:`bordin.web.clinic.outcomes.REPORT_TEXTS`). Texts with ``%(name)s`` placeholders are
+#: filled after translation.
+Translate = Callable[[str], str]
+
+
+def _english(text: str) -> str:
+    return text
 
 
 def _version() -> str:
@@ -72,7 +83,7 @@ def _finite(*xs: float) -> list[float]:
     return [x for x in xs if x is not None and math.isfinite(x)]
 
 
-def chart_effect(c: dict[str, Any]) -> str:
+def chart_effect(c: dict[str, Any], tr: Translate = _english) -> str:
     vals = _finite(c["d"], c["low"], c["high"], *[r["value"] for r in c["refs"]], 0.0)
     ax = _Axis(min(0.0, min(vals)), max(1.2, max(vals) + 0.1))
     h = 70 + 16 * len(c["refs"])
@@ -83,7 +94,7 @@ def chart_effect(c: dict[str, Any]) -> str:
         f'stroke="{INK}" stroke-width="3"/>'
     )
     body.append(f'<circle cx="{ax.x(c["d"]):.1f}" cy="{y}" r="6" fill="{INK}"/>')
-    body.append(_t(10, y + 4, f"this service d = {c['d']:.2f}", fill=INK))
+    body.append(_t(10, y + 4, tr("this service d = %(d)s") % {"d": f"{c['d']:.2f}"}, fill=INK))
     for i, ref in enumerate(c["refs"]):
         x = ax.x(ref["value"])
         body.append(
@@ -91,12 +102,19 @@ def chart_effect(c: dict[str, Any]) -> str:
             'stroke-dasharray="4 3"/>'
         )
         body.append(
-            _t(10, 58 + 16 * i, f"{ref['label']} benchmark {ref['value']:.2f}", fill=REF, size=10)
+            _t(
+                10,
+                58 + 16 * i,
+                tr("%(label)s benchmark %(value)s")
+                % {"label": ref["label"], "value": f"{ref['value']:.2f}"},
+                fill=REF,
+                size=10,
+            )
         )
     return _svg(h, "".join(body), c["title"])
 
 
-def chart_categories(c: dict[str, Any]) -> str:
+def chart_categories(c: dict[str, Any], tr: Translate = _english) -> str:
     colours = {
         "recovered": "#1f6f3f",
         "improved": "#6aa84f",
@@ -114,12 +132,12 @@ def chart_categories(c: dict[str, Any]) -> str:
     x = 10.0
     for name, k in c["counts"].items():
         body.append(f'<rect x="{x:.0f}" y="46" width="10" height="10" fill="{colours[name]}"/>')
-        body.append(_t(x + 14, 55, f"{name} {100 * k / total:.0f}%", size=11))
+        body.append(_t(x + 14, 55, f"{tr(name)} {100 * k / total:.0f}%", size=11))
         x += 150
     return _svg(66, "".join(body), c["title"])
 
 
-def chart_rates(c: dict[str, Any]) -> str:
+def chart_rates(c: dict[str, Any], tr: Translate = _english) -> str:
     ax = _Axis(0.0, 1.0, left=170)
     h = 40 + 34 * len(c["bars"])
     body = [ax.ticks(10, h - 25, "{:.0%}")]
@@ -143,7 +161,7 @@ def chart_rates(c: dict[str, Any]) -> str:
         _t(
             ax.left,
             h - 2,
-            "bar: this service (line: 95% CI) · orange mark: national reference",
+            tr("bar: this service (line: 95% CI) · orange mark: national reference"),
             size=10,
             fill=REF,
         )
@@ -151,7 +169,7 @@ def chart_rates(c: dict[str, Any]) -> str:
     return _svg(h, "".join(body), c["title"])
 
 
-def chart_caterpillar(c: dict[str, Any]) -> str:
+def chart_caterpillar(c: dict[str, Any], tr: Translate = _english) -> str:
     est = c["estimates"]
     lo = min(e["low"] for e in est)
     hi = max(e["high"] for e in est)
@@ -172,12 +190,12 @@ def chart_caterpillar(c: dict[str, Any]) -> str:
             f'<circle cx="{ax.x(e["estimate"]):.1f}" cy="{y:.1f}" '
             f'r="{max(1.2, step / 3):.1f}" fill="{INK}"/>'
         )
-    body.append(_t(10, 20, "better", size=10))
-    body.append(_t(10, h - 30, "worse", size=10))
+    body.append(_t(10, 20, tr("better"), size=10))
+    body.append(_t(10, h - 30, tr("worse"), size=10))
     return _svg(h, "".join(body), c["title"])
 
 
-def chart_coefficients(c: dict[str, Any]) -> str:
+def chart_coefficients(c: dict[str, Any], tr: Translate = _english) -> str:
     vals = _finite(*[v for i in c["items"] for v in (i["low"], i["high"])], 0.0)
     span = max(abs(min(vals)), abs(max(vals)), 0.1) * 1.1
     ax = _Axis(-span, span)
@@ -196,7 +214,7 @@ def chart_coefficients(c: dict[str, Any]) -> str:
     return _svg(h, "".join(body), c["title"])
 
 
-def chart_strip(c: dict[str, Any]) -> str:
+def chart_strip(c: dict[str, Any], tr: Translate = _english) -> str:
     ax = _Axis(0.0, 1.0, left=20)
     body = [ax.ticks(10, 40, "{:.0%}")]
     for v in c["values"]:
@@ -214,8 +232,13 @@ CHARTS = {
 }
 
 
-def render_section(s: Section) -> str:
-    """One section as HTML (every value escaped); used by the page and the web app."""
+def render_section(s: Section, translate: Translate = _english) -> str:
+    """One section as HTML (every value escaped); used by the page and the web app.
+
+    ``translate`` words the fixed texts (table headings, chart labels); the section's own
+    title, intro, rows and notes come from :mod:`bordin.measures.report` as written.
+    """
+    tr = translate
     out = [
         f'<section id="{escape(s.key)}" data-section="{escape(s.key)}">',
         f"<h2>{escape(s.title)}</h2>",
@@ -225,12 +248,16 @@ def render_section(s: Section) -> str:
     for chart in s.charts:
         out.append(
             f"<figure><figcaption>{escape(chart['title'])}</figcaption>"
-            f"{CHARTS[chart['kind']](chart)}</figure>"
+            f"{CHARTS[chart['kind']](chart, tr)}</figure>"
         )
     if s.rows:
         out.append(
-            "<table><thead><tr><th>What</th><th>Result</th><th>95% CI</th><th>n</th>"
-            "<th>Method</th><th>Source</th></tr></thead><tbody>"
+            "<table><thead><tr>"
+            + "".join(
+                f"<th>{escape(tr(h))}</th>"
+                for h in ("What", "Result", "95% CI", "n", "Method", "Source")
+            )
+            + "</tr></thead><tbody>"
         )
         for r in s.rows:
             out.append(
@@ -246,16 +273,24 @@ def render_section(s: Section) -> str:
     return "\n".join(out)
 
 
-def render(report: Report, *, generated: datetime | None = None) -> str:
-    """The report as one HTML document (string)."""
+def render(
+    report: Report, *, generated: datetime | None = None, translate: Translate = _english
+) -> str:
+    """The report as one HTML document (string); ``translate`` as in :func:`render_section`."""
     template = Template(
         resources.files("bordin.measures").joinpath("data/report.html").read_text("utf-8")
     )
     when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     interim = (
-        '<p class="interim" data-interim="true"><strong>Interim results.</strong> No course in '
-        "these data has a recorded ending, so outcome figures include clients still in "
-        "treatment.</p>"
+        f'<p class="interim" data-interim="true"><strong>{escape(translate("Interim results."))}'
+        "</strong> "
+        + escape(
+            translate(
+                "No course in these data has a recorded ending, so outcome figures include "
+                "clients still in treatment."
+            )
+        )
+        + "</p>"
         if report.interim
         else ""
     )
@@ -264,7 +299,7 @@ def render(report: Report, *, generated: datetime | None = None) -> str:
         for i, (key, cite) in enumerate(report.references(), start=1)
     )
     sources = (
-        '<section id="sources" data-section="sources"><h2>Sources</h2>'
+        f'<section id="sources" data-section="sources"><h2>{escape(translate("Sources"))}</h2>'
         f'<ol class="refs">{refs}</ol></section>'
     )
     toc = "".join(
@@ -277,7 +312,7 @@ def render(report: Report, *, generated: datetime | None = None) -> str:
         generated=when,
         interim=interim,
         toc=toc,
-        body="\n".join([*(render_section(s) for s in report.sections), sources]),
+        body="\n".join([*(render_section(s, translate) for s in report.sections), sources]),
     )
 
 
