@@ -45,7 +45,8 @@ def _codes(value: str, empty: str, clinic_id: int, followup: bool = False) -> li
     imported = dict(
         ClinicInstrument.objects.filter(clinic_id=clinic_id).values_list("code", "may_use")
     )
-    usable = {u.code for u in usable_instruments(clinic_id)}
+    # The codes of usable_instruments(), from the row already read (no definitions parsed).
+    usable = set(analysis.registry()) | {code for code, may_use in imported.items() if may_use}
     not_licensed = [c for c in codes if c not in usable and c in imported]
     if not_licensed:
         raise forms.ValidationError(
