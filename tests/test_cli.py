@@ -460,11 +460,19 @@ def test_formula_cells_are_neutralised_in_every_csv(tmp_path: Path) -> None:
     assert change.get_column("change").to_list() == [-17.0] * 4, "numbers stay numbers"
 
 
+PARTITIONED = [
+    pytest.param(["--memory-limit", "1M"], id="one-process"),
+    pytest.param(["--workers", "2"], id="two-processes"),
+    pytest.param(["--workers", "2", "--memory-limit", "1M"], id="two-processes-many-parts"),
+]
+
+
+@pytest.mark.parametrize("how", PARTITIONED)
 def test_partitioned_run_gives_the_same_files_byte_for_byte(
-    synthetic: Path, analysed: Path, tmp_path: Path
+    synthetic: Path, analysed: Path, tmp_path: Path, how: list[str]
 ) -> None:
     out = tmp_path / "parts"
-    done = run("analyze", synthetic, "--out", out, "--memory-limit", "1M")
+    done = run("analyze", synthetic, "--out", out, *how)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in analysed.iterdir())
     for name in SCHEMAS:
@@ -474,8 +482,9 @@ def test_partitioned_run_gives_the_same_files_byte_for_byte(
     )
 
 
+@pytest.mark.parametrize("how", PARTITIONED)
 def test_partitioned_run_reports_rows_by_their_number_in_the_file(
-    synthetic: Path, tmp_path: Path
+    synthetic: Path, tmp_path: Path, how: list[str]
 ) -> None:
     frame = pl.read_parquet(synthetic)
     bad_row = frame.height - 3
@@ -487,11 +496,43 @@ def test_partitioned_run_reports_rows_by_their_number_in_the_file(
     )
     path = tmp_path / "bad.parquet"
     frame.write_parquet(path)
-    done = run("analyze", path, "--out", tmp_path / "out", "--memory-limit", "1M")
+    done = run("analyze", path, "--out", tmp_path / "out", *how)
     assert done.returncode == 2
     assert f"row {bad_row + 1}: score 99 is outside" in done.stderr
+    assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out*")), "staging removed"
+
+
+def test_worker_processes_report_the_first_partition_that_fails(
+    synthetic: Path, tmp_path: Path
+) -> None:
+    frame = pl.read_parquet(synthetic)
+    bad = {10, frame.height - 3}  # one in the first partition, one in the last
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()).is_in(list(bad)))
+        .then(pl.lit(99.0))
+        .otherwise(pl.col("score"))
+        .alias("score")
+    )
+    path = tmp_path / "bad.parquet"
+    frame.write_parquet(path)
+    done = run("analyze", path, "--out", tmp_path / "out", "--workers", "2", "--memory-limit", "1M")
+    assert done.returncode == 2
+    assert "row 11: score 99 is outside" in done.stderr
+    assert f"row {frame.height - 2}:" not in done.stderr, "as a part-by-part run reports it"
+    assert "Traceback" not in done.stderr
+
+
+def test_worker_processes_write_the_same_parquet_tables(synthetic: Path, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run("analyze", synthetic, "--out", one, "--format", "parquet").returncode == 0
+    done = run("analyze", synthetic, "--out", two, "--format", "parquet", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    for name in SCHEMAS:
+        assert pl.read_parquet(two / f"{name}.parquet").equals(
+            pl.read_parquet(one / f"{name}.parquet")
+        ), name
 
 
 @pytest.mark.parametrize(
@@ -501,6 +542,7 @@ def test_partitioned_run_reports_rows_by_their_number_in_the_file(
         (["--memory-limit", "-1G"], "must be a positive size"),
         (["--engine", "hadoop"], "--engine must be local or spark"),
         (["--format", "xlsx"], "--format must be csv or parquet"),
+        (["--workers", "0"], "--workers must be 1 or more"),
     ],
 )
 def test_bad_engine_options_exit_2(

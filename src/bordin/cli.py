@@ -145,6 +145,14 @@ def analyze(
             "growth (mixed-effects growth model; needs 200+ reference clients, else ols).",
         ),
     ] = "ols",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Processes for the local engine (default: every CPU for inputs of 2 million "
+            "rows or more, else 1).",
+        ),
+    ] = None,
 ) -> None:
     """Analyse a long-format data set and write the results to --out."""
     from bordin.measures.batch import OutputError
@@ -160,6 +168,8 @@ def analyze(
         raise fail(f"--format must be csv or parquet, got '{out_format}'")
     if trajectory_model not in ("ols", "growth"):
         raise fail(f"--trajectory-model must be ols or growth, got '{trajectory_model}'")
+    if workers is not None and workers < 1:
+        raise fail(f"--workers must be 1 or more, got {workers}")
     try:
         limit = parse_size(memory_limit) if memory_limit else None
     except ValueError as exc:
@@ -185,6 +195,7 @@ def analyze(
                 out_format=out_format,
                 step=step,
                 trajectory_model=trajectory_model,
+                workers=workers,
             )
         except (InputError, OutputError) as exc:
             raise fail(str(exc)) from None

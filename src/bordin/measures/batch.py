@@ -569,41 +569,49 @@ def analyze(
     return Results(tables=tables, summary=summarise(the_plan, stats, counts, source=source))
 
 
+def measure_runs(table: pl.DataFrame) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Each measure's rows of ``table`` (sorted by measure) as a slice of it, not a copy."""
+    start = 0
+    if table.height:
+        for n, code in table.get_column("measure").rle().struct.unnest().iter_rows():
+            yield str(code), table.slice(start, n)
+            start += n
+
+
 def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
     """The counts of each output table the summary reports (additive over partitions).
 
-    Aggregations only (no per-measure copies of the tables, which can be large).
+    The tables are sorted by measure, then client: each measure is one run of rows, and a
+    client's rows within it are consecutive, so distinct clients are counted as changes of
+    ``client_id`` along the run (no grouping, no copies of the tables, which can be large).
     """
     counts: dict[str, int] = {}
 
-    def add(name: str, column: str) -> None:
-        table = tables[name]
-        if not table.height:
-            return
-        # Runs of one measure (the tables are sorted by measure), each counted on its own.
-        start = 0
-        for n, code in table.get_column("measure").rle().struct.unnest().iter_rows():
-            key = f"{name}/{code}"
-            counts[key] = counts.get(key, 0) + int(n)
-            run = table.get_column(column).slice(start, n).value_counts()
-            for value, k in run.iter_rows():
-                counts[f"{key}/{value}"] = counts.get(f"{key}/{value}", 0) + int(k)
-            start += n
+    def add(key: str, n: int) -> None:
+        counts[key] = counts.get(key, 0) + n
 
-    add("change", "category")
-    add("trajectories", "status")
-    add("ruptures", "status")
-    add("sudden_changes", "kind")
-    for name, column, which in (
-        ("sudden_changes", "gain_clients", pl.col("kind") == "gain"),
-        ("ruptures", "clients", pl.lit(True)),
-        ("trajectories", "clients", pl.lit(True)),
-        ("trajectories", "flagged_clients", pl.col("status") == trajectories.NOT_ON_TRACK),
+    def clients(ids: pl.Series) -> int:
+        return int(ids.ne_missing(ids.shift(1)).sum()) if ids.len() else 0
+
+    for name, column in (
+        ("change", "category"),
+        ("trajectories", "status"),
+        ("ruptures", "status"),
+        ("sudden_changes", "kind"),
     ):
-        if tables[name].height:
-            per = tables[name].filter(which).group_by("measure").agg(pl.col("client_id").n_unique())
-            for code, n in per.iter_rows():
-                counts[f"{name}/{code}/{column}"] = int(n)
+        for code, run in measure_runs(tables[name]):
+            key = f"{name}/{code}"
+            add(key, run.height)
+            for value, k in run.get_column(column).value_counts().iter_rows():
+                add(f"{key}/{value}", int(k))
+            ids = run.get_column("client_id")
+            if name == "sudden_changes":
+                add(f"{key}/gain_clients", clients(ids.filter(run.get_column("kind") == "gain")))
+            elif name != "change":
+                add(f"{key}/clients", clients(ids))
+            if name == "trajectories":
+                flagged = run.get_column("status") == trajectories.NOT_ON_TRACK
+                add(f"{key}/flagged_clients", clients(ids.filter(flagged)))
     outcomes = tables.get("outcomes")
     if outcomes is not None and outcomes.height:
         counts["outcomes"] = outcomes.height

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from bordin.measures import batch, stream
+from bordin.measures import batch, parallel, stream
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import InputError, check_long, merged_ids, read_long, read_table
 
@@ -63,8 +63,14 @@ def run(
     out_format: str = "csv",
     step: batch.Step | None = None,
     trajectory_model: str = "ols",
+    workers: int | None = None,
 ) -> Outcome:
-    """Analyse ``path`` into ``out`` (replaced as a whole); raises InputError or OutputError."""
+    """Analyse ``path`` into ``out`` (replaced as a whole); raises InputError or OutputError.
+
+    ``workers`` processes share the partitions of clients (:mod:`bordin.measures.parallel`);
+    by default every CPU this process may use, for inputs of
+    :data:`~bordin.measures.parallel.MIN_PARALLEL_ROWS` rows or more, else one.
+    """
     tell = step or (lambda _label: None)
     ref = read_long(reference, measures) if reference is not None else None
     ref_source = str(reference) if reference is not None else None
@@ -93,7 +99,27 @@ def run(
             names = sorted(p.name for p in tmp.iterdir())
         return Outcome(summary, [out / n for n in names], merged)
     limit = memory_limit or stream.auto_memory_limit()
-    partitions = stream.partitions_for(estimated_rows(path), limit)
+    rows = estimated_rows(path)
+    if workers is None:
+        workers = parallel.cpu_workers() if rows >= parallel.MIN_PARALLEL_ROWS else 1
+    if workers > 1:
+        parts = parallel.partitions_for(rows, limit, workers)
+        with batch.staged_output(out) as tmp:
+            summary, merged = parallel.analyze_parallel(
+                path,
+                measures,
+                out=tmp,
+                partitions=parts,
+                workers=workers,
+                reference=ref,
+                reference_source=ref_source,
+                out_format=out_format,
+                step=tell,
+                trajectory_model=trajectory_model,
+            )
+            names = sorted(p.name for p in tmp.iterdir())
+        return Outcome(summary, [out / n for n in names], merged, parts)
+    partitions = stream.partitions_for(rows, limit)
     if partitions > 1:
         with batch.staged_output(out) as tmp:
             summary, merged = stream.analyze_partitioned(

@@ -219,12 +219,8 @@ def analyze_partitioned(
         names = list(tables)
         for name, table in tables.items():
             # One file per measure: the whole output is sorted by measure, then client.
-            by_measure = (
-                table.partition_by("measure", as_dict=True)
-                if "measure" in table.columns
-                else {("",): table}
-            )
-            for (code,), rows in by_measure.items():
+            runs = batch.measure_runs(table) if "measure" in table.columns else iter([("", table)])
+            for code, rows in runs:
                 if rows.height:
                     rows.write_parquet(work / f"{name}-{code}-{p:05d}.parquet")
 

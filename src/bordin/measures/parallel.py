@@ -1,0 +1,344 @@
+"""``bordin analyze`` on every core of this machine: partitions of clients in worker processes.
+
+The same two passes as :mod:`bordin.measures.stream`, with the partitions shared out among
+``W`` worker processes (started with ``spawn``: Polars' thread pool does not survive ``fork``).
+Worker ``w`` takes partitions ``w, w + W, w + 2W ...``:
+
+1. First pass, in the workers: read the partition's rows with a filter on a range of client ids,
+   check them, count what the summary needs and save what the trajectory fit reads. A worker
+   with one partition keeps its rows in memory for the second pass; one with several spills
+   them to a Parquet part file.
+2. The parent fits the trajectory models once, on the whole data's fit inputs
+   (:func:`bordin.measures.batch.plan_from_parts`), and sends the plan to every worker.
+3. Second pass, in the workers: each partition analysed on its own
+   (:func:`bordin.measures.batch.analyze_rows`) and its tables written as one part file per
+   table and measure (CSV rows without the header, or Parquet). The parent then joins the part
+   files in order, measure by measure and partition by partition, behind one header line.
+
+Partitions are consecutive ranges of sorted client ids, so the joined files are byte for byte
+those of the in-memory engine (tested). When a partition's rows fail the checks, the error of
+the lowest such partition is reported, as a partition-by-partition run would report it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import traceback
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from bordin.measures import batch, stream
+from bordin.measures.csvsafe import neutralise_formulas
+from bordin.measures.instruments import Instrument
+from bordin.measures.longdata import InputError, check_long, merged_ids, ragged_row
+
+#: Inputs with fewer rows than this are analysed in one process (starting workers costs more).
+MIN_PARALLEL_ROWS = 2_000_000
+
+
+def cpu_workers() -> int:
+    """The CPUs this process may run on (its affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def partitions_for(rows: int, limit: int, workers: int) -> int:
+    """Partitions for ``workers`` processes that each hold one partition at a time, so that
+    all of them together stay under ``limit`` bytes; a multiple of ``workers``.
+
+    >>> partitions_for(33_000_000, 4 * 1024**3, 2), partitions_for(33_000_000, 1024**3, 2)
+    (2, 8)
+    """
+    each = math.ceil(rows * stream.BYTES_PER_ROW * workers / limit)
+    return workers * max(1, math.ceil(each / workers))
+
+
+def _cuts(lazy: pl.LazyFrame, partitions: int) -> list[Any]:
+    """The client ids (as compared) at which partitions start, the first one excepted."""
+    key = stream._id_expr(lazy.collect_schema())
+    ids = lazy.select(key.alias("k")).unique().drop_nulls().sort("k").collect().get_column("k")
+    n = ids.len()
+    bounds = sorted({int(p * n // partitions) for p in range(1, partitions)} - {0, n})
+    return [ids[i] for i in bounds]
+
+
+def _filter(key: pl.Expr, cuts: list[Any], p: int) -> pl.Expr:
+    """Rows of partition ``p``: client ids from ``cuts[p - 1]`` up to ``cuts[p]`` (excluded);
+    the first partition also takes rows without an id (the checks report them)."""
+    cond = pl.lit(True)
+    if p > 0:
+        cond = cond & (key >= cuts[p - 1])
+    if p < len(cuts):
+        cond = cond & (key < cuts[p])
+    if p == 0:
+        cond = cond | key.is_null()
+    return cond
+
+
+def _worker(
+    conn: Connection,
+    path: str,
+    measures: Mapping[str, Instrument],
+    cuts: list[Any],
+    mine: list[int],
+    work: str,
+    out_format: str,
+) -> None:
+    """One worker process: pass 1 over its partitions, then pass 2 once the plan arrives.
+
+    Every message to the parent is ``(kind, partition, payload)``; an error ends the worker.
+    """
+    folder = Path(work)
+    source = path
+    keep: dict[int, batch.RowArrays] = {}
+    p = mine[0] if mine else -1
+    try:
+        lazy = stream.scan(Path(path)).with_row_index("_row")
+        key = stream._id_expr(lazy.collect_schema())
+        outcome_codes = [c for c, inst in measures.items() if inst.role == "outcome"]
+        for p in mine:
+            try:
+                raw = lazy.filter(_filter(key, cuts, p)).collect()
+            except pl.exceptions.PolarsError as exc:
+                is_csv = Path(path).suffix.lower() in (".csv", ".txt")
+                hint = ragged_row(Path(path)) if is_csv else None
+                first = str(exc).strip().splitlines()[0]
+                raise InputError(f"{source}: " + (hint or f"cannot be read ({first})")) from None
+            merged = merged_ids(raw)
+            typed = check_long(raw, measures, source=source)
+            del raw
+            arrays = batch.row_arrays(typed)
+            fitted: dict[str, int] = {}
+            for code in outcome_codes:
+                if code in arrays.codes:
+                    session, y1, score, n_clients = batch.fit_inputs_of_rows(arrays, code)
+                    np.save(folder / f"fit-{code}-{p:05d}-session.npy", session)
+                    np.save(folder / f"fit-{code}-{p:05d}-y1.npy", y1)
+                    np.save(folder / f"fit-{code}-{p:05d}-score.npy", score)
+                    fitted[code] = n_clients
+            conn.send(("checked", p, (batch.stats_of_rows(arrays), merged, fitted)))
+            if len(mine) == 1:
+                keep[p] = arrays
+            else:
+                typed.write_parquet(folder / f"input-{p:05d}.parquet")
+            del typed, arrays
+        plan = conn.recv()
+        if plan is None:  # the parent stops the run (another partition failed)
+            return
+        for p in mine:
+            if p in keep:
+                arrays = keep.pop(p)
+            else:
+                part_file = folder / f"input-{p:05d}.parquet"
+                arrays = batch.row_arrays(pl.read_parquet(part_file))
+                part_file.unlink()
+            tables = batch.analyze_rows(arrays, plan)
+            del arrays
+            counts = batch.table_counts(tables)
+            for name, table in tables.items():
+                _write_parts(table, folder, name, p, out_format)
+            conn.send(("analysed", p, (counts, list(tables))))
+            del tables
+    except BaseException as exc:  # every failure goes back to the parent
+        try:
+            conn.send(("error", p, exc))
+        except Exception:  # an exception that cannot be pickled
+            conn.send(("error", p, RuntimeError(traceback.format_exc())))
+    finally:
+        conn.close()
+
+
+def _write_parts(table: pl.DataFrame, folder: Path, name: str, p: int, out_format: str) -> None:
+    """One part file per measure (the outputs are sorted by measure, then client): slices of
+    ``table``, not copies."""
+    runs = batch.measure_runs(table) if "measure" in table.columns else iter([("", table)])
+    for code, rows in runs:
+        if not rows.height:
+            continue
+        target = folder / f"{name}-{code}-{p:05d}.{out_format}"
+        if out_format == "parquet":
+            rows.write_parquet(target)
+        else:
+            neutralise_formulas(rows, skip=batch.OWN_WORDS).write_csv(target, include_header=False)
+
+
+def _join_csv(parts: list[Path], header: str, target: Path) -> None:
+    """``header`` then each part file's bytes, in order, into ``target``."""
+    with target.open("wb") as out:
+        out.write(header.encode("utf-8"))
+        for part in parts:
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 24)
+            part.unlink()
+
+
+def analyze_parallel(
+    path: Path,
+    measures: Mapping[str, Instrument],
+    *,
+    out: Path,
+    partitions: int,
+    workers: int,
+    reference: pl.DataFrame | None = None,
+    reference_source: str | None = None,
+    out_format: str = "csv",
+    step: batch.Step | None = None,
+    trajectory_model: str = "ols",
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Analyse ``path`` in ``partitions`` parts shared among ``workers`` processes, writing
+    every output file into ``out`` (an empty staging folder, see
+    :func:`bordin.measures.batch.staged_output`). Returns the summary and the merged ids."""
+    tell = step or (lambda _label: None)
+    source = str(path)
+    lazy = stream.scan(path)
+    if stream.count_rows(lazy) == 0:
+        raise InputError(f"{source}: no rows: the file has no data rows, only a header")
+    cuts = _cuts(lazy, partitions)
+    partitions = len(cuts) + 1
+    workers = min(workers, partitions)
+    work = out / ".parts"
+    work.mkdir()
+    context = multiprocessing.get_context("spawn")
+    threads = os.environ.get("POLARS_MAX_THREADS")
+    os.environ["POLARS_MAX_THREADS"] = str(max(1, cpu_workers() // workers))
+    links: list[Connection] = []
+    procs = []
+    try:
+        for w in range(workers):
+            mine = list(range(w, partitions, workers))
+            parent_end, child_end = context.Pipe()
+            proc = context.Process(
+                target=_worker,
+                args=(child_end, str(path), dict(measures), cuts, mine, str(work), out_format),
+                daemon=True,
+            )
+            proc.start()
+            child_end.close()
+            links.append(parent_end)
+            procs.append(proc)
+    finally:
+        if threads is None:
+            os.environ.pop("POLARS_MAX_THREADS", None)
+        else:
+            os.environ["POLARS_MAX_THREADS"] = threads
+    try:
+        tell(f"checking {partitions} parts in {workers} processes")
+        checked = _gather(links, partitions, "checked")
+        stats: dict[str, Any] = {}
+        merged: list[tuple[str, str]] = []
+        for p in range(partitions):
+            part_stats, part_merged, _ = checked[p]
+            batch.add_counts(stats, part_stats)
+            merged.extend(part_merged)
+        present = tuple(sorted(k for k, v in stats.items() if isinstance(v, dict)))
+        tell("fitting expected trajectories")
+        fit_inputs = {code: _fit_inputs(work, code, checked, partitions) for code in present}
+        the_plan = batch.plan_from_parts(
+            measures,
+            present=present,
+            fit_inputs=fit_inputs,
+            reference=reference,
+            reference_source=reference_source,
+            trajectory_model=trajectory_model,
+        )
+        del fit_inputs
+        for link in links:
+            link.send(the_plan)
+        tell(f"analysing {partitions} parts in {workers} processes")
+        analysed = _gather(links, partitions, "analysed")
+    except BaseException:
+        for link in links:
+            with contextlib.suppress(OSError):
+                link.send(None)
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+        raise
+    for proc in procs:
+        proc.join()
+    counts: dict[str, Any] = {}
+    names: list[str] = []
+    for p in range(partitions):
+        part_counts, names = analysed[p]
+        batch.add_counts(counts, part_counts)
+
+    tell("writing results")
+    for name in names:
+        files = [
+            work / f"{name}-{code}-{p:05d}.{out_format}"
+            for code in ("", *present)
+            for p in range(partitions)
+        ]
+        files = [f for f in files if f.exists()]
+        target = out / f"{name}.{out_format}"
+        if out_format == "parquet":
+            if files:
+                pl.scan_parquet(files).sink_parquet(target)
+            else:
+                batch.write_table(batch.empty_table(name), target)
+        else:
+            _join_csv(files, batch.empty_table(name).write_csv(), target)
+    shutil.rmtree(work)
+    summary = batch.summarise(the_plan, stats, counts, source=source)
+    if merged:
+        summary["input"]["merged_client_ids"] = len(merged)
+    (out / "summary.json").write_text(
+        json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return summary, merged
+
+
+def _gather(links: list[Connection], partitions: int, kind: str) -> dict[int, Any]:
+    """Every partition's ``kind`` message; the lowest partition's error is raised (after every
+    worker has answered for all its partitions or stopped)."""
+    got: dict[int, Any] = {}
+    errors: dict[int, BaseException] = {}
+    waiting = list(links)
+    while waiting and len(got) + len(errors) < partitions:
+        for link in multiprocessing.connection.wait(waiting):
+            assert isinstance(link, Connection)  # noqa: S101
+            try:
+                what, p, payload = link.recv()
+            except EOFError:
+                waiting.remove(link)
+                continue
+            if what == "error":
+                errors[p] = payload
+                waiting.remove(link)
+            else:
+                got[p] = payload
+    if errors:
+        raise errors[min(errors)]
+    if len(got) < partitions:
+        raise RuntimeError("a worker process of bordin analyze ended without its results")
+    return got
+
+
+def _fit_inputs(
+    work: Path, code: str, checked: Mapping[int, Any], partitions: int
+) -> batch.FitInputs:
+    """The whole data's fit inputs for ``code`` from the partitions' saved arrays."""
+    parts = []
+    for p in range(partitions):
+        n_clients = checked[p][2].get(code)
+        if n_clients is None:
+            continue
+        stem = work / f"fit-{code}-{p:05d}"
+        session, y1, score = (np.load(f"{stem}-{c}.npy") for c in ("session", "y1", "score"))
+        parts.append((session, y1, score, n_clients))
+        for column in ("session", "y1", "score"):
+            Path(f"{stem}-{column}.npy").unlink()
+    return stream._merge_fit_inputs(parts)
