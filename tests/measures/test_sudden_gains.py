@@ -448,3 +448,13 @@ def test_shifting_scores(series: list[Score], cutoff: float, shift: int, lower: 
     assert events(shifted, cutoff=cutoff, lower_is_better=lower) <= events(
         series, cutoff=cutoff, lower_is_better=lower
     )
+
+
+def test_built_in_t_quantiles_are_scipys() -> None:
+    from scipy import special
+
+    from bordin.measures import sudden_gains
+
+    for df, value in sudden_gains.T_975.items():
+        assert value == float(special.stdtrit(df, 0.975)), df
+    assert sudden_gains.critical_value(2, 2, alpha=0.1) == float(special.stdtrit(2, 0.95))

@@ -191,13 +191,15 @@ def paired_from_matrices(
             "reliable_recovery": recovered & improved,
         }
     )
-    done = finished or {}
+    ended = [c for c, is_done in (finished or {}).items() if is_done]
+    ids = table.get_column("client_id")
+    done = (
+        ids.is_in(pl.Series(ended, dtype=ids.dtype, strict=False).implode())
+        if ended
+        else pl.lit(False)
+    )
     table = table.with_columns(
-        pl.Series(
-            "course",
-            ["finished" if done.get(c) else "interim" for c in table.get_column("client_id")],
-            dtype=pl.String,
-        )
+        pl.when(done).then(pl.lit("finished")).otherwise(pl.lit("interim")).alias("course")
     )
     anyone = phq_matrix.n_clients + gad_matrix.n_clients - both.height
     return PairedOutcomes(table=table, excluded_clients=anyone - table.height)

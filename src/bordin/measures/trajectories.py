@@ -245,18 +245,20 @@ class TrajectoryModel:
         for r0 in range(0, matrix.n_clients, step):
             block = later[r0 : r0 + step]
             y1 = intake[r0 : r0 + step, None]
-            mask = ~np.isnan(block) & ~np.isnan(y1)
-            k = int(np.count_nonzero(mask))
+            # Only the present cells are computed, row-major (client row, then session).
+            r, c = np.nonzero(~np.isnan(block) & ~np.isnan(y1))
+            k = r.size
             if k == 0:
                 continue
             out = slice(pos, pos + k)
-            e = _predict(self.coef, y1, log_s[None, :])
-            w = _worse(block, e, self.lower_is_better)
-            session[out] = np.nonzero(mask)[1] + 2
-            score[out] = block[mask]
-            expected[out] = e[mask]
-            upper[out] = (e + q_col if self.lower_is_better else e - q_col)[mask]
-            flag[out] = (np.round(w, ROUND) > q_col_rounded)[mask]
+            e = _predict(self.coef, y1[r, 0], log_s[c])
+            cell = block[r, c]
+            session[out] = c + 2
+            score[out] = cell
+            expected[out] = e
+            upper[out] = e + q_col[c] if self.lower_is_better else e - q_col[c]
+            w = _worse(cell, e, self.lower_is_better)
+            flag[out] = np.round(w, ROUND) > q_col_rounded[c]
             pos += k
         frame = pl.DataFrame(
             {
