@@ -163,3 +163,62 @@ def test_one_very_long_series_beside_many_short_ones_costs_its_scores() -> None:
     )
     got = results.tables["sudden_changes"].filter(pl.col("client_id") == "zlong")
     assert got.drop("measure").equals(alone)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(2, 30), max_size=40), min_size=1, max_size=5))
+def test_partitions_fit_inputs_merge_as_a_stable_sort_by_session(sizes: list[list[int]]) -> None:
+    from bordin.measures.stream import _merge_fit_inputs
+
+    parts = []
+    for k, sessions in enumerate(sizes):
+        s = np.sort(np.array(sessions, dtype=np.int64))
+        parts.append((s, np.arange(s.size) + 1000.0 * k, np.arange(s.size) * 0.5 + k, len(s)))
+    session, y1, score, n = _merge_fit_inputs(parts)
+    joined = np.concatenate([p[0] for p in parts])
+    order = np.argsort(joined, kind="stable")
+    assert np.array_equal(session, joined[order])
+    assert np.array_equal(y1, np.concatenate([p[1] for p in parts])[order])
+    assert np.array_equal(score, np.concatenate([p[2] for p in parts])[order])
+    assert n == sum(len(x) for x in sizes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 12),
+            st.integers(1, 9),
+            st.sampled_from(["gad7", "phq9", "alliance"]),
+            st.integers(0, 21),
+        ),
+        max_size=80,
+    ),
+    st.booleans(),
+)
+def test_fit_inputs_from_the_arrays_are_those_of_long_data(
+    rows: list[tuple[int, int, str, int]], in_client_order: bool
+) -> None:
+    cells = {(c, s, m): v for c, s, m, v in rows}  # one score a cell, as checked data has
+    items = sorted(cells.items()) if in_client_order else list(cells.items())
+    if not items:
+        return
+    frame = pl.DataFrame(
+        {
+            "client_id": [k[0] for k, _ in items],
+            "session": [k[1] for k, _ in items],
+            "measure": [k[2] for k, _ in items],
+            "score": [float(v) for _, v in items],
+        }
+    )
+    got = batch.fit_inputs_by_code(batch.row_arrays(frame), ["gad7", "phq9"])
+    for code in ("gad7", "phq9"):
+        part = frame.filter(pl.col("measure") == code).select("client_id", "session", "score")
+        if not part.height:
+            assert code not in got
+            continue
+        session, y1, score, n = trajectories.fit_inputs(part)
+        assert np.array_equal(got[code][0], session)
+        assert np.array_equal(got[code][1], y1)
+        assert np.array_equal(got[code][2], score)
+        assert got[code][3] == n

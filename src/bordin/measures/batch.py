@@ -29,7 +29,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,21 +337,42 @@ def stable_order(key: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
 def fit_inputs_of_rows(cols: RowArrays, code: str) -> FitInputs:
     """:func:`bordin.measures.trajectories.fit_inputs` for measure ``code``, from the arrays:
     each later score with its session and intake score, sorted by session then client."""
-    rows = cols.measure == cols.codes.index(code)
-    client, session, score = cols.client[rows], cols.session[rows], cols.score[rows]
-    first = session == 1
-    y1 = np.full(cols.ids.len(), np.nan)
-    y1[client[first]] = score[first]
-    has_intake = np.zeros(cols.ids.len(), dtype=np.bool_)
-    has_intake[client[first]] = True
-    later = (session >= 2) & has_intake[client]
-    client, session, score = client[later], session[later], score[later]
-    if client.size < 2 or bool(np.all(client[1:] >= client[:-1])):
-        order = stable_order(session)  # rows already in client order
+    return fit_inputs_by_code(cols, (code,))[code]
+
+
+def fit_inputs_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, FitInputs]:
+    """:func:`fit_inputs_of_rows` for each of ``codes`` present, from one sort of the rows by
+    measure and session (rows already in client order, as files usually are, need no more)."""
+    if cols.client.size == 0:
+        return {}
+    top = int(cols.session.max())
+    key = cols.measure.astype(np.int64) * (top + 1) + cols.session
+    if bool(np.all(cols.client[1:] >= cols.client[:-1])):
+        order = stable_order(key)
     else:
-        order = np.argsort(session * cols.ids.len() + client, kind="stable")
-    n_clients = int(np.count_nonzero(np.bincount(client, minlength=1)))
-    return session[order], y1[client[order]], score[order], n_clients
+        order = np.argsort(key * cols.ids.len() + cols.client, kind="stable")
+    key = key[order]
+    found: dict[str, FitInputs] = {}
+    for code in codes:
+        if code not in cols.codes:
+            continue
+        m = cols.codes.index(code)
+        lo, mid, hi = np.searchsorted(
+            key, [m * (top + 1) + 1, m * (top + 1) + 2, (m + 1) * (top + 1)]
+        )
+        first = order[lo:mid]
+        y1 = np.full(cols.ids.len(), np.nan)
+        y1[cols.client[first]] = cols.score[first]
+        has_intake = np.zeros(cols.ids.len(), dtype=np.bool_)
+        has_intake[cols.client[first]] = True
+        later = order[mid:hi]
+        client = cols.client[later]
+        kept = has_intake[client]
+        if not kept.all():
+            later, client = later[kept], client[kept]
+        n_clients = int(np.count_nonzero(np.bincount(client, minlength=1)))
+        found[code] = (cols.session[later], y1[client], cols.score[later], n_clients)
+    return found
 
 
 def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]:
@@ -365,8 +386,16 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
     return analyze_rows(row_arrays(data), plan)
 
 
-def analyze_rows(cols: RowArrays, plan: Plan) -> dict[str, pl.DataFrame]:
+def analyze_rows(
+    cols: RowArrays, plan: Plan, only: Collection[str] | None = None
+) -> dict[str, pl.DataFrame]:
+    """:func:`analyze_partition` on the rows as arrays; ``only`` names the tables wanted (all
+    by default): a worker process computes the tables that need no trajectory model while the
+    model is fitted (:mod:`bordin.measures.parallel`)."""
     parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
+    wanted = set(SCHEMAS) if only is None else set(only)
+    if not {"phq9", "gad7"} <= set(plan.present):
+        wanted.discard("outcomes")
 
     def keep(name: str, code: str, frame: pl.DataFrame) -> None:
         if frame.height:
@@ -377,7 +406,7 @@ def analyze_rows(cols: RowArrays, plan: Plan) -> dict[str, pl.DataFrame]:
         for code, matrix in matrices.items():
             inst = plan.measures[code]
             lower = inst.lower_is_better
-            if inst.reliable_change is not None:
+            if inst.reliable_change is not None and "change" in wanted:
                 table = change_table(
                     matrix,
                     threshold=inst.reliable_change,
@@ -387,16 +416,16 @@ def analyze_rows(cols: RowArrays, plan: Plan) -> dict[str, pl.DataFrame]:
                 keep("change", code, table)
             if inst.role == "outcome":
                 cutoff = inst.effective_sudden_gain_cutoff
-                if cutoff is not None:
+                if cutoff is not None and "sudden_changes" in wanted:
                     sg = sudden_gains.identify(matrix, cutoff=cutoff, lower_is_better=lower)
                     keep("sudden_changes", code, sg)
                 model = plan.models.get(code)
-                if model is not None:
+                if model is not None and "trajectories" in wanted:
                     keep("trajectories", code, model.evaluate(matrix))
             rule = rupture_rules.setting_for(inst) if inst.role == "alliance" else None
-            if rule is not None:
+            if rule is not None and "ruptures" in wanted:
                 keep("ruptures", code, rupture_rules.detect(matrix, rule))
-        if "phq9" in matrices and "gad7" in matrices:
+        if "phq9" in matrices and "gad7" in matrices and "outcomes" in wanted:
             paired = paired_from_matrices(
                 matrices["phq9"],
                 matrices["gad7"],
@@ -420,15 +449,9 @@ def analyze_rows(cols: RowArrays, plan: Plan) -> dict[str, pl.DataFrame]:
         return _concat(frames, name)
 
     return {
-        "sudden_changes": assemble("sudden_changes", plan.present),
-        "change": assemble("change", plan.present),
-        "ruptures": assemble("ruptures", plan.present),
-        "trajectories": assemble("trajectories", plan.present),
-        **(
-            {"outcomes": assemble("outcomes", ("",))}
-            if {"phq9", "gad7"} <= set(plan.present)
-            else {}
-        ),
+        name: assemble(name, ("",) if name == "outcomes" else plan.present)
+        for name in ("sudden_changes", "change", "ruptures", "trajectories", "outcomes")
+        if name in wanted
     }
 
 
@@ -556,11 +579,7 @@ def analyze(
         # from the arrays built above.
         fit_inputs=None
         if trajectory_model == "growth"
-        else {
-            code: fit_inputs_of_rows(cols, code)
-            for code in present
-            if measures[code].role == "outcome"
-        },
+        else fit_inputs_by_code(cols, [c for c in present if measures[c].role == "outcome"]),
     )
     tell("analysing clients")
     tables = analyze_rows(cols, the_plan)
@@ -599,6 +618,8 @@ def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
         ("ruptures", "status"),
         ("sudden_changes", "kind"),
     ):
+        if name not in tables:
+            continue
         for code, run in measure_runs(tables[name]):
             key = f"{name}/{code}"
             add(key, run.height)

@@ -42,6 +42,8 @@ from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import InputError, check_long, merged_ids, ragged_row
 
+#: The tables a worker computes before the trajectory models arrive.
+EARLY = ("sudden_changes", "change", "ruptures", "outcomes")
 #: Inputs with fewer rows than this are analysed in one process (starting workers costs more).
 MIN_PARALLEL_ROWS = 2_000_000
 
@@ -121,36 +123,41 @@ def _worker(
             del raw
             arrays = batch.row_arrays(typed)
             fitted: dict[str, int] = {}
-            for code in outcome_codes:
-                if code in arrays.codes:
-                    session, y1, score, n_clients = batch.fit_inputs_of_rows(arrays, code)
-                    np.save(folder / f"fit-{code}-{p:05d}-session.npy", session)
-                    np.save(folder / f"fit-{code}-{p:05d}-y1.npy", y1)
-                    np.save(folder / f"fit-{code}-{p:05d}-score.npy", score)
-                    fitted[code] = n_clients
+            inputs = batch.fit_inputs_by_code(arrays, outcome_codes)
+            for code, (session, y1, score, n_clients) in inputs.items():
+                np.save(folder / f"fit-{code}-{p:05d}-session.npy", session)
+                np.save(folder / f"fit-{code}-{p:05d}-y1.npy", y1)
+                np.save(folder / f"fit-{code}-{p:05d}-score.npy", score)
+                fitted[code] = n_clients
+            del inputs
             conn.send(("checked", p, (batch.stats_of_rows(arrays), merged, fitted)))
             if len(mine) == 1:
                 keep[p] = arrays
             else:
                 typed.write_parquet(folder / f"input-{p:05d}.parquet")
             del typed, arrays
-        plan = conn.recv()
-        if plan is None:  # the parent stops the run (another partition failed)
-            return
+        # Pass 2 in two steps: the tables that need no trajectory model while the parent
+        # fits it (the first plan has no models), then the trajectories.
+        counts: dict[int, dict[str, Any]] = {p: {} for p in mine}
+        names: list[str] = []
+        for only in (EARLY, ("trajectories",)):
+            plan = conn.recv()
+            if plan is None:  # the parent stops the run (another partition failed)
+                return
+            for p in mine:
+                if p in keep:
+                    arrays = keep[p]
+                else:
+                    arrays = batch.row_arrays(pl.read_parquet(folder / f"input-{p:05d}.parquet"))
+                tables = batch.analyze_rows(arrays, plan, only=only)
+                del arrays
+                batch.add_counts(counts[p], batch.table_counts(tables))
+                for name, table in tables.items():
+                    _write_parts(table, folder, name, p, out_format)
+                names += [n for n in tables if n not in names]
+                del tables
         for p in mine:
-            if p in keep:
-                arrays = keep.pop(p)
-            else:
-                part_file = folder / f"input-{p:05d}.parquet"
-                arrays = batch.row_arrays(pl.read_parquet(part_file))
-                part_file.unlink()
-            tables = batch.analyze_rows(arrays, plan)
-            del arrays
-            counts = batch.table_counts(tables)
-            for name, table in tables.items():
-                _write_parts(table, folder, name, p, out_format)
-            conn.send(("analysed", p, (counts, list(tables))))
-            del tables
+            conn.send(("analysed", p, (counts[p], names)))
     except BaseException as exc:  # every failure goes back to the parent
         try:
             conn.send(("error", p, exc))
@@ -243,6 +250,8 @@ def analyze_parallel(
             batch.add_counts(stats, part_stats)
             merged.extend(part_merged)
         present = tuple(sorted(k for k, v in stats.items() if isinstance(v, dict)))
+        early = batch.Plan(measures=measures, present=present, models={}, model_notes={})
+        _send(links, early)
         tell("fitting expected trajectories")
         fit_inputs = {code: _fit_inputs(work, code, checked, partitions) for code in present}
         the_plan = batch.plan_from_parts(
@@ -254,9 +263,8 @@ def analyze_parallel(
             trajectory_model=trajectory_model,
         )
         del fit_inputs
-        for link in links:
-            link.send(the_plan)
-        tell(f"analysing {partitions} parts in {workers} processes")
+        _send(links, the_plan)
+        tell(f"analysing {partitions} parts in {workers} processes (trajectories)")
         analysed = _gather(links, partitions, "analysed")
     except BaseException:
         for link in links:
@@ -299,6 +307,20 @@ def analyze_parallel(
         json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
     )
     return summary, merged
+
+
+def _send(links: list[Connection], message: object) -> None:
+    """``message`` to every worker; a worker that has ended sent its error first: raise it."""
+    for link in links:
+        try:
+            link.send(message)
+        except OSError:
+            with contextlib.suppress(EOFError):
+                while link.poll():
+                    what, _p, payload = link.recv()
+                    if what == "error":
+                        raise payload from None
+            raise RuntimeError("a worker process of bordin analyze ended early") from None
 
 
 def _gather(links: list[Connection], partitions: int, kind: str) -> dict[int, Any]:

@@ -189,9 +189,8 @@ def analyze_partitioned(
         del raw
         arrays = batch.row_arrays(typed)
         batch.add_counts(stats, batch.stats_of_rows(arrays))
-        for code in outcome_codes:
-            if code in arrays.codes:
-                gathered[code].append(batch.fit_inputs_of_rows(arrays, code))
+        for code, inputs in batch.fit_inputs_by_code(arrays, outcome_codes).items():
+            gathered[code].append(inputs)
         del arrays
         typed.write_parquet(work / f"input-{p:05d}.parquet")
         del typed
@@ -246,12 +245,25 @@ def analyze_partitioned(
 
 
 def _merge_fit_inputs(parts: list[tuple[Any, Any, Any, int]]) -> tuple[Any, Any, Any, int]:
-    """The whole data's fit inputs from the partitions' (client ranges in order)."""
+    """The whole data's fit inputs from the partitions' (client ranges in order).
+
+    Each part is sorted by session, then client, and the parts hold consecutive client
+    ranges: the merge puts, session by session, each part's rows after those of the parts
+    before it (a stable sort by session of the parts joined in order, without the sort).
+    """
     if not parts:
         empty = np.empty(0, dtype=np.float64)
         return np.empty(0, dtype=np.int64), empty, empty, 0
-    session = np.concatenate([p[0] for p in parts])
-    order = np.argsort(session, kind="stable")
-    y1 = np.concatenate([p[1] for p in parts])[order]
-    score = np.concatenate([p[2] for p in parts])[order]
-    return session[order], y1, score, sum(p[3] for p in parts)
+    top = max(int(p[0][-1]) for p in parts if p[0].size) if any(p[0].size for p in parts) else 0
+    counts = np.stack([np.bincount(p[0], minlength=top + 1) for p in parts])  # part x session
+    flat = counts.T.ravel()  # session-major: the output's order
+    start = (np.cumsum(flat) - flat).reshape(top + 1, len(parts))
+    total = int(flat.sum())
+    session = np.empty(total, dtype=np.int64)
+    y1 = np.empty(total, dtype=np.float64)
+    score = np.empty(total, dtype=np.float64)
+    for k, (s, part_y1, part_score, _) in enumerate(parts):
+        local = np.cumsum(counts[k]) - counts[k]  # where each session starts within the part
+        dest = start[s, k] + (np.arange(s.size) - local[s])
+        session[dest], y1[dest], score[dest] = s, part_y1, part_score
+    return session, y1, score, sum(p[3] for p in parts)
