@@ -10,7 +10,8 @@ What it measures, all in one run on this machine (the load average is printed fi
 the machine may be shared, so read the figures beside it):
 
 1. ``bordin analyze`` on synthetic data (``bordin synth``: 3 measures, up to 20 sessions) read
-   from Parquet, as a separate process: wall time and peak resident memory of that process.
+   from Parquet, as a separate process: wall time and peak resident memory of that process and
+   its worker processes together; then the same with ``--workers 1`` (one process), as a ratio.
    With ``--baseline REV`` the same command from that git revision runs on the same file, for a
    before/after in the same run.
 2. The skewed case: the same data plus ``--skewed`` clients with 2,000 sessions each.
@@ -80,16 +81,18 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _pss_bytes(pids: list[int]) -> int:
-    """Proportional set size of ``pids`` together (shared pages counted once overall)."""
+def _rss_bytes(pids: list[int]) -> int:
+    """Resident memory of ``pids`` together (``VmRSS``; cheap to read, unlike ``smaps``, whose
+    page-table walk would slow the run it measures). Worker processes are started with
+    ``spawn``, so they share little beyond the libraries' code."""
     total = 0
     for pid in pids:
         try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            text = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         for line in text.splitlines():
-            if line.startswith("Pss:"):
+            if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) * 1024
                 break
     return total
@@ -98,10 +101,9 @@ def _pss_bytes(pids: list[int]) -> int:
 def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> tuple[float, float]:
     """Wall seconds and peak memory (GiB) of one ``bordin analyze`` run.
 
-    The memory is the peak, sampled every 50 ms, of the proportional set size of the command's
-    whole process tree (its worker processes included), and at least the command's own peak
-    RSS. ``src`` runs the ``bordin`` package found there instead (a baseline revision's
-    ``src``).
+    The memory is the peak, sampled every 0.2 s, of the resident memory of the command's whole
+    process tree (its worker processes included), and at least the command's own peak RSS.
+    ``src`` runs the ``bordin`` package found there instead (a baseline revision's ``src``).
     """
     cmd = [sys.executable, "-m", "bordin.cli", "analyze", str(data), "--out", str(out), *extra]
     env = dict(os.environ)
@@ -117,8 +119,8 @@ def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> 
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        peak = max(peak, _pss_bytes(_tree(proc.pid)))
-        time.sleep(0.05)
+        peak = max(peak, _rss_bytes(_tree(proc.pid)))
+        time.sleep(0.2)
     seconds = time.perf_counter() - started
     if status != 0:
         raise SystemExit(
@@ -240,6 +242,11 @@ def main() -> None:
     print(f"peak memory {peak_gib:.2f} GiB (all its processes)  [{load()}]")
     print(f"  throughput: {args.clients / seconds:,.0f} clients/s, {rows / seconds:,.0f} scores/s")
     print(f"  per client: {per_client * 1e6:.1f} µs")
+    one_s, one_peak = run_analyze(data, args.workdir / f"out-{args.clients}-1", "--workers", "1")
+    print(
+        f"the same in one process (--workers 1): {one_s:.1f} s wall, peak memory "
+        f"{one_peak:.2f} GiB; ratio one process / default: {one_s / seconds:.2f}x  [{load()}]"
+    )
     if args.baseline:
         with tempfile.TemporaryDirectory() as tmp:
             src = baseline_src(args.baseline, Path(tmp))
