@@ -382,7 +382,9 @@ def _fit_inputs(
         if n_clients is None:
             continue
         stem = work / f"fit-{code}-{p:05d}"
-        session, y1, score = (np.load(f"{stem}-{c}.npy") for c in ("session", "y1", "score"))
+        session, y1, score = (
+            np.load(f"{stem}-{c}.npy", mmap_mode="r") for c in ("session", "y1", "score")
+        )
         parts.append((session, y1, score, n_clients))
         for column in ("session", "y1", "score"):
             Path(f"{stem}-{column}.npy").unlink()
