@@ -211,7 +211,17 @@ def test_fit_inputs_from_the_arrays_are_those_of_long_data(
             "score": [float(v) for _, v in items],
         }
     )
-    got = batch.fit_inputs_by_code(batch.row_arrays(frame), ["gad7", "phq9"])
+    cols = batch.row_arrays(frame)
+    got = batch.fit_inputs_by_code(cols, ["gad7", "phq9"])
+    default = batch.CHUNK_ROWS
+    try:
+        batch.CHUNK_ROWS = 5  # several chunks, and runs of one measure across them
+        small = batch.fit_inputs_by_code(cols, ["gad7", "phq9"])
+    finally:
+        batch.CHUNK_ROWS = default
+    for code in got:
+        for a, b in zip(got[code], small[code], strict=True):
+            assert np.array_equal(a, b)
     for code in ("gad7", "phq9"):
         part = frame.filter(pl.col("measure") == code).select("client_id", "session", "score")
         if not part.height:

@@ -304,11 +304,14 @@ class RowArrays:
     codes: tuple[str, ...]
     session: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
+    #: Rows already in client order (as files usually are).
+    in_client_order: bool = False
 
 
 def row_arrays(data: pl.DataFrame) -> RowArrays:
     """The checked rows of ``data`` as :class:`RowArrays`, built once for every later step."""
     ids, client = dense_codes(data.get_column("client_id"))
+    ordered = bool(client.size < 2 or data.get_column("client_id").is_sorted())
     measure = data.get_column("measure")
     if not isinstance(measure.dtype, pl.Enum):
         text = measure.cast(pl.String)
@@ -320,6 +323,7 @@ def row_arrays(data: pl.DataFrame) -> RowArrays:
         codes=tuple(measure.dtype.categories.to_list()),  # type: ignore[attr-defined]
         session=data.get_column("session").cast(pl.Int64).to_numpy(),
         score=data.get_column("score").cast(pl.Float64).to_numpy(),
+        in_client_order=ordered,
     )
 
 
@@ -340,26 +344,91 @@ def fit_inputs_of_rows(cols: RowArrays, code: str) -> FitInputs:
     return fit_inputs_by_code(cols, (code,))[code]
 
 
+#: Rows a step over the row arrays takes at a time where it can: its temporaries are then
+#: small and reused, instead of fresh memory for every step (costly where page faults are).
+CHUNK_ROWS = 1 << 20
+
+
 def fit_inputs_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, FitInputs]:
-    """:func:`fit_inputs_of_rows` for each of ``codes`` present, from one sort of the rows by
-    measure and session (rows already in client order, as files usually are, need no more)."""
-    if cols.client.size == 0:
+    """:func:`fit_inputs_of_rows` for each of ``codes`` present.
+
+    Rows in client order (as files usually are) are read in chunks three times: the intake
+    scores, the number of later scores per measure and session, then each later score
+    scattered to its place (a counting sort, stable, so clients stay in order within a
+    session). Other rows are sorted by measure, session and client.
+    """
+    wanted = [c for c in codes if c in cols.codes]
+    if cols.client.size == 0 or not wanted:
         return {}
+    if not cols.in_client_order:
+        return _fit_inputs_sorted(cols, wanted)
+    n_ids, width = cols.ids.len(), int(cols.session.max()) + 1
+    slot_of = np.full(len(cols.codes), -1, dtype=np.int64)
+    for k, code in enumerate(wanted):
+        slot_of[cols.codes.index(code)] = k
+    cells = len(wanted) * width
+    intake = np.full((len(wanted), n_ids), np.nan)
+    starts = range(0, cols.client.size, CHUNK_ROWS)
+
+    def chunk(a: int) -> tuple[Any, Any, Any, Any]:
+        part = slice(a, a + CHUNK_ROWS)
+        return cols.client[part], slot_of[cols.measure[part]], cols.session[part], part
+
+    for a in starts:
+        client, slot, session, part = chunk(a)
+        first = (session == 1) & (slot >= 0)
+        intake[slot[first], client[first]] = cols.score[part][first]
+    has_intake = ~np.isnan(intake)
+
+    def later_rows(a: int) -> tuple[Any, Any, Any, Any]:
+        client, slot, session, part = chunk(a)
+        later = np.flatnonzero((session >= 2) & (slot >= 0))
+        later = later[has_intake[slot[later], client[later]]]
+        return client[later], slot[later], session[later], cols.score[part][later]
+
+    counts = np.zeros(cells, dtype=np.int64)
+    for a in starts:
+        _, slot, session, _ = later_rows(a)
+        counts += np.bincount(slot * width + session, minlength=cells)
+    place = np.cumsum(counts) - counts  # next free position of each (measure, session)
+    total = int(counts.sum())
+    out_session = np.empty(total, dtype=np.int64)
+    out_y1 = np.empty(total, dtype=np.float64)
+    out_score = np.empty(total, dtype=np.float64)
+    seen = np.zeros((len(wanted), n_ids), dtype=np.bool_)
+    for a in starts:
+        client, slot, session, score = later_rows(a)
+        key = slot * width + session
+        order = stable_order(key)
+        key = key[order]
+        rank = np.arange(key.size) - np.searchsorted(key, key)
+        dest = place[key] + rank
+        client, slot = client[order], slot[order]
+        out_session[dest] = session[order]
+        out_y1[dest] = intake[slot, client]
+        out_score[dest] = score[order]
+        seen[slot, client] = True
+        place += np.bincount(key, minlength=cells)
+    ends = np.cumsum(counts.reshape(len(wanted), width).sum(axis=1))
+    found: dict[str, FitInputs] = {}
+    for k, code in enumerate(wanted):
+        part = slice(int(ends[k - 1]) if k else 0, int(ends[k]))
+        n_clients = int(np.count_nonzero(seen[k]))
+        found[code] = (out_session[part], out_y1[part], out_score[part], n_clients)
+    return found
+
+
+def _fit_inputs_sorted(cols: RowArrays, codes: list[str]) -> dict[str, FitInputs]:
+    """:func:`fit_inputs_by_code` for rows in any order: one sort by measure, session, client."""
     top = int(cols.session.max())
     key = cols.measure.astype(np.int64) * (top + 1) + cols.session
-    if bool(np.all(cols.client[1:] >= cols.client[:-1])):
-        order = stable_order(key)
-    else:
-        order = np.argsort(key * cols.ids.len() + cols.client, kind="stable")
+    order = np.argsort(key * cols.ids.len() + cols.client, kind="stable")
     key = key[order]
     found: dict[str, FitInputs] = {}
     for code in codes:
-        if code not in cols.codes:
-            continue
         m = cols.codes.index(code)
-        lo, mid, hi = np.searchsorted(
-            key, [m * (top + 1) + 1, m * (top + 1) + 2, (m + 1) * (top + 1)]
-        )
+        base = m * (top + 1)
+        lo, mid, hi = np.searchsorted(key, [base + 1, base + 2, base + top + 1])
         first = order[lo:mid]
         y1 = np.full(cols.ids.len(), np.nan)
         y1[cols.client[first]] = cols.score[first]
