@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bordin.measures import batch, rupture_rules, sudden_gains, trajectories
+from bordin.measures import batch, longdata, rupture_rules, sudden_gains, trajectories
 from bordin.measures.instruments import builtin_registry
 from bordin.measures.outcomes import paired_from_matrices
 from bordin.measures.reliable_change import change_table
@@ -213,12 +213,12 @@ def test_fit_inputs_from_the_arrays_are_those_of_long_data(
     )
     cols = batch.row_arrays(frame)
     got = batch.fit_inputs_by_code(cols, ["gad7", "phq9"])
-    default = batch.CHUNK_ROWS
+    default = longdata.CHUNK_ROWS
     try:
-        batch.CHUNK_ROWS = 5  # several chunks, and runs of one measure across them
+        longdata.CHUNK_ROWS = 5  # several chunks, and runs of one measure across them
         small = batch.fit_inputs_by_code(cols, ["gad7", "phq9"])
     finally:
-        batch.CHUNK_ROWS = default
+        longdata.CHUNK_ROWS = default
     for code in got:
         for a, b in zip(got[code], small[code], strict=True):
             assert np.array_equal(a, b)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bordin.measures import longdata
 from bordin.measures.instruments import builtin_registry
 from bordin.measures.longdata import InputError, check_long, read_long, read_table
 
@@ -54,7 +55,11 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         ("b,2,gad7,3,t2,13/01/2026", "row 5: date '13/01/2026' is not YYYY-MM-DD"),
     ],
 )
-def test_bad_rows_are_named(tmp_path: Path, line: str, message: str) -> None:
+@pytest.mark.parametrize("chunk", [longdata.CHUNK_ROWS, 2], ids=["one-chunk", "chunks-of-2"])
+def test_bad_rows_are_named(
+    tmp_path: Path, line: str, message: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(longdata, "CHUNK_ROWS", chunk)  # checks that run in chunks of rows
     path = write(tmp_path, GOOD + line + "\n")
     with pytest.raises(InputError) as info:
         read_long(path, builtin_registry())

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from bordin.measures import growth, rupture_rules, sudden_gains, trajectories
+from bordin.measures import growth, longdata, rupture_rules, sudden_gains, trajectories
 from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.intervals import annotate_summary
@@ -344,11 +344,6 @@ def fit_inputs_of_rows(cols: RowArrays, code: str) -> FitInputs:
     return fit_inputs_by_code(cols, (code,))[code]
 
 
-#: Rows a step over the row arrays takes at a time where it can: its temporaries are then
-#: small and reused, instead of fresh memory for every step (costly where page faults are).
-CHUNK_ROWS = 1 << 20
-
-
 def fit_inputs_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, FitInputs]:
     """:func:`fit_inputs_of_rows` for each of ``codes`` present.
 
@@ -368,10 +363,10 @@ def fit_inputs_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, Fit
         slot_of[cols.codes.index(code)] = k
     cells = len(wanted) * width
     intake = np.full((len(wanted), n_ids), np.nan)
-    starts = range(0, cols.client.size, CHUNK_ROWS)
+    starts = range(0, cols.client.size, longdata.CHUNK_ROWS)
 
     def chunk(a: int) -> tuple[Any, Any, Any, Any]:
-        part = slice(a, a + CHUNK_ROWS)
+        part = slice(a, a + longdata.CHUNK_ROWS)
         return cols.client[part], slot_of[cols.measure[part]], cols.session[part], part
 
     for a in starts:

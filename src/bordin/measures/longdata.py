@@ -211,11 +211,17 @@ def check_long(
     )
     measure_idx = typed.get_column("measure").to_physical().to_numpy()
     score = typed.get_column("score").to_numpy()
-    lows = np.array([measures[c].min for c in known])[measure_idx]
-    highs = np.array([measures[c].max for c in known])[measure_idx]
-    out_of_range = (score < lows) | (score > highs)
-    del lows, highs
-    if out_of_range.any():
+    lows = np.array([measures[c].min for c in known], dtype=np.float64)
+    highs = np.array([measures[c].max for c in known], dtype=np.float64)
+
+    def outside(part: slice) -> npt.NDArray[np.bool_]:
+        m, value = measure_idx[part], score[part]
+        return (value < lows[m]) | (value > highs[m])  # type: ignore[no-any-return]
+
+    # In chunks: small temporaries, reused, instead of fresh arrays as long as the data.
+    chunks = [slice(a, a + CHUNK_ROWS) for a in range(0, score.size, CHUNK_ROWS)]
+    if any(outside(part).any() for part in chunks):
+        out_of_range = outside(slice(None))
         for row in typed.filter(pl.Series(out_of_range)).head(MAX_REPORTED).iter_rows(named=True):
             inst = measures[row["measure"]]
             problems.append(
@@ -296,6 +302,10 @@ def check_header(frame: pl.DataFrame, source: str) -> pl.DataFrame:
     )
 
 
+#: Rows a step over whole columns takes at a time where it can: its temporaries are then
+#: small and reused, instead of fresh memory for every step (costly where page faults are).
+CHUNK_ROWS = 1 << 20
+
 #: Above this many (client, measure, session) cells the duplicate check hashes instead of
 #: marking a dense array of one byte a cell.
 _DENSE_CELLS = 1 << 28
@@ -329,17 +339,25 @@ def _check_duplicates(
     session = typed.get_column("session").to_numpy()
     n_clients = ids.len()
     n_sessions = int(session.max()) if session.size else 1
-    cell = (client * n_measures + measure_idx) * n_sessions + (session - 1)
+
+    def cells(part: slice) -> npt.NDArray[np.int64]:
+        base = client[part] * n_measures + measure_idx[part]
+        return base * n_sessions + (session[part] - 1)  # type: ignore[no-any-return]
+
     n_cells = n_clients * n_measures * n_sessions
     if n_cells <= _DENSE_CELLS:
-        # One byte a cell: as many distinct cells as rows means no duplicate.
+        # One byte a cell: as many distinct cells as rows means no duplicate (in chunks:
+        # small reused temporaries instead of fresh arrays as long as the data).
         seen = np.zeros(n_cells, dtype=np.bool_)
-        seen[cell] = True
-        if int(np.count_nonzero(seen)) == cell.size:
+        for a in range(0, session.size, CHUNK_ROWS):
+            seen[cells(slice(a, a + CHUNK_ROWS))] = True
+        if int(np.count_nonzero(seen)) == session.size:
             return
         del seen
+        cell = cells(slice(None))
         duplicated = np.bincount(cell, minlength=n_cells)[cell] > 1
     else:
+        cell = cells(slice(None))
         ordered = np.sort(cell)  # far less memory than hashing; duplicates end up adjacent
         if not np.any(ordered[1:] == ordered[:-1]):
             return
