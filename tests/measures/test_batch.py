@@ -232,3 +232,14 @@ def test_fit_inputs_from_the_arrays_are_those_of_long_data(
         assert np.array_equal(got[code][1], y1)
         assert np.array_equal(got[code][2], score)
         assert got[code][3] == n
+
+
+def test_a_worker_that_ends_without_its_results_is_a_message() -> None:
+    import multiprocessing
+
+    from bordin.measures import parallel
+
+    ours, theirs = multiprocessing.Pipe()
+    theirs.close()  # as when the worker was killed
+    with pytest.raises(parallel.WorkerError, match="ended without its results"):
+        parallel._gather([ours], 1, "checked")

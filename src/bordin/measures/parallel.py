@@ -42,6 +42,15 @@ from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import InputError, check_long, merged_ids, ragged_row
 
+
+class WorkerError(InputError):
+    """A worker process failed in a way the checks do not name (killed, out of memory ...)."""
+
+
+ENDED = (
+    "a worker process ended without its results (out of memory? try a lower --memory-limit, "
+    "or --workers 1)"
+)
 #: The tables a worker computes before the trajectory models arrive.
 EARLY = ("sudden_changes", "change", "ruptures", "outcomes")
 #: Inputs with fewer rows than this are analysed in one process (starting workers costs more).
@@ -162,7 +171,8 @@ def _worker(
         try:
             conn.send(("error", p, exc))
         except Exception:  # an exception that cannot be pickled
-            conn.send(("error", p, RuntimeError(traceback.format_exc())))
+            last = traceback.format_exc().strip().splitlines()[-1]
+            conn.send(("error", p, WorkerError(f"a worker process failed: {last}")))
     finally:
         conn.close()
 
@@ -343,7 +353,7 @@ def _send(links: list[Connection], message: object) -> None:
                     what, _p, payload = link.recv()
                     if what == "error":
                         raise payload from None
-            raise RuntimeError("a worker process of bordin analyze ended early") from None
+            raise WorkerError(ENDED) from None
 
 
 def _gather(links: list[Connection], partitions: int, kind: str) -> dict[int, Any]:
@@ -368,7 +378,7 @@ def _gather(links: list[Connection], partitions: int, kind: str) -> dict[int, An
     if errors:
         raise errors[min(errors)]
     if len(got) < partitions:
-        raise RuntimeError("a worker process of bordin analyze ended without its results")
+        raise WorkerError(ENDED)
     return got
 
 
