@@ -13,7 +13,7 @@ from django.utils import timezone
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.alerts import notify
 from bordin.web.alerts.models import Alert
-from bordin.web.alerts.rules import evaluate_checkin
+from bordin.web.alerts.rules import enqueue_checkin_rules, risk_at_once
 from bordin.web.audit import log
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
@@ -144,11 +144,9 @@ def submit(
     is checked for a relapse.
     """
     key = form.cleaned_data["idempotency_key"]
-    # Refit an expired trajectory model before the transaction, not while holding its locks.
-    analysis.warm_reference_models(link.client.clinic)
     followup = kind != Delivery.Kind.CHECKIN  # not known: check_relapse reads it
     try:
-        outcome = _submit(link.pk, form, key, request, followup)
+        outcome = _submit(link, form, key, request, followup)
     except IntegrityError:
         # A concurrent submission with the same key won the race: report its outcome.
         fresh = CheckinLink.objects.get(pk=link.pk)
@@ -166,13 +164,21 @@ def submit(
 
 @transaction.atomic
 def _submit(
-    link_pk: int, form: CheckinForm, key: str, request: HttpRequest | None, followup: bool
+    link: CheckinLink, form: CheckinForm, key: str, request: HttpRequest | None, followup: bool
 ) -> Outcome:
-    link = (
-        CheckinLink.objects.select_for_update(of=("self",))
-        .select_related("session__episode__client__clinic")
-        .get(pk=link_pk)
+    # ``link`` came with its client, clinic, episode and session (link_with_kind): lock its
+    # row and read again only what a concurrent submission may have changed.
+    state = list(
+        CheckinLink.objects.select_for_update()
+        .filter(pk=link.pk)
+        .values_list("used_at", "used_key", "revoked_at", "expires_at")
     )
+    if not state:
+        raise LinkUnavailable
+    link.used_at, link.used_key, link.revoked_at, link.expires_at = state[0]
+    episode = link.episode
+    episode.client = link.client
+    link.session.episode = episode
     now = timezone.now()
     if link.used_at is not None:
         earlier = completed(link, key)
@@ -218,7 +224,6 @@ def _submit(
     link.used_at = now
     link.used_key = key
     link.save(update_fields=["used_at", "used_key"])
-    link.client = session.episode.client
     log.record_checkin(
         request,
         link,
@@ -231,9 +236,10 @@ def _submit(
         session=session, used_at__isnull=True, revoked_at__isnull=True
     ).exclude(pk=link.pk).update(revoked_at=now)
     others = [r for code, r in stored.items() if code not in BUILTIN_CHECKIN]
-    alerts = evaluate_checkin(
-        session, stored.get(analysis.ALLIANCE), stored.get(analysis.WELLBEING), others
-    )
+    # A risk is raised now, in this transaction; the other rules (rupture, divergence, not on
+    # track) read the whole episode: the worker runs them (alerts.tasks), enqueued here.
+    alerts = risk_at_once(session, [stored.get(analysis.WELLBEING), *others])
+    enqueue_checkin_rules(session)
     if followup:
         check_relapse(session)  # a follow-up after a planned ending (delivery.followup)
     return Outcome(risk=any(r.risk_flagged for r in stored.values()), alerts=tuple(alerts))

@@ -27,8 +27,10 @@ from bordin.web.checkins.privacy import (
     link_session_alive,
     start_link_session,
 )
+from bordin.web.clinic.models import Goal
 from bordin.web.i18n import activate_for_client
 from bordin.web.journey.progress import client_goals
+from bordin.web.journey.services import episode_goals
 
 SESSION_LINK = "bordin_checkin_link"
 SESSION_DONE = "bordin_checkin_done"
@@ -45,9 +47,16 @@ def _too_many(request: HttpRequest) -> HttpResponse:
 
 
 def _build_form(
-    link: CheckinLink, data: object | None = None, kind: str | None = None
+    link: CheckinLink,
+    data: object | None = None,
+    kind: str | None = None,
+    goals: list[Goal] | None = None,
 ) -> CheckinForm:
-    goals = list(link.episode.goals.filter(active=True))
+    """``goals``: the episode's goals when read already (inactive ones are left out)."""
+    if goals is None:
+        goals = list(link.episode.goals.filter(active=True))
+    else:
+        goals = [g for g in goals if g.active]
     kwargs: dict[str, object] = {
         "instruments": services.checkin_instruments(link.episode, link.session, kind),
         "goals": goals,
@@ -59,7 +68,14 @@ def _build_form(
     return CheckinForm(initial={"idempotency_key": secrets.token_urlsafe(24)}, **kwargs)  # type: ignore[arg-type]
 
 
-def _thanks(request: HttpRequest, link: CheckinLink, outcome: services.Outcome) -> HttpResponse:
+def _thanks(
+    request: HttpRequest,
+    link: CheckinLink,
+    outcome: services.Outcome,
+    goals: list[Goal] | None = None,
+) -> HttpResponse:
+    """``goals``: the episode's goals (:func:`~bordin.web.journey.services.episode_goals`) if
+    already read."""
     clinic = link.client.clinic
     contacts = [line.strip() for line in clinic.crisis_contacts.splitlines() if line.strip()]
     return render(
@@ -70,7 +86,8 @@ def _thanks(request: HttpRequest, link: CheckinLink, outcome: services.Outcome) 
             "risk": outcome.risk,
             "notified": outcome.notified,
             "crisis_contacts": contacts,
-            "client_goals": client_goals(link.episode),  # the client's journey, if enabled
+            # The client's journey, if enabled.
+            "client_goals": client_goals(link.episode, goals),
         },
     )
 
@@ -108,7 +125,10 @@ def checkin(request: HttpRequest) -> HttpResponse:
             return _thanks(request, link, earlier) if earlier else _invalid(request)
         if not link.is_usable():
             return _invalid(request)
-        form = _build_form(link, request.POST, kind)
+        # The goals with their earlier wordings, read once: the form rates the active ones
+        # and the thank-you page shows them with their ratings.
+        goals = episode_goals(link.episode)
+        form = _build_form(link, request.POST, kind, goals)
         if not form.is_valid():
             if "idempotency_key" in form.errors:
                 # A broken key cannot be fixed by the client: give the re-rendered form a new one.
@@ -121,7 +141,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
         except services.LinkUnavailable:
             return _invalid(request)
         request.session[SESSION_DONE] = key
-        return _thanks(request, link, outcome)
+        return _thanks(request, link, outcome, goals)
 
     if link.used_at is not None:
         # The thank-you page was shown once, after the POST: a reload, "back" or the next
