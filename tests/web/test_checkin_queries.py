@@ -32,17 +32,18 @@ AUDIT = 2 + (1 if PG else 0)
 # The link with its client, clinic, episode and session; the new session: its key checked,
 # then inserted.
 FOLLOW_LINK = 3 + SAVEPOINT
-# The session; the link with its client, clinic, episode, session and whether the session
-# is a follow-up; the audit row (the form shows the client's goals); the active goals; the
+# The session; the link with its client, clinic (and its journey settings), episode, session
+# and whether the session is a follow-up; the audit row (the form shows the client's goals); the active goals; the
 # measure plan (episode override or clinic plan, one query); the clinic's usable imported
 # instruments.
 OPEN_FORM = 5 + AUDIT
-# As for the form: session, link, goals, plan, imported instruments. In one transaction: the
-# link locked, the instrument rows, the responses (one insert), the goal ratings (one
-# insert), the link marked used, the audit row, other open links revoked, the alert rules'
-# episode scores and last session number. The thank-you page: the clinic's journey settings,
-# the goals with their revisions, their ratings. The session saved (the check-in's key).
-SUBMIT = 5 + (8 + AUDIT + SAVEPOINT) + 3 + (1 + SAVEPOINT)
+# As for the form: session, link, goals (all of them, with their revisions: the thank-you
+# page shows them too), plan, imported instruments. In one transaction: the link locked, the
+# instrument rows, the responses (one insert), the goal ratings (one insert), the link marked
+# used, the audit row, other open links revoked, the worker's task for the alert rules other
+# than risk (alerts.tasks: they read the whole episode). The thank-you page: the goals'
+# ratings. The session saved (the check-in's key).
+SUBMIT = 5 + (7 + AUDIT + SAVEPOINT) + 1 + (1 + SAVEPOINT)
 
 
 def check_in(client: Any, token: str, goals: list[Any], queries: Any) -> Any:

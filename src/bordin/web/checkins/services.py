@@ -99,16 +99,18 @@ def checkin_instruments(
 
 
 def link_with_kind(link_pk: int) -> tuple[CheckinLink, str] | None:
-    """The link with its client, clinic, episode and session, and its session's delivery kind
+    """The link with its client, clinic (with its journey settings: the thank-you page shows
+    the goals if they say so), episode and session, and its session's delivery kind
     (:func:`~bordin.web.delivery.services.kind_for_session`), all in one query."""
-    link = (
-        CheckinLink.objects.select_related("client__clinic", "episode", "session")
+    found = list(
+        CheckinLink.objects.select_related("client__clinic__journey", "episode", "session")
         .annotate(followup=is_followup())
         .filter(pk=link_pk)
-        .first()
+        .order_by()[:1]  # one row by its key: no ORDER BY to compile (issue 10)
     )
-    if link is None:
+    if not found:
         return None
+    link = found[0]
     return link, Delivery.Kind.FOLLOWUP if link.followup else Delivery.Kind.CHECKIN
 
 
