@@ -376,8 +376,8 @@ def test_divergence_alert_when_therapist_rated_higher(
     from bordin.web.alerts.rules import check_divergence
     from bordin.web.clinic import analysis
 
-    data = analysis.episode_data(session.episode, comments=False)
-    assert check_divergence(session.episode.client, session, data) == alert
+    scores = analysis.episode_data(session.episode, comments=False)
+    assert check_divergence(session.episode.client, session, scores) == alert
     assert check_divergence(session.episode.client, session) == alert
 
 

@@ -33,9 +33,9 @@ AUDIT = 2 + (1 if PG else 0)
 # then inserted.
 FOLLOW_LINK = 3 + SAVEPOINT
 # The session; the link with its client, clinic (and its journey settings), episode, session
-# and whether the session is a follow-up; the audit row (the form shows the client's goals); the active goals; the
-# measure plan (episode override or clinic plan, one query); the clinic's usable imported
-# instruments.
+# and whether the session is a follow-up; the audit row (the form shows the client's goals);
+# the active goals; the measure plan (episode override or clinic plan, one query); the
+# clinic's usable imported instruments.
 OPEN_FORM = 5 + AUDIT
 # As for the form: session, link, goals (all of them, with their revisions: the thank-you
 # page shows them too), plan, imported instruments. In one transaction: the link locked, the

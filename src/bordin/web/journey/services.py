@@ -300,7 +300,8 @@ def goal_histories(episode: Episode, goals: list[Goal] | None = None) -> list[Go
     from bordin.web.journey.ending import latest_goal_ratings
 
     all_goals = goals if goals is not None else episode_goals(episode)
-    previous = {g.pk: g.revised_id for g in all_goals if g.revised_id is not None}
+    revised = {g.pk: getattr(g, "revised_id", None) for g in all_goals}
+    previous = {pk: old for pk, old in revised.items() if old is not None}
     by_pk = {g.pk: g for g in all_goals}
     ratings = latest_goal_ratings(all_goals)
     out = []
