@@ -168,3 +168,44 @@ def test_follow_up_asks_outcome_measures_only(
     data = {"idempotency_key": "k" * 32} | {f"phq9-q{k}": "1" for k in range(1, 10)}
     assert http.post("/c/", data).status_code == 200
     assert list(Response.objects.values_list("instrument__code", "total")) == [("phq9", 9)]
+
+
+def test_the_forms_signed_note_names_what_it_showed_for_its_own_link_only(
+    clinic: Any, episode: Any, add_session: Any, owner: Any
+) -> None:
+    """The submission reads the form's instruments from its signed note (issue 10), not the
+    plan: the same definitions, imported versions included; any other note is refused."""
+    imported(clinic, phq9())
+    MeasurePlan.objects.create(clinic=clinic, checkin_codes=["alliance", "phq9"])
+    link, _ = CheckinLink.issue(add_session(days_ago=0), created_by=owner)
+    other, _ = CheckinLink.issue(add_session(days_ago=1), created_by=owner)
+    shown, note = services.checkin_instruments_noted(link, None)
+    assert [d.code for d in shown] == ["alliance", "wellbeing", "phq9"]
+    assert services.shown_instruments(link, note, 60) == shown
+    services._IMPORTED.clear()  # another server process: the stored version is read
+    assert services.shown_instruments(link, note, 60) == shown
+    assert services.shown_instruments(other, note, 60) is None  # made for another link
+    assert services.shown_instruments(link, note[:-2] + "xx", 60) is None  # altered
+    assert services.shown_instruments(link, "", 60) is None
+    assert services.shown_instruments(link, "not:a:note", 60) is None
+    from django.core import signing
+
+    forged = signing.dumps([link.pk, [["i", "phq9", "no-such-version"]]], salt="other")
+    assert services.shown_instruments(link, forged, 60) is None  # not signed by the server
+
+
+def test_a_submission_without_a_valid_note_reads_the_plan_again(
+    client: Any, clinic: Any, episode: Any, add_session: Any, owner: Any, goals: list[Any]
+) -> None:
+    from tests.web.helpers import checkin_post
+
+    imported(clinic, phq9())
+    MeasurePlan.objects.create(clinic=clinic, checkin_codes=["alliance", "phq9"])
+    _, token = CheckinLink.issue(add_session(days_ago=0), created_by=owner)
+    client.get(f"/c/{token}")
+    assert 'name="phq9-q1"' in client.get("/c/").content.decode()
+    answers = {f"phq9__q{n}": "1" for n in range(1, 10)}
+    bad = checkin_post(goals, shown="tampered", **answers)
+    assert client.post("/c/", bad).status_code == 200
+    codes = sorted(Response.objects.values_list("instrument__code", flat=True))
+    assert codes == ["alliance", "phq9", "wellbeing"]

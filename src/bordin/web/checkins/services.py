@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -93,9 +94,91 @@ def checkin_instruments(
     same code). ``kind``: the session's delivery kind when the caller already knows it
     (:func:`link_with_kind`), else it is read.
     """
+    return [d for d, _ in _sourced(episode, session, kind)]
+
+
+def _sourced(
+    episode: Episode | None, session: Session | None, kind: str | None
+) -> list[tuple[MeasureDefinition, bool]]:
+    """:func:`checkin_instruments`, each with whether it is the clinic's imported one."""
     codes, usable = _codes(episode, session, kind)
     reg = analysis.registry()
-    return [definition_of(usable[c].instrument) if c in usable else reg[c] for c in codes]
+    return [
+        (_imported(usable[c].instrument), True) if c in usable else (reg[c], False) for c in codes
+    ]
+
+
+#: Imported definitions by code and version, parsed once per process. A stored version is
+#: frozen (``Instrument``: unique code and version, never rewritten), so an entry cannot go
+#: stale; a new version is a new key.
+_IMPORTED: dict[tuple[str, str], MeasureDefinition] = {}
+
+
+def _imported(row: Instrument) -> MeasureDefinition:
+    found = _IMPORTED.get((row.code, row.version))
+    if found is None:
+        found = definition_of(row)
+        if len(_IMPORTED) > 256:
+            _IMPORTED.clear()
+        _IMPORTED[(row.code, row.version)] = found
+    return found
+
+
+INSTRUMENTS_SALT = "bordin.checkins.shown-instruments"
+
+
+def checkin_instruments_noted(
+    link: CheckinLink, kind: str | None
+) -> tuple[list[MeasureDefinition], str]:
+    """:func:`checkin_instruments` for the link, and the form's signed note of them
+    (:func:`shown_instruments` reads it back when the form is submitted)."""
+    sourced = _sourced(link.episode, link.session, kind)
+    note = signing.dumps(
+        [link.pk, [["i" if imported else "b", d.code, d.version] for d, imported in sourced]],
+        salt=INSTRUMENTS_SALT,
+    )
+    return [d for d, _ in sourced], note
+
+
+def shown_instruments(link: CheckinLink, note: str, max_age: int) -> list[MeasureDefinition] | None:
+    """The instruments the check-in form showed, from its signed note: the submission is
+    checked and scored against the very questions (and versions) the client answered, without
+    reading the measure plan and the clinic's instruments again (issue 10).
+
+    ``None`` when the note is missing, altered, made for another link or older than
+    ``max_age`` seconds, or names a version not stored: the caller then reads the plan as the
+    form did (:func:`checkin_instruments`). A built-in is taken from the registry at its
+    version; an imported one from its stored, frozen version.
+    """
+    if not note or len(note) > 4000:
+        return None
+    try:
+        link_pk, entries = signing.loads(note, salt=INSTRUMENTS_SALT, max_age=max_age)
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    if link_pk != link.pk or not isinstance(entries, list) or not entries:
+        return None
+    reg = analysis.registry()
+    out: list[MeasureDefinition] = []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 3):
+            return None
+        if not all(isinstance(part, str) for part in entry):
+            return None
+        source, code, version = entry
+        if source == "b" and code in reg and reg[code].version == version:
+            out.append(reg[code])
+            continue
+        if source != "i":
+            return None
+        found = _IMPORTED.get((code, version))
+        if found is None:
+            row = Instrument.objects.filter(code=code, version=version).first()
+            if row is None:
+                return None
+            found = _imported(row)
+        out.append(found)
+    return out
 
 
 def link_with_kind(link_pk: int) -> tuple[CheckinLink, str] | None:

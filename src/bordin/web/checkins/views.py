@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -25,6 +25,7 @@ from bordin.web.checkins.privacy import (
     client_page,
     end_link_session,
     link_session_alive,
+    link_session_seconds,
     start_link_session,
 )
 from bordin.web.clinic.models import Goal
@@ -48,24 +49,39 @@ def _too_many(request: HttpRequest) -> HttpResponse:
 
 def _build_form(
     link: CheckinLink,
-    data: object | None = None,
+    data: QueryDict | None = None,
     kind: str | None = None,
     goals: list[Goal] | None = None,
 ) -> CheckinForm:
-    """``goals``: the episode's goals when read already (inactive ones are left out)."""
+    """``goals``: the episode's goals when read already (inactive ones are left out).
+
+    A submitted form is checked against the instruments its page showed (its signed note,
+    ``shown``); without a valid note they are read again from the plan, and a form shown again
+    gets a fresh note.
+    """
     if goals is None:
         goals = list(link.episode.goals.filter(active=True))
     else:
         goals = [g for g in goals if g.active]
+    shown = None
+    if data is not None:
+        shown = services.shown_instruments(link, data.get("shown", ""), link_session_seconds())
+    note = ""
+    if shown is None:
+        shown, note = services.checkin_instruments_noted(link, kind)
     kwargs: dict[str, object] = {
-        "instruments": services.checkin_instruments(link.episode, link.session, kind),
+        "instruments": shown,
         "goals": goals,
         "text_limit": settings.BORDIN_CHECKIN_TEXT_LIMIT,
         "language": link.client.preferred_language,
     }
     if data is not None:
+        if note:
+            data = data.copy()
+            data["shown"] = note
         return CheckinForm(data, **kwargs)  # type: ignore[arg-type]
-    return CheckinForm(initial={"idempotency_key": secrets.token_urlsafe(24)}, **kwargs)  # type: ignore[arg-type]
+    initial = {"idempotency_key": secrets.token_urlsafe(24), "shown": note}
+    return CheckinForm(initial=initial, **kwargs)  # type: ignore[arg-type]
 
 
 def _thanks(
@@ -132,7 +148,7 @@ def checkin(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             if "idempotency_key" in form.errors:
                 # A broken key cannot be fixed by the client: give the re-rendered form a new one.
-                data = request.POST.copy()
+                data = form.data.copy()
                 data["idempotency_key"] = secrets.token_urlsafe(24)
                 form.data = data
             return _render_form(request, link, form, status=400)
