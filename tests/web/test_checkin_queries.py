@@ -32,19 +32,20 @@ AUDIT = 2 + (1 if PG else 0)
 # The link with its client, clinic, episode and session; the new session: its key checked,
 # then inserted.
 FOLLOW_LINK = 3 + SAVEPOINT
-# The session; the link with its client, clinic (and its journey settings), episode, session
-# and whether the session is a follow-up; the audit row (the form shows the client's goals);
-# the active goals; the measure plan (episode override or clinic plan, one query); the
-# clinic's usable imported instruments.
+# The session; the link with its client, clinic, episode, session and whether the session
+# is a follow-up; the audit row (the form shows the client's goals); the active goals; the
+# measure plan (episode override or clinic plan, one query); the clinic's usable imported
+# instruments.
 OPEN_FORM = 5 + AUDIT
-# The session, the link, the goals (all of them, with their revisions: the thank-you page
-# shows them too); the plan and the imported instruments are not read again (the form's
-# signed note of the instruments it showed, services.shown_instruments). In one transaction:
-# the link locked, the instrument rows, the responses (one insert), the goal ratings (one
-# insert), the link marked used, the audit row, other open links revoked, the worker's task
-# for the alert rules other than risk (alerts.tasks: they read the whole episode). The
-# thank-you page: the goals' ratings. The session saved (the check-in's key).
-SUBMIT = 3 + (7 + AUDIT + SAVEPOINT) + 1 + (1 + SAVEPOINT)
+# The session, the link (with its clinic's journey settings, for the thank-you page), the
+# goals (all of them, with their revisions: the thank-you page shows them too); the plan, the
+# imported instruments and whether the session is a follow-up are not read again (the form's
+# signed note of what it showed, services.shown_instruments). In one transaction: the link
+# locked, the instrument rows, the responses (one insert), the goal ratings (one insert), the
+# link marked used, the audit row, other open links revoked, the worker's task for the alert
+# rules other than risk (alerts.tasks: they read the whole episode). The thank-you page: the
+# goals' ratings. The session is not written.
+SUBMIT = 3 + (7 + AUDIT + SAVEPOINT) + 1
 
 
 def check_in(client: Any, token: str, goals: list[Any], queries: Any) -> Any:

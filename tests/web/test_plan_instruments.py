@@ -179,19 +179,24 @@ def test_the_forms_signed_note_names_what_it_showed_for_its_own_link_only(
     MeasurePlan.objects.create(clinic=clinic, checkin_codes=["alliance", "phq9"])
     link, _ = CheckinLink.issue(add_session(days_ago=0), created_by=owner)
     other, _ = CheckinLink.issue(add_session(days_ago=1), created_by=owner)
-    shown, note = services.checkin_instruments_noted(link, None)
+    shown, kind, note = services.checkin_instruments_noted(link, None)  # the kind read
     assert [d.code for d in shown] == ["alliance", "wellbeing", "phq9"]
-    assert services.shown_instruments(link, note, 60) == shown
+    assert kind == Delivery.Kind.CHECKIN
+    assert services.shown_instruments(link, note, 60) == (shown, kind)
     services._IMPORTED.clear()  # another server process: the stored version is read
-    assert services.shown_instruments(link, note, 60) == shown
+    assert services.shown_instruments(link, note, 60) == (shown, kind)
     assert services.shown_instruments(other, note, 60) is None  # made for another link
     assert services.shown_instruments(link, note[:-2] + "xx", 60) is None  # altered
     assert services.shown_instruments(link, "", 60) is None
     assert services.shown_instruments(link, "not:a:note", 60) is None
     from django.core import signing
 
-    forged = signing.dumps([link.pk, [["i", "phq9", "no-such-version"]]], salt="other")
+    entries = [["b", "alliance", shown[0].version]]
+    forged = signing.dumps([link.pk, "checkin", entries], salt="other")
     assert services.shown_instruments(link, forged, 60) is None  # not signed by the server
+    salt = services.INSTRUMENTS_SALT
+    missing = signing.dumps([link.pk, "checkin", [["i", "phq9", "no-such-version"]]], salt=salt)
+    assert services.shown_instruments(link, missing, 60) is None  # a version not stored
 
 
 def test_a_submission_without_a_valid_note_reads_the_plan_again(

@@ -155,6 +155,8 @@ class CheckinForm(forms.Form):
     #: (:func:`bordin.web.checkins.services.shown_instruments`); not required: without it the
     #: submission reads the measure plan again.
     shown = forms.CharField(widget=forms.HiddenInput, required=False, max_length=4000)
+    #: The session's delivery kind ("checkin" or "followup") the form was built for.
+    delivery_kind: str = ""
 
     def __init__(
         self,

@@ -129,21 +129,25 @@ INSTRUMENTS_SALT = "bordin.checkins.shown-instruments"
 
 def checkin_instruments_noted(
     link: CheckinLink, kind: str | None
-) -> tuple[list[MeasureDefinition], str]:
-    """:func:`checkin_instruments` for the link, and the form's signed note of them
-    (:func:`shown_instruments` reads it back when the form is submitted)."""
+) -> tuple[list[MeasureDefinition], str, str]:
+    """:func:`checkin_instruments` for the link, the session's delivery kind (read if
+    ``kind`` is ``None``) and the form's signed note of both (:func:`shown_instruments` reads
+    it back when the form is submitted)."""
+    if kind is None:
+        kind = kind_for_session(link.session)
     sourced = _sourced(link.episode, link.session, kind)
-    note = signing.dumps(
-        [link.pk, [["i" if imported else "b", d.code, d.version] for d, imported in sourced]],
-        salt=INSTRUMENTS_SALT,
-    )
-    return [d for d, _ in sourced], note
+    entries = [["i" if imported else "b", d.code, d.version] for d, imported in sourced]
+    note = signing.dumps([link.pk, kind, entries], salt=INSTRUMENTS_SALT)
+    return [d for d, _ in sourced], kind, note
 
 
-def shown_instruments(link: CheckinLink, note: str, max_age: int) -> list[MeasureDefinition] | None:
-    """The instruments the check-in form showed, from its signed note: the submission is
-    checked and scored against the very questions (and versions) the client answered, without
-    reading the measure plan and the clinic's instruments again (issue 10).
+def shown_instruments(
+    link: CheckinLink, note: str, max_age: int
+) -> tuple[list[MeasureDefinition], str] | None:
+    """The instruments the check-in form showed and the session's delivery kind, from the
+    form's signed note: the submission is checked and scored against the very questions (and
+    versions) the client answered, without reading the measure plan, the clinic's instruments
+    and the session's kind again (issue 10).
 
     ``None`` when the note is missing, altered, made for another link or older than
     ``max_age`` seconds, or names a version not stored: the caller then reads the plan as the
@@ -153,10 +157,12 @@ def shown_instruments(link: CheckinLink, note: str, max_age: int) -> list[Measur
     if not note or len(note) > 4000:
         return None
     try:
-        link_pk, entries = signing.loads(note, salt=INSTRUMENTS_SALT, max_age=max_age)
+        link_pk, kind, entries = signing.loads(note, salt=INSTRUMENTS_SALT, max_age=max_age)
     except (signing.BadSignature, ValueError, TypeError):
         return None
     if link_pk != link.pk or not isinstance(entries, list) or not entries:
+        return None
+    if kind not in (Delivery.Kind.CHECKIN, Delivery.Kind.FOLLOWUP):
         return None
     reg = analysis.registry()
     out: list[MeasureDefinition] = []
@@ -178,22 +184,28 @@ def shown_instruments(link: CheckinLink, note: str, max_age: int) -> list[Measur
                 return None
             found = _imported(row)
         out.append(found)
-    return out
+    return out, str(kind)
 
 
-def link_with_kind(link_pk: int) -> tuple[CheckinLink, str] | None:
-    """The link with its client, clinic (with its journey settings: the thank-you page shows
-    the goals if they say so), episode and session, and its session's delivery kind
-    (:func:`~bordin.web.delivery.services.kind_for_session`), all in one query."""
-    found = list(
-        CheckinLink.objects.select_related("client__clinic__journey", "episode", "session")
-        .annotate(followup=is_followup())
-        .filter(pk=link_pk)
-        .order_by()[:1]  # one row by its key: no ORDER BY to compile (issue 10)
-    )
+def link_with_kind(
+    link_pk: int, *, kind: bool = True, journey: bool = False
+) -> tuple[CheckinLink, str | None] | None:
+    """The link with its client, clinic, episode and session, all in one query, and its
+    session's delivery kind (:func:`~bordin.web.delivery.services.kind_for_session`) when
+    ``kind`` (else ``None``: a submission reads it from the form's note,
+    :func:`shown_instruments`). ``journey``: the clinic's journey settings too (the thank-you
+    page shows the goals if they say so)."""
+    related = ["client__clinic__journey" if journey else "client__clinic", "episode", "session"]
+    links = CheckinLink.objects.select_related(*related)
+    if kind:
+        links = links.annotate(followup=is_followup())
+    # One row by its key: no ORDER BY to compile (issue 10).
+    found = list(links.filter(pk=link_pk).order_by()[:1])
     if not found:
         return None
     link = found[0]
+    if not kind:
+        return link, None
     return link, Delivery.Kind.FOLLOWUP if link.followup else Delivery.Kind.CHECKIN
 
 

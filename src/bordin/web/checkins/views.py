@@ -50,7 +50,7 @@ def _too_many(request: HttpRequest) -> HttpResponse:
 def _build_form(
     link: CheckinLink,
     data: QueryDict | None = None,
-    kind: str | None = None,
+    kind: str | None = None,  # None: from the submitted form's note, else read
     goals: list[Goal] | None = None,
 ) -> CheckinForm:
     """``goals``: the episode's goals when read already (inactive ones are left out).
@@ -63,12 +63,14 @@ def _build_form(
         goals = list(link.episode.goals.filter(active=True))
     else:
         goals = [g for g in goals if g.active]
-    shown = None
+    noted = None
     if data is not None:
-        shown = services.shown_instruments(link, data.get("shown", ""), link_session_seconds())
+        noted = services.shown_instruments(link, data.get("shown", ""), link_session_seconds())
     note = ""
-    if shown is None:
-        shown, note = services.checkin_instruments_noted(link, kind)
+    if noted is not None:
+        shown, kind = noted
+    else:
+        shown, kind, note = services.checkin_instruments_noted(link, kind)
     kwargs: dict[str, object] = {
         "instruments": shown,
         "goals": goals,
@@ -79,9 +81,12 @@ def _build_form(
         if note:
             data = data.copy()
             data["shown"] = note
-        return CheckinForm(data, **kwargs)  # type: ignore[arg-type]
-    initial = {"idempotency_key": secrets.token_urlsafe(24), "shown": note}
-    return CheckinForm(initial=initial, **kwargs)  # type: ignore[arg-type]
+        form = CheckinForm(data, **kwargs)  # type: ignore[arg-type]
+    else:
+        initial = {"idempotency_key": secrets.token_urlsafe(24), "shown": note}
+        form = CheckinForm(initial=initial, **kwargs)  # type: ignore[arg-type]
+    form.delivery_kind = kind
+    return form
 
 
 def _thanks(
@@ -127,14 +132,21 @@ def checkin(request: HttpRequest) -> HttpResponse:
     link_id = request.session.get(SESSION_LINK)
     if link_id is not None and not link_session_alive(request):
         return _invalid(request)
-    found = services.link_with_kind(link_id) if isinstance(link_id, int) else None
+    post = request.method == "POST"
+    # The form needs the session's kind (its instruments); a submission reads it from the
+    # form's note, and its thank-you page needs the clinic's journey settings.
+    found = (
+        services.link_with_kind(link_id, kind=not post, journey=post)
+        if isinstance(link_id, int)
+        else None
+    )
     if found is None:
         return _invalid(request)
     link, kind = found
     link.episode.client = link.client  # already loaded; the pages below need both
     activate_for_client(request, link.client)  # the client's language, not the browser's
 
-    if request.method == "POST":
+    if post:
         key = request.POST.get("idempotency_key", "")
         if link.used_at is not None:
             earlier = services.completed(link, key)
@@ -153,10 +165,9 @@ def checkin(request: HttpRequest) -> HttpResponse:
                 form.data = data
             return _render_form(request, link, form, status=400)
         try:
-            outcome = services.submit(link, form, request, kind)
+            outcome = services.submit(link, form, request, form.delivery_kind)
         except services.LinkUnavailable:
             return _invalid(request)
-        request.session[SESSION_DONE] = key
         return _thanks(request, link, outcome, goals)
 
     if link.used_at is not None:
