@@ -41,11 +41,11 @@ OPEN_FORM = 5 + AUDIT
 # goals (all of them, with their revisions: the thank-you page shows them too); the plan, the
 # imported instruments and whether the session is a follow-up are not read again (the form's
 # signed note of what it showed, services.shown_instruments). In one transaction: the link
-# locked, the instrument rows, the responses (one insert), the goal ratings (one insert), the
-# link marked used, the audit row, other open links revoked, the worker's task for the alert
-# rules other than risk (alerts.tasks: they read the whole episode). The thank-you page: the
-# goals' ratings. The session is not written.
-SUBMIT = 3 + (7 + AUDIT + SAVEPOINT) + 1
+# used up (one conditional update that also locks it), the instrument rows, the responses
+# (one insert), the goal ratings (one insert), the audit row, other open links revoked, the
+# worker's task for the alert rules other than risk (alerts.tasks: they read the whole
+# episode). The thank-you page: the goals' ratings. The session is not written.
+SUBMIT = 3 + (6 + AUDIT + SAVEPOINT) + 1
 
 
 def check_in(client: Any, token: str, goals: list[Any], queries: Any) -> Any:

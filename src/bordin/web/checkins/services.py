@@ -263,27 +263,23 @@ def submit(
 def _submit(
     link: CheckinLink, form: CheckinForm, key: str, request: HttpRequest | None, followup: bool
 ) -> Outcome:
-    # ``link`` came with its client, clinic, episode and session (link_with_kind): lock its
-    # row and read again only what a concurrent submission may have changed.
-    state = list(
-        CheckinLink.objects.select_for_update()
-        .filter(pk=link.pk)
-        .values_list("used_at", "used_key", "revoked_at", "expires_at")
-    )
-    if not state:
-        raise LinkUnavailable
-    link.used_at, link.used_key, link.revoked_at, link.expires_at = state[0]
-    episode = link.episode
-    episode.client = link.client
-    link.session.episode = episode
+    # ``link`` came with its client, clinic, episode and session (link_with_kind). One
+    # conditional update uses it up, takes its row lock and checks it is still usable; a
+    # concurrent submission waits for the lock, then finds it used (and its key).
     now = timezone.now()
-    if link.used_at is not None:
-        earlier = completed(link, key)
+    taken = CheckinLink.objects.filter(
+        pk=link.pk, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+    ).update(used_at=now, used_key=key)
+    if not taken:
+        fresh = CheckinLink.objects.filter(pk=link.pk).first()
+        earlier = completed(fresh, key) if fresh is not None else None
         if earlier is None:
             raise LinkUnavailable
         return earlier
-    if not link.is_usable(now):
-        raise LinkUnavailable
+    link.used_at, link.used_key = now, key
+    episode = link.episode
+    episode.client = link.client
+    link.session.episode = episode
     session = link.session
 
     instruments = Instrument.snapshots(form.instruments)
@@ -318,9 +314,6 @@ def _submit(
             )
             for goal_id, value in ratings.items()
         )
-    link.used_at = now
-    link.used_key = key
-    link.save(update_fields=["used_at", "used_key"])
     log.record_checkin(
         request,
         link,
