@@ -196,16 +196,15 @@ def link_with_kind(
     :func:`shown_instruments`). ``journey``: the clinic's journey settings too (the thank-you
     page shows the goals if they say so)."""
     related = ["client__clinic__journey" if journey else "client__clinic", "episode", "session"]
-    links = CheckinLink.objects.select_related(*related)
-    if kind:
-        links = links.annotate(followup=is_followup())
     # One row by its key: no ORDER BY to compile (issue 10).
-    found = list(links.filter(pk=link_pk).order_by()[:1])
+    links = CheckinLink.objects.select_related(*related).filter(pk=link_pk).order_by()
+    if not kind:
+        plain = list(links[:1])
+        return (plain[0], None) if plain else None
+    found = list(links.annotate(followup=is_followup())[:1])
     if not found:
         return None
     link = found[0]
-    if not kind:
-        return link, None
     return link, Delivery.Kind.FOLLOWUP if link.followup else Delivery.Kind.CHECKIN
 
 

@@ -160,7 +160,8 @@ def checkin(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             if "idempotency_key" in form.errors:
                 # A broken key cannot be fixed by the client: give the re-rendered form a new one.
-                data = form.data.copy()
+                data = request.POST.copy()
+                data["shown"] = str(form.data.get("shown", ""))  # refreshed if it was not valid
                 data["idempotency_key"] = secrets.token_urlsafe(24)
                 form.data = data
             return _render_form(request, link, form, status=400)
