@@ -191,11 +191,12 @@ def test_the_forms_signed_note_names_what_it_showed_for_its_own_link_only(
     assert services.shown_instruments(link, "not:a:note", 60) is None
     from django.core import signing
 
-    entries = [["b", "alliance", shown[0].version]]
+    entries = [["b", "alliance", shown[0].version, 0]]
     forged = signing.dumps([link.pk, "checkin", entries], salt="other")
     assert services.shown_instruments(link, forged, 60) is None  # not signed by the server
     salt = services.INSTRUMENTS_SALT
-    missing = signing.dumps([link.pk, "checkin", [["i", "phq9", "no-such-version"]]], salt=salt)
+    row = [["i", "phq9", "no-such-version", 1]]
+    missing = signing.dumps([link.pk, "checkin", row], salt=salt)
     assert services.shown_instruments(link, missing, 60) is None  # a version not stored
 
 

@@ -99,28 +99,30 @@ def checkin_instruments(
 
 def _sourced(
     episode: Episode | None, session: Session | None, kind: str | None
-) -> list[tuple[MeasureDefinition, bool]]:
-    """:func:`checkin_instruments`, each with whether it is the clinic's imported one."""
+) -> list[tuple[MeasureDefinition, int]]:
+    """:func:`checkin_instruments`, each with its stored row's id if it is the clinic's imported
+    one, else 0 (a built-in)."""
     codes, usable = _codes(episode, session, kind)
     reg = analysis.registry()
     return [
-        (_imported(usable[c].instrument), True) if c in usable else (reg[c], False) for c in codes
+        (_imported(usable[c].instrument), usable[c].instrument_id) if c in usable else (reg[c], 0)
+        for c in codes
     ]
 
 
-#: Imported definitions by code and version, parsed once per process. A stored version is
-#: frozen (``Instrument``: unique code and version, never rewritten), so an entry cannot go
-#: stale; a new version is a new key.
-_IMPORTED: dict[tuple[str, str], MeasureDefinition] = {}
+#: Imported definitions by stored row (id, code and version), parsed once per process. A
+#: stored version is frozen (``Instrument``: unique code and version, never rewritten), so an
+#: entry cannot go stale; a new version is a new row.
+_IMPORTED: dict[tuple[int, str, str], MeasureDefinition] = {}
 
 
 def _imported(row: Instrument) -> MeasureDefinition:
-    found = _IMPORTED.get((row.code, row.version))
+    found = _IMPORTED.get((row.pk, row.code, row.version))
     if found is None:
         found = definition_of(row)
         if len(_IMPORTED) > 256:
             _IMPORTED.clear()
-        _IMPORTED[(row.code, row.version)] = found
+        _IMPORTED[(row.pk, row.code, row.version)] = found
     return found
 
 
@@ -136,7 +138,7 @@ def checkin_instruments_noted(
     if kind is None:
         kind = kind_for_session(link.session)
     sourced = _sourced(link.episode, link.session, kind)
-    entries = [["i" if imported else "b", d.code, d.version] for d, imported in sourced]
+    entries = [["i" if pk else "b", d.code, d.version, pk] for d, pk in sourced]
     note = signing.dumps([link.pk, kind, entries], salt=INSTRUMENTS_SALT)
     return [d for d, _ in sourced], kind, note
 
@@ -167,19 +169,19 @@ def shown_instruments(
     reg = analysis.registry()
     out: list[MeasureDefinition] = []
     for entry in entries:
-        if not (isinstance(entry, list) and len(entry) == 3):
+        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[3], int)):
             return None
-        if not all(isinstance(part, str) for part in entry):
+        if not all(isinstance(part, str) for part in entry[:3]):
             return None
-        source, code, version = entry
+        source, code, version, pk = entry
         if source == "b" and code in reg and reg[code].version == version:
             out.append(reg[code])
             continue
         if source != "i":
             return None
-        found = _IMPORTED.get((code, version))
+        found = _IMPORTED.get((pk, code, version))
         if found is None:
-            row = Instrument.objects.filter(code=code, version=version).first()
+            row = Instrument.objects.filter(pk=pk, code=code, version=version).first()
             if row is None:
                 return None
             found = _imported(row)
