@@ -178,6 +178,7 @@ def checkin_form_data(html: str) -> tuple[dict[str, str], str]:
     key = _input_value(html, "idempotency_key")
     data = checkin_post([SimpleNamespace(pk=g) for g in goal_ids], key=key)
     data["csrfmiddlewaretoken"] = _input_value(html, "csrfmiddlewaretoken")
+    data["shown"] = _input_value(html, "shown")  # hidden, as a browser posts it
     return {k: str(v) for k, v in data.items()}, key
 
 

@@ -179,4 +179,7 @@ def _fresh_cache() -> None:
     """Cached fits (e.g. a clinic's trajectory model) must not leak from one test to the next."""
     from django.core.cache import cache
 
+    from bordin.web.checkins import services
+
     cache.clear()
+    services._IMPORTED.clear()  # a rolled-back test's rows may come back with other content

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from bordin.cli import app
 from bordin.web.audit import log
 from bordin.web.audit.models import (
+    NEWEST_HASH_SQL,
     AppendOnlyError,
     AuditAnchor,
     AuditEvent,
@@ -43,6 +44,16 @@ def test_every_event_is_chained_to_the_one_before(stored: list[AuditEvent]) -> N
         assert row.chain_hash == chain_hash(previous, row)
         previous = row.chain_hash
     assert verify_chain() == (len(rows), None)
+
+
+def test_the_written_out_newest_hash_query_reads_what_the_orm_reads(
+    stored: list[AuditEvent],
+) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(NEWEST_HASH_SQL)
+        (newest,) = cursor.fetchone()
+    assert newest == AuditEvent.objects.order_by("-pk").values_list("chain_hash", flat=True)[0]
+    assert newest == stored[-1].chain_hash
 
 
 def test_bulk_inserts_are_chained(owner: Any, rf: Any) -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from bordin.web.alerts.models import Alert
 from bordin.web.checkins.models import CheckinLink, hash_token
 from bordin.web.clinic.models import GoalRating, Response
+from bordin.web.delivery.worker import drain
 from tests.web.helpers import checkin_post, record_checkin, record_therapist_rating
 
 pytestmark = pytest.mark.django_db
@@ -320,7 +321,7 @@ def test_failure_inside_the_transaction_stores_nothing(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("alert rules failed")
 
-    monkeypatch.setattr("bordin.web.checkins.services.evaluate_checkin", boom)
+    monkeypatch.setattr("bordin.web.checkins.services.risk_at_once", boom)
     client.raise_request_exception = False
     response = client.post("/c/", checkin_post(goals, wellbeing__safety="2"))
     assert response.status_code == 500
@@ -340,6 +341,8 @@ def test_rupture_alert_is_raised_once(
     low["alliance__overall"] = "6"
     data = checkin_post(goals, key="r" * 32, **low)
     assert client.post("/c/", data).status_code == 200
+    assert not Alert.objects.exists()  # the rupture rule runs in the worker (alerts.tasks)
+    assert drain() >= 1
     alert = Alert.objects.get()
     assert alert.kind == "rupture"
     assert alert.session == second
@@ -352,6 +355,7 @@ def test_rupture_alert_is_raised_once(
     )
     assert Alert.objects.count() == 1
     assert client.post("/c/", data).status_code == 200
+    drain()
     assert Alert.objects.count() == 1
 
 
@@ -363,6 +367,7 @@ def test_divergence_alert_when_therapist_rated_higher(
     open_form(client, token)
     data = checkin_post(goals, alliance__goals="6", alliance__tasks="7", alliance__bond="7")
     assert client.post("/c/", data).status_code == 200
+    assert drain() >= 1  # the divergence rule runs in the worker (alerts.tasks)
     alert = Alert.objects.get()
     assert alert.kind == "divergence"
     assert "bond 9.0 on average; the client rated them 6.7." in alert.detail
@@ -371,8 +376,8 @@ def test_divergence_alert_when_therapist_rated_higher(
     from bordin.web.alerts.rules import check_divergence
     from bordin.web.clinic import analysis
 
-    data = analysis.episode_data(session.episode, comments=False)
-    assert check_divergence(session.episode.client, session, data) == alert
+    scores = analysis.episode_data(session.episode, comments=False)
+    assert check_divergence(session.episode.client, session, scores) == alert
     assert check_divergence(session.episode.client, session) == alert
 
 

@@ -12,6 +12,7 @@ from django.core.cache import cache
 from bordin.web.alerts.models import Alert
 from bordin.web.checkins.models import CheckinLink
 from bordin.web.clinic.models import Client, Episode, GoalRating, Response, Session
+from bordin.web.delivery.worker import drain
 from tests.web.helpers import record_checkin, record_therapist_rating
 
 pytestmark = pytest.mark.django_db
@@ -294,6 +295,7 @@ def test_off_track_checkin_raises_a_not_on_track_alert(
     worse = {f"wellbeing__{k}": "1" for k in ("mood", "daily", "connection", "coping")}
     response = client.post("/c/", checkin_post(goals, **worse))
     assert response.status_code == 200
+    assert drain() >= 1  # the not-on-track rule runs in the worker (alerts.tasks)
     alert = Alert.objects.get(client=client_record, kind="not_on_track")
     assert alert.session == session
     assert "worse than expected" in alert.detail
@@ -303,4 +305,5 @@ def test_off_track_checkin_raises_a_not_on_track_alert(
     client.get(f"/c/{token}")
     client.get("/c/")
     client.post("/c/", checkin_post(goals, key="n" * 32, **worse))
+    drain()
     assert Alert.objects.filter(client=client_record, kind="not_on_track").count() == 1

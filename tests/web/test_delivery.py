@@ -98,6 +98,31 @@ def test_recording_a_session_sends_the_checkin_and_no_reminder_after_completion(
     )
 
 
+def test_one_pass_sends_for_every_session_recorded_before_it_and_drops_their_wake_ups(
+    smtp: SmtpServer, login: Any, owner: Any, client_record: Any, add_session: Any
+) -> None:
+    """Each recorded session enqueues a ``deliver`` task; the first pass sends everything
+    due and the other waiting passes are dropped (each found nothing left: issue 10)."""
+    from django_tasks_db.models import DBTaskResult
+
+    from bordin.web.delivery.worker import TASK_PATH, drain
+
+    reachable(client_record)
+    with time_machine.travel(at(4, 10), tick=True):
+        http = login(owner)
+        for day in (1, 2, 3):
+            record(http, client_record, at(day, 10))
+        waiting = DBTaskResult.objects.ready().filter(task_path=TASK_PATH).count()
+        assert waiting >= 3
+        pending = OutboxMessage.objects.filter(status="pending")
+        assert pending.count() >= 3
+        assert drain() == 1
+    assert not OutboxMessage.objects.filter(status="pending").exists()
+    checkins = [m for m in smtp.inbox.messages if "session check-in" in m["Subject"]]
+    assert len(checkins) == 3
+    assert not DBTaskResult.objects.ready().exists()
+
+
 def test_one_reminder_after_the_delay_never_in_quiet_hours(
     smtp: SmtpServer, login: Any, owner: Any, client_record: Any, episode: Any
 ) -> None:

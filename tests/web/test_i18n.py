@@ -275,6 +275,9 @@ def test_alert_text_is_written_in_the_therapist_language(
     client.get("/c/")
     data = checkin_post(goals, alliance__goals="6", alliance__tasks="7", alliance__bond="7")
     assert client.post("/c/", data).status_code == 200
+    from bordin.web.delivery.worker import drain
+
+    assert drain() >= 1  # the divergence rule runs in the worker (alerts.tasks)
     detail = Alert.objects.get(kind="divergence").detail
     assert detail == (
         f"En la sesión {session.number} valoraste objetivos, tareas y vínculo con 9.0 de media; "

@@ -168,3 +168,50 @@ def test_follow_up_asks_outcome_measures_only(
     data = {"idempotency_key": "k" * 32} | {f"phq9-q{k}": "1" for k in range(1, 10)}
     assert http.post("/c/", data).status_code == 200
     assert list(Response.objects.values_list("instrument__code", "total")) == [("phq9", 9)]
+
+
+def test_the_forms_signed_note_names_what_it_showed_for_its_own_link_only(
+    clinic: Any, episode: Any, add_session: Any, owner: Any
+) -> None:
+    """The submission reads the form's instruments from its signed note (issue 10), not the
+    plan: the same definitions, imported versions included; any other note is refused."""
+    imported(clinic, phq9())
+    MeasurePlan.objects.create(clinic=clinic, checkin_codes=["alliance", "phq9"])
+    link, _ = CheckinLink.issue(add_session(days_ago=0), created_by=owner)
+    other, _ = CheckinLink.issue(add_session(days_ago=1), created_by=owner)
+    shown, kind, note = services.checkin_instruments_noted(link, None)  # the kind read
+    assert [d.code for d in shown] == ["alliance", "wellbeing", "phq9"]
+    assert kind == Delivery.Kind.CHECKIN
+    assert services.shown_instruments(link, note, 60) == (shown, kind)
+    services._IMPORTED.clear()  # another server process: the stored version is read
+    assert services.shown_instruments(link, note, 60) == (shown, kind)
+    assert services.shown_instruments(other, note, 60) is None  # made for another link
+    assert services.shown_instruments(link, note[:-2] + "xx", 60) is None  # altered
+    assert services.shown_instruments(link, "", 60) is None
+    assert services.shown_instruments(link, "not:a:note", 60) is None
+    from django.core import signing
+
+    entries = [["b", "alliance", shown[0].version, 0]]
+    forged = signing.dumps([link.pk, "checkin", entries], salt="other")
+    assert services.shown_instruments(link, forged, 60) is None  # not signed by the server
+    salt = services.INSTRUMENTS_SALT
+    row = [["i", "phq9", "no-such-version", 1]]
+    missing = signing.dumps([link.pk, "checkin", row], salt=salt)
+    assert services.shown_instruments(link, missing, 60) is None  # a version not stored
+
+
+def test_a_submission_without_a_valid_note_reads_the_plan_again(
+    client: Any, clinic: Any, episode: Any, add_session: Any, owner: Any, goals: list[Any]
+) -> None:
+    from tests.web.helpers import checkin_post
+
+    imported(clinic, phq9())
+    MeasurePlan.objects.create(clinic=clinic, checkin_codes=["alliance", "phq9"])
+    _, token = CheckinLink.issue(add_session(days_ago=0), created_by=owner)
+    client.get(f"/c/{token}")
+    assert 'name="phq9-q1"' in client.get("/c/").content.decode()
+    answers = {f"phq9__q{n}": "1" for n in range(1, 10)}
+    bad = checkin_post(goals, shown="tampered", **answers)
+    assert client.post("/c/", bad).status_code == 200
+    codes = sorted(Response.objects.values_list("instrument__code", flat=True))
+    assert codes == ["alliance", "phq9", "wellbeing"]

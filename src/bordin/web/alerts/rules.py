@@ -231,6 +231,49 @@ def check_not_on_track(
     return alert
 
 
+def risk_at_once(session: Session, responses: Sequence[Response | None]) -> list[Alert]:
+    """The alert a client's check-in raises inside its own transaction: a risk, at once.
+
+    The check-in's other rules run in the worker (:func:`enqueue_checkin_rules`).
+    """
+    alert = check_risk(session.episode.client, session, *responses)
+    return [alert] if alert is not None else []
+
+
+def enqueue_checkin_rules(session: Session) -> None:
+    """Have the worker run the check-in's other rules (:mod:`bordin.web.alerts.tasks`); call
+    inside the submission's transaction, so the task is stored with the check-in or not at
+    all."""
+    from bordin.web.alerts.tasks import checkin_alerts
+
+    checkin_alerts.enqueue(session.pk)
+
+
+def evaluate_stored_checkin(session_id: int) -> list[Alert]:
+    """:func:`evaluate_checkin` for a stored check-in (the worker's task): its client responses
+    read back, the clinic's expired outcome models refitted first."""
+    session = (
+        Session.objects.select_related("episode__client__clinic").filter(pk=session_id).first()
+    )
+    if session is None:  # deleted since (the client's data was erased)
+        return []
+    responses = list(
+        Response.objects.filter(session=session, respondent=Response.Respondent.CLIENT)
+        .select_related("instrument")
+        .order_by("pk")
+    )
+    if not responses:
+        return []
+    analysis.warm_reference_models(session.episode.client.clinic)
+    by_code = {r.instrument.code: r for r in responses}
+    builtin = (analysis.ALLIANCE, analysis.WELLBEING)
+    others = [r for r in responses if r.instrument.code not in builtin]
+    with transaction.atomic():
+        return evaluate_checkin(
+            session, by_code.get(analysis.ALLIANCE), by_code.get(analysis.WELLBEING), others
+        )
+
+
 def evaluate_checkin(
     session: Session,
     alliance: Response | None,

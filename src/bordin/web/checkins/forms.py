@@ -151,6 +151,12 @@ class CheckinForm(forms.Form):
         ],
         error_messages={"required": gettext_lazy("This form is out of date; reload the page.")},
     )
+    #: The instruments (code, version) this form shows, signed for its link
+    #: (:func:`bordin.web.checkins.services.shown_instruments`); not required: without it the
+    #: submission reads the measure plan again.
+    shown = forms.CharField(widget=forms.HiddenInput, required=False, max_length=4000)
+    #: The session's delivery kind ("checkin" or "followup") the form was built for.
+    delivery_kind: str = ""
 
     def __init__(
         self,

@@ -60,11 +60,12 @@ class SecureLink(models.Model):
         """The link for a token, whatever its state; ``None`` for an unknown token."""
         if not token or len(token) > 200:
             return None
-        return (
+        found = list(
             cls._default_manager.select_related("client__clinic", "episode", "session")
             .filter(token_hash=hash_token(token))
-            .first()
+            .order_by()[:1]  # the hash is unique: no ORDER BY to compile (issue 10)
         )
+        return found[0] if found else None
 
     def is_usable(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()

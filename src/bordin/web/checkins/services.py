@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django.utils import timezone
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.alerts import notify
 from bordin.web.alerts.models import Alert
-from bordin.web.alerts.rules import evaluate_checkin
+from bordin.web.alerts.rules import enqueue_checkin_rules, risk_at_once
 from bordin.web.audit import log
 from bordin.web.checkins.forms import CheckinForm
 from bordin.web.checkins.models import CheckinLink
@@ -93,22 +94,119 @@ def checkin_instruments(
     same code). ``kind``: the session's delivery kind when the caller already knows it
     (:func:`link_with_kind`), else it is read.
     """
+    return [d for d, _ in _sourced(episode, session, kind)]
+
+
+def _sourced(
+    episode: Episode | None, session: Session | None, kind: str | None
+) -> list[tuple[MeasureDefinition, int]]:
+    """:func:`checkin_instruments`, each with its stored row's id if it is the clinic's imported
+    one, else 0 (a built-in)."""
     codes, usable = _codes(episode, session, kind)
     reg = analysis.registry()
-    return [definition_of(usable[c].instrument) if c in usable else reg[c] for c in codes]
+    return [
+        (_imported(usable[c].instrument), usable[c].instrument_id) if c in usable else (reg[c], 0)
+        for c in codes
+    ]
 
 
-def link_with_kind(link_pk: int) -> tuple[CheckinLink, str] | None:
-    """The link with its client, clinic, episode and session, and its session's delivery kind
-    (:func:`~bordin.web.delivery.services.kind_for_session`), all in one query."""
-    link = (
-        CheckinLink.objects.select_related("client__clinic", "episode", "session")
-        .annotate(followup=is_followup())
-        .filter(pk=link_pk)
-        .first()
-    )
-    if link is None:
+#: Imported definitions by stored row (id, code and version), parsed once per process. A
+#: stored version is frozen (``Instrument``: unique code and version, never rewritten), so an
+#: entry cannot go stale; a new version is a new row.
+_IMPORTED: dict[tuple[int, str, str], MeasureDefinition] = {}
+
+
+def _imported(row: Instrument) -> MeasureDefinition:
+    found = _IMPORTED.get((row.pk, row.code, row.version))
+    if found is None:
+        found = definition_of(row)
+        if len(_IMPORTED) > 256:
+            _IMPORTED.clear()
+        _IMPORTED[(row.pk, row.code, row.version)] = found
+    return found
+
+
+INSTRUMENTS_SALT = "bordin.checkins.shown-instruments"
+
+
+def checkin_instruments_noted(
+    link: CheckinLink, kind: str | None
+) -> tuple[list[MeasureDefinition], str, str]:
+    """:func:`checkin_instruments` for the link, the session's delivery kind (read if
+    ``kind`` is ``None``) and the form's signed note of both (:func:`shown_instruments` reads
+    it back when the form is submitted)."""
+    if kind is None:
+        kind = kind_for_session(link.session)
+    sourced = _sourced(link.episode, link.session, kind)
+    entries = [["i" if pk else "b", d.code, d.version, pk] for d, pk in sourced]
+    note = signing.dumps([link.pk, kind, entries], salt=INSTRUMENTS_SALT)
+    return [d for d, _ in sourced], kind, note
+
+
+def shown_instruments(
+    link: CheckinLink, note: str, max_age: int
+) -> tuple[list[MeasureDefinition], str] | None:
+    """The instruments the check-in form showed and the session's delivery kind, from the
+    form's signed note: the submission is checked and scored against the very questions (and
+    versions) the client answered, without reading the measure plan, the clinic's instruments
+    and the session's kind again (issue 10).
+
+    ``None`` when the note is missing, altered, made for another link or older than
+    ``max_age`` seconds, or names a version not stored: the caller then reads the plan as the
+    form did (:func:`checkin_instruments`). A built-in is taken from the registry at its
+    version; an imported one from its stored, frozen version.
+    """
+    if not note or len(note) > 4000:
         return None
+    try:
+        link_pk, kind, entries = signing.loads(note, salt=INSTRUMENTS_SALT, max_age=max_age)
+    except (signing.BadSignature, ValueError, TypeError):
+        return None
+    if link_pk != link.pk or not isinstance(entries, list) or not entries:
+        return None
+    if kind not in (Delivery.Kind.CHECKIN, Delivery.Kind.FOLLOWUP):
+        return None
+    reg = analysis.registry()
+    out: list[MeasureDefinition] = []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[3], int)):
+            return None
+        if not all(isinstance(part, str) for part in entry[:3]):
+            return None
+        source, code, version, pk = entry
+        if source == "b" and code in reg and reg[code].version == version:
+            out.append(reg[code])
+            continue
+        if source != "i":
+            return None
+        found = _IMPORTED.get((pk, code, version))
+        if found is None:
+            row = Instrument.objects.filter(pk=pk, code=code, version=version).first()
+            if row is None:
+                return None
+            found = _imported(row)
+        out.append(found)
+    return out, str(kind)
+
+
+def link_with_kind(
+    link_pk: int, *, kind: bool = True, journey: bool = False
+) -> tuple[CheckinLink, str | None] | None:
+    """The link with its client, clinic, episode and session, all in one query, and its
+    session's delivery kind (:func:`~bordin.web.delivery.services.kind_for_session`) when
+    ``kind`` (else ``None``: a submission reads it from the form's note,
+    :func:`shown_instruments`). ``journey``: the clinic's journey settings too (the thank-you
+    page shows the goals if they say so)."""
+    related = ["client__clinic__journey" if journey else "client__clinic", "episode", "session"]
+    # One row by its key: no ORDER BY to compile (issue 10).
+    links = CheckinLink.objects.select_related(*related).filter(pk=link_pk).order_by()
+    if not kind:
+        plain = list(links[:1])
+        return (plain[0], None) if plain else None
+    found = list(links.annotate(followup=is_followup())[:1])
+    if not found:
+        return None
+    link = found[0]
     return link, Delivery.Kind.FOLLOWUP if link.followup else Delivery.Kind.CHECKIN
 
 
@@ -144,11 +242,9 @@ def submit(
     is checked for a relapse.
     """
     key = form.cleaned_data["idempotency_key"]
-    # Refit an expired trajectory model before the transaction, not while holding its locks.
-    analysis.warm_reference_models(link.client.clinic)
     followup = kind != Delivery.Kind.CHECKIN  # not known: check_relapse reads it
     try:
-        outcome = _submit(link.pk, form, key, request, followup)
+        outcome = _submit(link, form, key, request, followup)
     except IntegrityError:
         # A concurrent submission with the same key won the race: report its outcome.
         fresh = CheckinLink.objects.get(pk=link.pk)
@@ -166,21 +262,25 @@ def submit(
 
 @transaction.atomic
 def _submit(
-    link_pk: int, form: CheckinForm, key: str, request: HttpRequest | None, followup: bool
+    link: CheckinLink, form: CheckinForm, key: str, request: HttpRequest | None, followup: bool
 ) -> Outcome:
-    link = (
-        CheckinLink.objects.select_for_update(of=("self",))
-        .select_related("session__episode__client__clinic")
-        .get(pk=link_pk)
-    )
+    # ``link`` came with its client, clinic, episode and session (link_with_kind). One
+    # conditional update uses it up, takes its row lock and checks it is still usable; a
+    # concurrent submission waits for the lock, then finds it used (and its key).
     now = timezone.now()
-    if link.used_at is not None:
-        earlier = completed(link, key)
+    taken = CheckinLink.objects.filter(
+        pk=link.pk, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+    ).update(used_at=now, used_key=key)
+    if not taken:
+        fresh = CheckinLink.objects.filter(pk=link.pk).first()
+        earlier = completed(fresh, key) if fresh is not None else None
         if earlier is None:
             raise LinkUnavailable
         return earlier
-    if not link.is_usable(now):
-        raise LinkUnavailable
+    link.used_at, link.used_key = now, key
+    episode = link.episode
+    episode.client = link.client
+    link.session.episode = episode
     session = link.session
 
     instruments = Instrument.snapshots(form.instruments)
@@ -215,10 +315,6 @@ def _submit(
             )
             for goal_id, value in ratings.items()
         )
-    link.used_at = now
-    link.used_key = key
-    link.save(update_fields=["used_at", "used_key"])
-    link.client = session.episode.client
     log.record_checkin(
         request,
         link,
@@ -231,9 +327,10 @@ def _submit(
         session=session, used_at__isnull=True, revoked_at__isnull=True
     ).exclude(pk=link.pk).update(revoked_at=now)
     others = [r for code, r in stored.items() if code not in BUILTIN_CHECKIN]
-    alerts = evaluate_checkin(
-        session, stored.get(analysis.ALLIANCE), stored.get(analysis.WELLBEING), others
-    )
+    # A risk is raised now, in this transaction; the other rules (rupture, divergence, not on
+    # track) read the whole episode: the worker runs them (alerts.tasks), enqueued here.
+    alerts = risk_at_once(session, [stored.get(analysis.WELLBEING), *others])
+    enqueue_checkin_rules(session)
     if followup:
         check_relapse(session)  # a follow-up after a planned ending (delivery.followup)
     return Outcome(risk=any(r.risk_flagged for r in stored.values()), alerts=tuple(alerts))

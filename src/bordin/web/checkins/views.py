@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -25,10 +25,13 @@ from bordin.web.checkins.privacy import (
     client_page,
     end_link_session,
     link_session_alive,
+    link_session_seconds,
     start_link_session,
 )
+from bordin.web.clinic.models import Goal
 from bordin.web.i18n import activate_for_client
 from bordin.web.journey.progress import client_goals
+from bordin.web.journey.services import episode_goals
 
 SESSION_LINK = "bordin_checkin_link"
 SESSION_DONE = "bordin_checkin_done"
@@ -45,21 +48,55 @@ def _too_many(request: HttpRequest) -> HttpResponse:
 
 
 def _build_form(
-    link: CheckinLink, data: object | None = None, kind: str | None = None
+    link: CheckinLink,
+    data: QueryDict | None = None,
+    kind: str | None = None,  # None: from the submitted form's note, else read
+    goals: list[Goal] | None = None,
 ) -> CheckinForm:
-    goals = list(link.episode.goals.filter(active=True))
+    """``goals``: the episode's goals when read already (inactive ones are left out).
+
+    A submitted form is checked against the instruments its page showed (its signed note,
+    ``shown``); without a valid note they are read again from the plan, and a form shown again
+    gets a fresh note.
+    """
+    if goals is None:
+        goals = list(link.episode.goals.filter(active=True))
+    else:
+        goals = [g for g in goals if g.active]
+    noted = None
+    if data is not None:
+        noted = services.shown_instruments(link, data.get("shown", ""), link_session_seconds())
+    note = ""
+    if noted is not None:
+        shown, kind = noted
+    else:
+        shown, kind, note = services.checkin_instruments_noted(link, kind)
     kwargs: dict[str, object] = {
-        "instruments": services.checkin_instruments(link.episode, link.session, kind),
+        "instruments": shown,
         "goals": goals,
         "text_limit": settings.BORDIN_CHECKIN_TEXT_LIMIT,
         "language": link.client.preferred_language,
     }
     if data is not None:
-        return CheckinForm(data, **kwargs)  # type: ignore[arg-type]
-    return CheckinForm(initial={"idempotency_key": secrets.token_urlsafe(24)}, **kwargs)  # type: ignore[arg-type]
+        if note:
+            data = data.copy()
+            data["shown"] = note
+        form = CheckinForm(data, **kwargs)  # type: ignore[arg-type]
+    else:
+        initial = {"idempotency_key": secrets.token_urlsafe(24), "shown": note}
+        form = CheckinForm(initial=initial, **kwargs)  # type: ignore[arg-type]
+    form.delivery_kind = kind
+    return form
 
 
-def _thanks(request: HttpRequest, link: CheckinLink, outcome: services.Outcome) -> HttpResponse:
+def _thanks(
+    request: HttpRequest,
+    link: CheckinLink,
+    outcome: services.Outcome,
+    goals: list[Goal] | None = None,
+) -> HttpResponse:
+    """``goals``: the episode's goals (:func:`~bordin.web.journey.services.episode_goals`) if
+    already read."""
     clinic = link.client.clinic
     contacts = [line.strip() for line in clinic.crisis_contacts.splitlines() if line.strip()]
     return render(
@@ -70,7 +107,8 @@ def _thanks(request: HttpRequest, link: CheckinLink, outcome: services.Outcome) 
             "risk": outcome.risk,
             "notified": outcome.notified,
             "crisis_contacts": contacts,
-            "client_goals": client_goals(link.episode),  # the client's journey, if enabled
+            # The client's journey, if enabled.
+            "client_goals": client_goals(link.episode, goals),
         },
     )
 
@@ -94,34 +132,44 @@ def checkin(request: HttpRequest) -> HttpResponse:
     link_id = request.session.get(SESSION_LINK)
     if link_id is not None and not link_session_alive(request):
         return _invalid(request)
-    found = services.link_with_kind(link_id) if isinstance(link_id, int) else None
+    post = request.method == "POST"
+    # The form needs the session's kind (its instruments); a submission reads it from the
+    # form's note, and its thank-you page needs the clinic's journey settings.
+    found = (
+        services.link_with_kind(link_id, kind=not post, journey=post)
+        if isinstance(link_id, int)
+        else None
+    )
     if found is None:
         return _invalid(request)
     link, kind = found
     link.episode.client = link.client  # already loaded; the pages below need both
     activate_for_client(request, link.client)  # the client's language, not the browser's
 
-    if request.method == "POST":
+    if post:
         key = request.POST.get("idempotency_key", "")
         if link.used_at is not None:
             earlier = services.completed(link, key)
             return _thanks(request, link, earlier) if earlier else _invalid(request)
         if not link.is_usable():
             return _invalid(request)
-        form = _build_form(link, request.POST, kind)
+        # The goals with their earlier wordings, read once: the form rates the active ones
+        # and the thank-you page shows them with their ratings.
+        goals = episode_goals(link.episode)
+        form = _build_form(link, request.POST, kind, goals)
         if not form.is_valid():
             if "idempotency_key" in form.errors:
                 # A broken key cannot be fixed by the client: give the re-rendered form a new one.
                 data = request.POST.copy()
+                data["shown"] = str(form.data.get("shown", ""))  # refreshed if it was not valid
                 data["idempotency_key"] = secrets.token_urlsafe(24)
                 form.data = data
             return _render_form(request, link, form, status=400)
         try:
-            outcome = services.submit(link, form, request, kind)
+            outcome = services.submit(link, form, request, form.delivery_kind)
         except services.LinkUnavailable:
             return _invalid(request)
-        request.session[SESSION_DONE] = key
-        return _thanks(request, link, outcome)
+        return _thanks(request, link, outcome, goals)
 
     if link.used_at is not None:
         # The thank-you page was shown once, after the POST: a reload, "back" or the next

@@ -227,10 +227,14 @@ class Instrument(models.Model):
         reference a row).
         """
         wanted = {(d.code, d.version): d for d in definitions}
-        match = Q(pk__in=[])
-        for code, version in wanted:
-            match |= Q(code=code, version=version)
-        rows = {(r.code, r.version): r for r in cls.objects.filter(match).only("code", "version")}
+        # Every version of the codes (a few rows), matched here: cheaper to compile than one
+        # condition per code and version, and a check-in runs it (issue 10).
+        rows = {
+            (r.code, r.version): r
+            for r in cls.objects.filter(code__in={code for code, _ in wanted}).only(
+                "code", "version"
+            )
+        }
         return {
             code: rows.get((code, version)) or cls.snapshot(d)
             for (code, version), d in wanted.items()

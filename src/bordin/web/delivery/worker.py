@@ -30,8 +30,11 @@ def tick() -> None:
     waiting = DBTaskResult.objects.ready().filter(task_path=TASK_PATH).exists()
     if not waiting:
         deliver.enqueue()
+    from bordin.web.alerts.tasks import TASK_PATH as ALERTS_TASK_PATH
+
     DBTaskResult.objects.filter(
-        finished_at__lt=timezone.now() - timedelta(hours=1), task_path=TASK_PATH
+        finished_at__lt=timezone.now() - timedelta(hours=1),
+        task_path__in=[TASK_PATH, ALERTS_TASK_PATH],
     ).delete()
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from bordin.web.clinic.models import Episode
+from bordin.web.clinic.models import Episode, Goal
 from bordin.web.journey import services
 from bordin.web.journey.models import JourneySettings
 
 
-def client_goals(episode: Episode) -> list[services.GoalHistory]:
-    """The episode's active goals with their ratings, or nothing if the clinic turned it off."""
-    if not JourneySettings.for_clinic(episode.client.clinic_id).show_goals_to_client:
+def client_goals(episode: Episode, goals: list[Goal] | None = None) -> list[services.GoalHistory]:
+    """The episode's active goals with their ratings, or nothing if the clinic turned it off.
+
+    ``goals``: :func:`~bordin.web.journey.services.episode_goals` if already read.
+    """
+    clinic = episode.client.clinic
+    try:
+        journey = clinic.journey  # read with the clinic (select_related), else now
+    except JourneySettings.DoesNotExist:
+        journey = JourneySettings(clinic_id=clinic.pk)
+    if not journey.show_goals_to_client:
         return []
-    return services.goal_histories(episode)
+    return services.goal_histories(episode, goals)

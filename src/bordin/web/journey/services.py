@@ -284,15 +284,24 @@ class GoalHistory:
         return self.ratings[-1] if self.ratings else None
 
 
-def goal_histories(episode: Episode) -> list[GoalHistory]:
-    """Active goals with their earlier wordings (oldest first) and ratings across versions."""
-    from bordin.web.journey.ending import latest_goal_ratings
-
-    # Each goal with the goal it revised (GoalRevision.new_goal is one-to-one): one query.
-    all_goals = list(
+def episode_goals(episode: Episode) -> list[Goal]:
+    """Every goal of the episode (active or reworded), each with the id of the goal it revised
+    as ``revised_id`` (GoalRevision.new_goal is one-to-one): one query."""
+    return list(
         Goal.objects.filter(episode=episode).annotate(revised_id=F("revision_of__old_goal_id"))
     )
-    previous = {g.pk: g.revised_id for g in all_goals if g.revised_id is not None}
+
+
+def goal_histories(episode: Episode, goals: list[Goal] | None = None) -> list[GoalHistory]:
+    """Active goals with their earlier wordings (oldest first) and ratings across versions.
+
+    ``goals``: :func:`episode_goals` when the caller has read them already.
+    """
+    from bordin.web.journey.ending import latest_goal_ratings
+
+    all_goals = goals if goals is not None else episode_goals(episode)
+    revised = {g.pk: getattr(g, "revised_id", None) for g in all_goals}
+    previous = {pk: old for pk, old in revised.items() if old is not None}
     by_pk = {g.pk: g for g in all_goals}
     ratings = latest_goal_ratings(all_goals)
     out = []
