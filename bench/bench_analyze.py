@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 from tests.measures.test_ruptures import oracle as rupture_loop  # noqa: E402
 from tests.measures.test_sudden_gains import oracle as sudden_gain_loop  # noqa: E402
 
+from bench import proctree  # noqa: E402
 from bordin.measures import ruptures, sudden_gains  # noqa: E402
 from bordin.measures.instruments import builtin_registry  # noqa: E402
 from bordin.measures.series import SeriesMatrix  # noqa: E402
@@ -60,42 +61,6 @@ def load() -> str:
     """The machine's load averages (1, 5, 15 minutes) and CPU count, to read figures beside."""
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and every process descended from it (from ``/proc``)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
-def _rss_bytes(pids: list[int]) -> int:
-    """Resident memory of ``pids`` together (``VmRSS``; cheap to read, unlike ``smaps``, whose
-    page-table walk would slow the run it measures). Worker processes are started with
-    ``spawn``, so they share little beyond the libraries' code."""
-    total = 0
-    for pid in pids:
-        try:
-            text = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-                break
-    return total
 
 
 def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> tuple[float, float]:
@@ -119,7 +84,7 @@ def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> 
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        peak = max(peak, _rss_bytes(_tree(proc.pid)))
+        peak = max(peak, proctree.rss_bytes(proc.pid))
         time.sleep(0.2)
     seconds = time.perf_counter() - started
     if status != 0:

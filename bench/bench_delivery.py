@@ -50,6 +50,7 @@ if str(REPO) not in sys.path:
 
 from tests.web.delivery_helpers import SmtpServer  # noqa: E402
 
+from bench import proctree  # noqa: E402 - after the path set-up above
 from bench.bench_web import (  # noqa: E402 - after the path set-up above
     SETTINGS,
     FlowResult,
@@ -63,29 +64,6 @@ from bench.bench_web import (  # noqa: E402 - after the path set-up above
 )
 
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/bordin_bench_delivery"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of ``root`` and its descendants still alive (from /proc)."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICKS
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        kids = [p for p, pp in parents.items() if pp == pid]
-        tree.update(kids)
-        frontier.extend(kids)
-    return sum(cpu.get(p, 0.0) for p in tree)
 
 
 def seed(n_burst: int, n_checkins: int) -> tuple[list[str], list[int]]:
@@ -247,13 +225,13 @@ def load(
 
         OutboxMessage.objects.filter(purpose="invitation").update(next_attempt_at=timezone.now())
         n = int(args.rate * args.seconds)
-        cpu0 = process_tree_cpu_s(server.pid)
+        cpu0 = proctree.cpu_seconds(server.pid)
         bare, bare_wall = paced(lambda _: bare_flow(port, 30.0), args.rate, args.seconds, [0] * n)
-        cpu1 = process_tree_cpu_s(server.pid)
+        cpu1 = proctree.cpu_seconds(server.pid)
         done, wall = paced(
             lambda t: checkin_flow(port, t, 30.0, duplicate=False), args.rate, args.seconds, tokens
         )
-        cpu2 = process_tree_cpu_s(server.pid)
+        cpu2 = proctree.cpu_seconds(server.pid)
     finally:
         stop_server(worker)
         stop_server(server)

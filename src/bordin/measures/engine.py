@@ -102,39 +102,29 @@ def run(
     rows = estimated_rows(path)
     if workers is None:
         workers = parallel.cpu_workers() if rows >= parallel.MIN_PARALLEL_ROWS else 1
-    if workers > 1:
-        parts = parallel.partitions_for(rows, limit, workers)
+    parts = (
+        parallel.partitions_for(rows, limit, workers)
+        if workers > 1
+        else stream.partitions_for(rows, limit)
+    )
+    if parts > 1:
+        common: dict[str, Any] = {
+            "partitions": parts,
+            "reference": ref,
+            "reference_source": ref_source,
+            "out_format": out_format,
+            "step": tell,
+            "trajectory_model": trajectory_model,
+        }
         with batch.staged_output(out) as tmp:
-            summary, merged = parallel.analyze_parallel(
-                path,
-                measures,
-                out=tmp,
-                partitions=parts,
-                workers=workers,
-                reference=ref,
-                reference_source=ref_source,
-                out_format=out_format,
-                step=tell,
-                trajectory_model=trajectory_model,
-            )
+            if workers > 1:
+                summary, merged = parallel.analyze_parallel(
+                    path, measures, out=tmp, workers=workers, **common
+                )
+            else:
+                summary, merged = stream.analyze_partitioned(path, measures, out=tmp, **common)
             names = sorted(p.name for p in tmp.iterdir())
         return Outcome(summary, [out / n for n in names], merged, parts)
-    partitions = stream.partitions_for(rows, limit)
-    if partitions > 1:
-        with batch.staged_output(out) as tmp:
-            summary, merged = stream.analyze_partitioned(
-                path,
-                measures,
-                out=tmp,
-                partitions=partitions,
-                reference=ref,
-                reference_source=ref_source,
-                out_format=out_format,
-                step=tell,
-                trajectory_model=trajectory_model,
-            )
-            names = sorted(p.name for p in tmp.iterdir())
-        return Outcome(summary, [out / n for n in names], merged, partitions)
     tell(f"reading {path}")
     raw = read_table(path, analysed_only=True)
     merged = merged_ids(raw)
