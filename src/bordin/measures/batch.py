@@ -338,14 +338,10 @@ def stable_order(key: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
     return np.argsort(key, kind="stable")
 
 
-def fit_inputs_of_rows(cols: RowArrays, code: str) -> FitInputs:
-    """:func:`bordin.measures.trajectories.fit_inputs` for measure ``code``, from the arrays:
-    each later score with its session and intake score, sorted by session then client."""
-    return fit_inputs_by_code(cols, (code,))[code]
-
-
 def fit_inputs_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, FitInputs]:
-    """:func:`fit_inputs_of_rows` for each of ``codes`` present.
+    """:func:`bordin.measures.trajectories.fit_inputs` from the arrays, for each of ``codes``
+    present: each later score with its session and intake score, sorted by session then client,
+    and the number of clients they come from.
 
     Rows in client order (as files usually are) are read in chunks three times: the intake
     scores, the number of later scores per measure and session, then each later score
@@ -853,6 +849,26 @@ def summarise(
                 }
             )
     return annotate_summary(summary)
+
+
+def write_summary(
+    out: Path,
+    plan: Plan,
+    stats: Mapping[str, Any],
+    counts: Mapping[str, int],
+    *,
+    source: str,
+    merged: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """``summary.json`` of a run done in parts (:func:`summarise`, plus how many client ids
+    normalisation merged), written into ``out``; returns the summary."""
+    summary = summarise(plan, stats, counts, source=source)
+    if merged:
+        summary["input"]["merged_client_ids"] = len(merged)
+    (out / "summary.json").write_text(
+        json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return summary
 
 
 def _rows_of(data: pl.DataFrame | pl.LazyFrame, code: str) -> pl.DataFrame:

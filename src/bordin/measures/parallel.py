@@ -23,7 +23,6 @@ the lowest such partition is reported, as a partition-by-partition run would rep
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import multiprocessing
 import os
@@ -40,7 +39,7 @@ import polars as pl
 from bordin.measures import batch, stream
 from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
-from bordin.measures.longdata import InputError, check_long, merged_ids, ragged_row
+from bordin.measures.longdata import InputError
 
 
 class WorkerError(InputError):
@@ -76,28 +75,6 @@ def partitions_for(rows: int, limit: int, workers: int) -> int:
     return workers * max(1, math.ceil(each / workers))
 
 
-def _cuts(lazy: pl.LazyFrame, partitions: int) -> list[Any]:
-    """The client ids (as compared) at which partitions start, the first one excepted."""
-    key = stream._id_expr(lazy.collect_schema())
-    ids = lazy.select(key.alias("k")).unique().drop_nulls().sort("k").collect().get_column("k")
-    n = ids.len()
-    bounds = sorted({int(p * n // partitions) for p in range(1, partitions)} - {0, n})
-    return [ids[i] for i in bounds]
-
-
-def _filter(key: pl.Expr, cuts: list[Any], p: int) -> pl.Expr:
-    """Rows of partition ``p``: client ids from ``cuts[p - 1]`` up to ``cuts[p]`` (excluded);
-    the first partition also takes rows without an id (the checks report them)."""
-    cond = pl.lit(True)
-    if p > 0:
-        cond = cond & (key >= cuts[p - 1])
-    if p < len(cuts):
-        cond = cond & (key < cuts[p])
-    if p == 0:
-        cond = cond | key.is_null()
-    return cond
-
-
 def _worker(
     conn: Connection,
     path: str,
@@ -112,27 +89,17 @@ def _worker(
     Every message to the parent is ``(kind, partition, payload)``; an error ends the worker.
     """
     folder = Path(work)
-    source = path
     keep: dict[int, batch.RowArrays] = {}
     p = mine[0] if mine else -1
     try:
         lazy = stream.scan(Path(path)).with_row_index("_row")
-        key = stream._id_expr(lazy.collect_schema())
         outcome_codes = [c for c, inst in measures.items() if inst.role == "outcome"]
         for p in mine:
-            try:
-                raw = lazy.filter(_filter(key, cuts, p)).collect()
-            except pl.exceptions.PolarsError as exc:
-                is_csv = Path(path).suffix.lower() in (".csv", ".txt")
-                hint = ragged_row(Path(path)) if is_csv else None
-                first = str(exc).strip().splitlines()[0]
-                raise InputError(f"{source}: " + (hint or f"cannot be read ({first})")) from None
-            merged = merged_ids(raw)
-            typed = check_long(raw, measures, source=source)
-            del raw
-            arrays = batch.row_arrays(typed)
+            where = stream.range_filter(lazy, cuts, p)
+            typed, arrays, merged, inputs = stream.check_part(
+                lazy, where, Path(path), measures, outcome_codes
+            )
             fitted: dict[str, int] = {}
-            inputs = batch.fit_inputs_by_code(arrays, outcome_codes)
             for code, (session, y1, score, n_clients) in inputs.items():
                 np.save(folder / f"fit-{code}-{p:05d}-session.npy", session)
                 np.save(folder / f"fit-{code}-{p:05d}-y1.npy", y1)
@@ -245,7 +212,7 @@ def analyze_parallel(
     lazy = stream.scan(path)
     if stream.count_rows(lazy) == 0:
         raise InputError(f"{source}: no rows: the file has no data rows, only a header")
-    cuts = _cuts(lazy, partitions)
+    cuts = stream.cuts(lazy, partitions)
     partitions = len(cuts) + 1
     workers = min(workers, partitions)
     work = out / ".parts"
@@ -333,12 +300,7 @@ def analyze_parallel(
         else:
             _join_csv(files, batch.empty_table(name).write_csv(), target)
     shutil.rmtree(work)
-    summary = batch.summarise(the_plan, stats, counts, source=source)
-    if merged:
-        summary["input"]["merged_client_ids"] = len(merged)
-    (out / "summary.json").write_text(
-        json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
-    )
+    summary = batch.write_summary(out, the_plan, stats, counts, source=source, merged=merged)
     return summary, merged
 
 

@@ -376,13 +376,7 @@ def analyze_spark(
             rows.sort(keys).select(batch.SCHEMAS[name]) if rows.height else batch.empty_table(name)
         )
     counts = batch.table_counts(tables)
-    summary = batch.summarise(the_plan, stats, counts, source=path)
-    if merged:
-        summary["input"]["merged_client_ids"] = len(merged)
-    results = batch.Results(tables=tables, summary=summary)
-    for name, table in results.tables.items():
+    for name, table in tables.items():
         batch.write_table(table, out / f"{name}.{out_format}")
-    (out / "summary.json").write_text(
-        json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
-    )
+    summary = batch.write_summary(out, the_plan, stats, counts, source=path, merged=merged)
     return summary, merged

@@ -8,7 +8,7 @@ as the in-memory engine sorts it, so the files are identical byte for byte.
 1. First pass, partition by partition: check the rows (:func:`~bordin.measures.longdata.check_long`,
    rows keep their numbers in the file), count what the summary needs
    (:func:`~bordin.measures.batch.measure_stats`), gather what the trajectory fit reads
-   (:func:`~bordin.measures.batch.fit_inputs_of_rows`), and spill the typed rows to a Parquet
+   (:func:`~bordin.measures.batch.fit_inputs_by_code`), and spill the typed rows to a Parquet
    part file.
 2. The whole-data things are then computed once: the trajectory models
    (:func:`~bordin.measures.batch.plan`).
@@ -22,7 +22,6 @@ Peak memory is that of one partition plus the fit's inputs (24 bytes per later o
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -125,26 +124,52 @@ def _id_expr(schema: Mapping[str, pl.DataType]) -> pl.Expr:
     return normalised_ids(ids) if schema["client_id"] == pl.String else ids
 
 
-def _ranges(lazy: pl.LazyFrame, partitions: int) -> list[pl.Expr]:
-    """One filter per partition: consecutive ranges of the sorted distinct client ids."""
+def cuts(lazy: pl.LazyFrame, partitions: int) -> list[Any]:
+    """The client ids (as compared) at which partitions start, the first one excepted:
+    consecutive ranges of the sorted distinct ids, about equal in number of clients."""
     key = _id_expr(lazy.collect_schema())
     ids = lazy.select(key.alias("k")).unique().drop_nulls().sort("k").collect().get_column("k")
     n = ids.len()
     bounds = sorted({int(p * n // partitions) for p in range(1, partitions)} - {0, n})
-    cuts = [ids[i] for i in bounds]
-    filters: list[pl.Expr] = []
-    lows = [None, *cuts]
-    highs = [*cuts, None]
-    for low, high in zip(lows, highs, strict=True):
-        cond = pl.lit(True)
-        if low is not None:
-            cond = cond & (key >= low)
-        if high is not None:
-            cond = cond & (key < high)
-        if low is None:
-            cond = cond | key.is_null()
-        filters.append(cond)
-    return filters
+    return [ids[i] for i in bounds]
+
+
+def range_filter(lazy: pl.LazyFrame, starts: list[Any], p: int) -> pl.Expr:
+    """Rows of partition ``p``: client ids from ``starts[p - 1]`` up to ``starts[p]``
+    (excluded); the first partition also takes rows without an id (the checks report them)."""
+    key = _id_expr(lazy.collect_schema())
+    cond = pl.lit(True)
+    if p > 0:
+        cond = cond & (key >= starts[p - 1])
+    if p < len(starts):
+        cond = cond & (key < starts[p])
+    if p == 0:
+        cond = cond | key.is_null()
+    return cond
+
+
+def check_part(
+    lazy: pl.LazyFrame,
+    where: pl.Expr,
+    path: Path,
+    measures: Mapping[str, Instrument],
+    outcome_codes: list[str],
+) -> tuple[pl.DataFrame, batch.RowArrays, list[tuple[str, str]], dict[str, batch.FitInputs]]:
+    """First pass over one partition: its rows read and checked (as typed rows and as
+    arrays), the ids normalisation merged, and the trajectory fit's inputs of each outcome
+    measure present; raises :class:`InputError` naming the file."""
+    source = str(path)
+    try:
+        raw = lazy.filter(where).collect()
+    except pl.exceptions.PolarsError as exc:
+        hint = ragged_row(path) if path.suffix.lower() in (".csv", ".txt") else None
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{source}: " + (hint or f"cannot be read ({first})")) from None
+    merged = merged_ids(raw)
+    typed = check_long(raw, measures, source=source)
+    del raw
+    arrays = batch.row_arrays(typed)
+    return typed, arrays, merged, batch.fit_inputs_by_code(arrays, outcome_codes)
 
 
 def analyze_partitioned(
@@ -169,7 +194,8 @@ def analyze_partitioned(
     lazy = scan(path).with_row_index("_row")
     if count_rows(lazy) == 0:
         raise InputError(f"{source}: no rows: the file has no data rows, only a header")
-    filters = _ranges(lazy, partitions)
+    starts = cuts(lazy, partitions)
+    filters = [range_filter(lazy, starts, p) for p in range(len(starts) + 1)]
     work = out / ".parts"
     work.mkdir()
     stats: dict[str, Any] = {}
@@ -178,20 +204,12 @@ def analyze_partitioned(
     gathered: dict[str, list[tuple[Any, Any, Any, int]]] = {c: [] for c in outcome_codes}
     for p, where in enumerate(filters):
         tell(f"checking part {p + 1} of {len(filters)}")
-        try:
-            raw = lazy.filter(where).collect()
-        except pl.exceptions.PolarsError as exc:
-            hint = ragged_row(path) if path.suffix.lower() in (".csv", ".txt") else None
-            first = str(exc).strip().splitlines()[0]
-            raise InputError(f"{source}: " + (hint or f"cannot be read ({first})")) from None
-        merged.extend(merged_ids(raw))
-        typed = check_long(raw, measures, source=source)
-        del raw
-        arrays = batch.row_arrays(typed)
+        typed, arrays, part_merged, inputs = check_part(lazy, where, path, measures, outcome_codes)
+        merged.extend(part_merged)
         batch.add_counts(stats, batch.stats_of_rows(arrays))
-        for code, inputs in batch.fit_inputs_by_code(arrays, outcome_codes).items():
-            gathered[code].append(inputs)
-        del arrays
+        for code, code_inputs in inputs.items():
+            gathered[code].append(code_inputs)
+        del arrays, inputs
         typed.write_parquet(work / f"input-{p:05d}.parquet")
         del typed
 
@@ -235,12 +253,7 @@ def analyze_partitioned(
             combined = pl.scan_parquet(files)
             combined.with_columns(formula_safe(combined.collect_schema())).sink_csv(target)
     shutil.rmtree(work)
-    summary = batch.summarise(the_plan, stats, counts, source=source)
-    if merged:
-        summary["input"]["merged_client_ids"] = len(merged)
-    (out / "summary.json").write_text(
-        json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
-    )
+    summary = batch.write_summary(out, the_plan, stats, counts, source=source, merged=merged)
     return summary, merged
 
 
