@@ -229,6 +229,15 @@ class JourneySettings(models.Model):
         found = cls.objects.filter(clinic_id=clinic_id).first()
         return found if found is not None else cls(clinic_id=clinic_id)
 
+    @classmethod
+    def of(cls, clinic: Clinic) -> JourneySettings:
+        """:meth:`for_clinic` through the clinic: no query when they were read with it
+        (``select_related("clinic__journey")``)."""
+        try:
+            return clinic.journey
+        except cls.DoesNotExist:
+            return cls(clinic_id=clinic.pk)
+
 
 class TherapistProfile(models.Model):
     """Practical facts used to filter a matching shortlist (never personal history)."""

@@ -12,11 +12,6 @@ def client_goals(episode: Episode, goals: list[Goal] | None = None) -> list[serv
 
     ``goals``: :func:`~bordin.web.journey.services.episode_goals` if already read.
     """
-    clinic = episode.client.clinic
-    try:
-        journey = clinic.journey  # read with the clinic (select_related), else now
-    except JourneySettings.DoesNotExist:
-        journey = JourneySettings(clinic_id=clinic.pk)
-    if not journey.show_goals_to_client:
+    if not JourneySettings.of(episode.client.clinic).show_goals_to_client:
         return []
     return services.goal_histories(episode, goals)
