@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from bordin.web.delivery.services import (
 )
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments, definition_of
+from bordin.web.prepared import NO_PK, PreparedQuery
 
 
 class LinkUnavailable(Exception):
@@ -189,6 +191,25 @@ def shown_instruments(
     return out, str(kind)
 
 
+def _link_query(*, kind: bool, journey: bool) -> PreparedQuery[CheckinLink]:
+    related = ["client__clinic__journey" if journey else "client__clinic", "episode", "session"]
+
+    def build(link_pk: int) -> QuerySet[CheckinLink]:
+        # One row by its key: no ORDER BY to compile (issue 10).
+        links = CheckinLink.objects.select_related(*related).filter(pk=link_pk).order_by()
+        return (links.annotate(followup=is_followup()) if kind else links)[:1]
+
+    return PreparedQuery(CheckinLink, build, NO_PK)
+
+
+#: The link queries of the check-in's pages, compiled once per connection (issue 10).
+_LINK_QUERIES = {
+    (kind, journey): _link_query(kind=kind, journey=journey)
+    for kind in (True, False)
+    for journey in (True, False)
+}
+
+
 def link_with_kind(
     link_pk: int, *, kind: bool = True, journey: bool = False
 ) -> tuple[CheckinLink, str | None] | None:
@@ -197,17 +218,13 @@ def link_with_kind(
     ``kind`` (else ``None``: a submission reads it from the form's note,
     :func:`shown_instruments`). ``journey``: the clinic's journey settings too (the thank-you
     page shows the goals if they say so)."""
-    related = ["client__clinic__journey" if journey else "client__clinic", "episode", "session"]
-    # One row by its key: no ORDER BY to compile (issue 10).
-    links = CheckinLink.objects.select_related(*related).filter(pk=link_pk).order_by()
-    if not kind:
-        plain = list(links[:1])
-        return (plain[0], None) if plain else None
-    found = list(links.annotate(followup=is_followup())[:1])
-    if not found:
+    link = _LINK_QUERIES[kind, journey].first(link_pk)
+    if link is None:
         return None
-    link = found[0]
-    return link, Delivery.Kind.FOLLOWUP if link.followup else Delivery.Kind.CHECKIN
+    if not kind:
+        return link, None
+    followup = link.followup  # type: ignore[attr-defined]  # the annotation
+    return link, Delivery.Kind.FOLLOWUP if followup else Delivery.Kind.CHECKIN
 
 
 def response_key(key: str, code: str) -> str:

@@ -18,6 +18,7 @@ from bordin.web.audit import log
 from bordin.web.clinic.models import Client, Episode, Goal, Session
 from bordin.web.journey.forms import FitCheckForm, IntakeForm
 from bordin.web.journey.models import FitCheck, GoalRevision, Intake, JourneyLink, RematchRequest
+from bordin.web.prepared import NO_PK, PreparedQuery
 
 #: The hesitant-start badge shows until the episode has this many attended sessions.
 HESITANT_BADGE_SESSIONS = 3
@@ -284,12 +285,29 @@ class GoalHistory:
         return self.ratings[-1] if self.ratings else None
 
 
+#: The goal queries of a check-in, compiled once per connection (issue 10).
+_EPISODE_GOALS = PreparedQuery(
+    Goal,
+    lambda episode_id: Goal.objects.filter(episode_id=episode_id).annotate(
+        revised_id=F("revision_of__old_goal_id")
+    ),
+    NO_PK,
+)
+_ACTIVE_GOALS = PreparedQuery(
+    Goal, lambda episode_id: Goal.objects.filter(episode_id=episode_id, active=True), NO_PK
+)
+
+
 def episode_goals(episode: Episode) -> list[Goal]:
     """Every goal of the episode (active or reworded), each with the id of the goal it revised
     as ``revised_id`` (GoalRevision.new_goal is one-to-one): one query."""
-    return list(
-        Goal.objects.filter(episode=episode).annotate(revised_id=F("revision_of__old_goal_id"))
-    )
+    return _EPISODE_GOALS.all(episode.pk)
+
+
+def active_goals(episode: Episode) -> list[Goal]:
+    """The episode's active goals, in order (``episode.goals.filter(active=True)``): one
+    query."""
+    return _ACTIVE_GOALS.all(episode.pk)
 
 
 def goal_histories(episode: Episode, goals: list[Goal] | None = None) -> list[GoalHistory]:

@@ -1,0 +1,128 @@
+"""Hot ORM queries compiled once per database connection instead of once per request (issue 10).
+
+Django compiles a queryset's SQL every time it runs: for the check-in's link lookup (the link
+with its client, clinic, episode and session, about sixty columns) compiling cost several
+times more CPU than PostgreSQL spent running it. A :class:`PreparedQuery` builds its queryset
+once per connection with a sentinel in place of the one value that changes (a primary key, a
+token's hash), keeps the SQL Django wrote and the compiler that wrote it, and from then on
+runs that SQL with the real value and turns the rows into model instances exactly as the
+queryset would (Django's ``ModelIterable``: the same converters, related objects filled by
+``select_related`` and annotations). The query is the ORM's own, so it follows the models;
+it runs through the connection's cursor, so it is logged and counted like any other query.
+
+A queryset whose SQL does not carry the sentinel as exactly one ordinary parameter is not
+prepared: it simply runs through the ORM each time.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import connections, router
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+
+M = TypeVar("M", bound=Model)
+
+#: A primary key no row has: a sentinel for queries by key.
+NO_PK = -(2**62) + 10_007
+#: Another, for a query with two keys.
+NO_PK_2 = NO_PK + 1
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    positions: tuple[int, ...]  # of each sentinel in params
+    compiler: Any
+    start: int  # the model's own columns: row[start:end]
+    end: int
+    init_list: tuple[str, ...]
+    related: tuple[Any, ...]
+    annotations: tuple[tuple[str, int], ...]
+
+
+class PreparedQuery(Generic[M]):
+    """``build(value)`` is a queryset of ``model`` whose only varying parameter is ``value``;
+    :meth:`all` returns its rows as model instances, as ``list(build(value))`` would.
+
+    ``sentinel``: a value of the parameter's type that no real call passes.
+    """
+
+    def __init__(self, model: type[M], build: Callable[..., QuerySet[M]], *sentinels: Any) -> None:
+        self.model = model
+        self.build = build
+        self.sentinels = sentinels
+        # Per connection object (each thread has its own): a compiler belongs to a connection.
+        self._compiled: weakref.WeakKeyDictionary[Any, _Compiled | None] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _compile(self, queryset: QuerySet[M]) -> _Compiled | None:
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        params = tuple(params)
+        positions = []
+        for sentinel in self.sentinels:
+            found = [k for k, p in enumerate(params) if type(p) is type(sentinel) and p == sentinel]
+            if len(found) != 1 or str(sentinel) in sql:
+                return None
+            positions.append(found[0])
+        if compiler.has_extra_select:
+            return None
+        klass_info, select = compiler.klass_info, compiler.select
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        return _Compiled(
+            sql=sql,
+            params=params,
+            positions=tuple(positions),
+            compiler=compiler,
+            start=start,
+            end=end,
+            init_list=tuple(f[0].target.attname for f in select[start:end]),
+            related=tuple(get_related_populators(klass_info, select, queryset.db)),
+            annotations=tuple((compiler.annotation_col_map or {}).items()),
+        )
+
+    def all(self, *values: Any) -> list[M]:
+        """Every row of ``build(*values)``, as model instances."""
+        db = router.db_for_read(self.model)
+        connection = connections[db]
+        try:
+            compiled = self._compiled[connection]
+        except KeyError:
+            compiled = self._compiled[connection] = self._compile(
+                self.build(*self.sentinels).using(db)
+            )
+        if compiled is None or any(v is None for v in values):
+            # ``None`` is compiled as ``IS NULL``, not as a parameter: the ORM writes that.
+            return list(self.build(*values).using(db))
+        params = list(compiled.params)
+        for position, value in zip(compiled.positions, values, strict=True):
+            params[position] = value
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        out = []
+        start, end, init_list = compiled.start, compiled.end, compiled.init_list
+        for row in compiled.compiler.results_iter([rows]):
+            obj: M = self.model.from_db(db, init_list, row[start:end])
+            for populator in compiled.related:
+                populator.populate(row, obj)
+            for name, position in compiled.annotations:
+                setattr(obj, name, row[position])
+            out.append(obj)
+        return out
+
+    def first(self, *values: Any) -> M | None:
+        """The first row of ``build(*values)`` (which should have a ``[:1]`` slice), or
+        ``None``."""
+        found = self.all(*values)
+        return found[0] if found else None
