@@ -112,3 +112,37 @@ def test_a_query_without_its_sentinel_as_a_parameter_runs_through_the_orm(
     assert query.all(2) == goals[:2]
     assert query.all(1) == goals[:1]
     assert query._compiled and None in query._compiled.values()
+
+
+def test_values_list_rows_come_back_as_the_orms_tuples(
+    episode: Any, goals: list[Any], add_session: Any, django_assert_num_queries: Any
+) -> None:
+    from bordin.web.clinic.models import GoalRating
+    from bordin.web.journey.ending import latest_goal_ratings
+    from bordin.web.journey.services import episode_goals, goal_histories
+
+    first, second = add_session(days_ago=3), add_session(days_ago=2)
+    # Stored out of session order: the rows come in session order, as the ORM gives them.
+    for session, rating in ((second, 7), (first, 3)):
+        for goal in goals:
+            GoalRating.objects.create(session=session, goal=goal, rating=rating + goal.position)
+
+    def build(episode_id: int) -> Any:
+        return (
+            GoalRating.objects.filter(goal__episode_id=episode_id)
+            .order_by("session__number", "pk")
+            .values_list("goal_id", "rating")
+        )
+
+    query = PreparedQuery(GoalRating, build, NO_PK)
+    for _ in range(2):
+        with django_assert_num_queries(1):
+            rows = query.tuples(episode.pk)
+        assert rows == list(build(episode.pk))
+        assert rows[0] == (goals[0].pk, 3)
+    with pytest.raises(TypeError):
+        query.all(episode.pk)
+    # The thank-you page's goals: the ratings read by the episode are those of its goals.
+    histories = goal_histories(episode, episode_goals(episode))
+    expected = latest_goal_ratings(goals)
+    assert [h.ratings for h in histories] == [expected[g.pk] for g in goals]

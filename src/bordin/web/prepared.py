@@ -23,7 +23,11 @@ from typing import Any, Generic, TypeVar
 
 from django.db import connections, router
 from django.db.models import Model, QuerySet
-from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+from django.db.models.query import (  # type: ignore[attr-defined]
+    ModelIterable,
+    ValuesListIterable,
+    get_related_populators,
+)
 
 M = TypeVar("M", bound=Model)
 
@@ -39,6 +43,7 @@ class _Compiled:
     params: tuple[Any, ...]
     positions: tuple[int, ...]  # of each sentinel in params
     compiler: Any
+    tuples: bool  # a values_list() query: rows as tuples
     start: int  # the model's own columns: row[start:end]
     end: int
     init_list: tuple[str, ...]
@@ -53,7 +58,9 @@ class PreparedQuery(Generic[M]):
     ``sentinel``: a value of the parameter's type that no real call passes.
     """
 
-    def __init__(self, model: type[M], build: Callable[..., QuerySet[M]], *sentinels: Any) -> None:
+    def __init__(
+        self, model: type[M], build: Callable[..., QuerySet[M, Any]], *sentinels: Any
+    ) -> None:
         self.model = model
         self.build = build
         self.sentinels = sentinels
@@ -62,7 +69,13 @@ class PreparedQuery(Generic[M]):
             weakref.WeakKeyDictionary()
         )
 
-    def _compile(self, queryset: QuerySet[M]) -> _Compiled | None:
+    def _compile(self, queryset: QuerySet[M, Any]) -> _Compiled | None:
+        extra: Any = queryset  # Django's private state, not in the stubs
+        if extra._known_related_objects or extra._prefetch_related_lookups:
+            return None  # more than its SQL: left to the ORM
+        tuples = queryset._iterable_class is ValuesListIterable
+        if not tuples and queryset._iterable_class is not ModelIterable:
+            return None
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
         params = tuple(params)
@@ -74,23 +87,34 @@ class PreparedQuery(Generic[M]):
             positions.append(found[0])
         if compiler.has_extra_select:
             return None
-        klass_info, select = compiler.klass_info, compiler.select
-        fields = klass_info["select_fields"]
-        start, end = fields[0], fields[-1] + 1
+        if tuples:
+            # values_list(): the columns in the order named, unless annotations reorder them.
+            if queryset.query.annotation_select or queryset.query.extra_select:
+                return None
+            start = end = 0
+            init_list: tuple[str, ...] = ()
+            related: tuple[Any, ...] = ()
+        else:
+            klass_info, select = compiler.klass_info, compiler.select
+            fields = klass_info["select_fields"]
+            start, end = fields[0], fields[-1] + 1
+            init_list = tuple(f[0].target.attname for f in select[start:end])
+            related = tuple(get_related_populators(klass_info, select, queryset.db))
         return _Compiled(
             sql=sql,
             params=params,
             positions=tuple(positions),
             compiler=compiler,
+            tuples=tuples,
             start=start,
             end=end,
-            init_list=tuple(f[0].target.attname for f in select[start:end]),
-            related=tuple(get_related_populators(klass_info, select, queryset.db)),
+            init_list=init_list,
+            related=related,
             annotations=tuple((compiler.annotation_col_map or {}).items()),
         )
 
-    def all(self, *values: Any) -> list[M]:
-        """Every row of ``build(*values)``, as model instances."""
+    def _rows(self, values: tuple[Any, ...]) -> tuple[_Compiled, list[Any]] | list[Any]:
+        """The compiled query and its converted rows, or (not prepared) the ORM's result."""
         db = router.db_for_read(self.model)
         connection = connections[db]
         try:
@@ -108,11 +132,20 @@ class PreparedQuery(Generic[M]):
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        if not rows:
-            return []
+        return compiled, list(compiled.compiler.results_iter([rows])) if rows else []
+
+    def all(self, *values: Any) -> list[M]:
+        """Every row of ``build(*values)``, as model instances."""
+        found = self._rows(values)
+        if isinstance(found, list):
+            return found
+        compiled, rows = found
+        if compiled.tuples:
+            raise TypeError("a values_list() query: use tuples()")
+        db = router.db_for_read(self.model)
         out = []
         start, end, init_list = compiled.start, compiled.end, compiled.init_list
-        for row in compiled.compiler.results_iter([rows]):
+        for row in rows:
             obj: M = self.model.from_db(db, init_list, row[start:end])
             for populator in compiled.related:
                 populator.populate(row, obj)
@@ -120,6 +153,16 @@ class PreparedQuery(Generic[M]):
                 setattr(obj, name, row[position])
             out.append(obj)
         return out
+
+    def tuples(self, *values: Any) -> list[tuple[Any, ...]]:
+        """Every row of ``build(*values)``, a ``values_list()`` queryset, as tuples."""
+        found = self._rows(values)
+        if isinstance(found, list):
+            return found
+        compiled, rows = found
+        if not compiled.tuples:
+            raise TypeError("not a values_list() query: use all()")
+        return [tuple(row) for row in rows]
 
     def first(self, *values: Any) -> M | None:
         """The first row of ``build(*values)`` (which should have a ``[:1]`` slice), or
