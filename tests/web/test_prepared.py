@@ -146,3 +146,30 @@ def test_values_list_rows_come_back_as_the_orms_tuples(
     histories = goal_histories(episode, episode_goals(episode))
     expected = latest_goal_ratings(goals)
     assert [h.ratings for h in histories] == [expected[g.pk] for g in goals]
+
+
+def test_the_session_store_reads_a_live_session_and_drops_an_expired_or_unknown_key(
+    django_assert_num_queries: Any,
+) -> None:
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from bordin.web.session_store import SessionStore
+
+    assert settings.SESSION_ENGINE == "bordin.web.session_store"
+    store = SessionStore()
+    store["x"] = 1
+    store.create()
+    key = store.session_key
+    for _ in range(2):
+        with django_assert_num_queries(1):
+            again = SessionStore(key)
+            assert again["x"] == 1 and again.session_key == key
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(1))
+    expired = SessionStore(key)
+    assert expired.get("x") is None and expired.session_key is None
+    unknown = SessionStore("nosuchkey" * 3)
+    assert unknown.get("x") is None and unknown.session_key is None

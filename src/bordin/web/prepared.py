@@ -38,10 +38,21 @@ NO_PK_2 = NO_PK + 1
 
 
 @dataclass(frozen=True)
+class Converted:
+    """A sentinel for a parameter Django converts for the database (a datetime on SQLite
+    becomes text): ``field``, a field of the query's model, converts it and the real values
+    as a lookup on that field does."""
+
+    sentinel: Any
+    field: str
+
+
+@dataclass(frozen=True)
 class _Compiled:
     sql: str
     params: tuple[Any, ...]
     positions: tuple[int, ...]  # of each sentinel in params
+    converters: tuple[Callable[[Any], Any] | None, ...]  # of each value
     compiler: Any
     tuples: bool  # a values_list() query: rows as tuples
     start: int  # the model's own columns: row[start:end]
@@ -80,11 +91,17 @@ class PreparedQuery(Generic[M]):
         sql, params = compiler.as_sql()
         params = tuple(params)
         positions = []
+        converters = []
         for sentinel in self.sentinels:
+            convert = None
+            if isinstance(sentinel, Converted):
+                convert = _converter(self.model._meta.get_field(sentinel.field), compiler)
+                sentinel = convert(sentinel.sentinel)
             found = [k for k, p in enumerate(params) if type(p) is type(sentinel) and p == sentinel]
             if len(found) != 1 or str(sentinel) in sql:
                 return None
             positions.append(found[0])
+            converters.append(convert)
         if compiler.has_extra_select:
             return None
         if tuples:
@@ -104,6 +121,7 @@ class PreparedQuery(Generic[M]):
             sql=sql,
             params=params,
             positions=tuple(positions),
+            converters=tuple(converters),
             compiler=compiler,
             tuples=tuples,
             start=start,
@@ -120,15 +138,16 @@ class PreparedQuery(Generic[M]):
         try:
             compiled = self._compiled[connection]
         except KeyError:
-            compiled = self._compiled[connection] = self._compile(
-                self.build(*self.sentinels).using(db)
-            )
+            sentinels = [s.sentinel if isinstance(s, Converted) else s for s in self.sentinels]
+            compiled = self._compiled[connection] = self._compile(self.build(*sentinels).using(db))
         if compiled is None or any(v is None for v in values):
             # ``None`` is compiled as ``IS NULL``, not as a parameter: the ORM writes that.
             return list(self.build(*values).using(db))
         params = list(compiled.params)
-        for position, value in zip(compiled.positions, values, strict=True):
-            params[position] = value
+        for position, convert, value in zip(
+            compiled.positions, compiled.converters, values, strict=True
+        ):
+            params[position] = value if convert is None else convert(value)
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
@@ -169,3 +188,14 @@ class PreparedQuery(Generic[M]):
         ``None``."""
         found = self.all(*values)
         return found[0] if found else None
+
+
+def _converter(field: Any, compiler: Any) -> Callable[[Any], Any]:
+    """A value as a lookup on ``field`` passes it to the database (``Lookup.get_db_prep_lookup``
+    after ``get_prep_lookup``)."""
+    connection = compiler.connection
+
+    def convert(value: Any) -> Any:
+        return field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True)
+
+    return convert
