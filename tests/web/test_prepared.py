@@ -90,7 +90,8 @@ def test_every_row_in_order_with_deferred_fields_and_two_values(
             got = query.all(episode.pk, left_out.pk)
         assert [g.pk for g in got] == [g.pk for g in goals if g != left_out]
         assert [g.text for g in got] == [g.text for g in goals if g != left_out]
-        assert [g.number for g in got] == [g.position for g in goals if g != left_out]  # type: ignore[attr-defined]
+        numbers = [getattr(g, "number") for g in got]  # noqa: B009 - the annotation
+        assert numbers == [g.position for g in goals if g != left_out]
         assert got[0].get_deferred_fields() == {"episode_id", "active", "created_at", "position"}
     assert query.all(episode.pk + 1000, goals[0].pk) == []
 
@@ -173,3 +174,36 @@ def test_the_session_store_reads_a_live_session_and_drops_an_expired_or_unknown_
     assert expired.get("x") is None and expired.session_key is None
     unknown = SessionStore("nosuchkey" * 3)
     assert unknown.get("x") is None and unknown.session_key is None
+
+
+def test_the_check_in_updates_are_prepared_and_keep_the_links_single_use(
+    add_session: Any, owner: Any, django_assert_num_queries: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.db import connections
+    from django.utils import timezone
+
+    connection = connections["default"]
+    session = add_session()
+    link, _ = CheckinLink.issue(session, created_by=owner)
+    other, _ = CheckinLink.issue(session, created_by=owner)
+    expired, _ = CheckinLink.issue(add_session(), created_by=owner, hours=0)
+    now = timezone.now()
+    with django_assert_num_queries(1):
+        assert services._TAKE.run(link.pk, now, now, "key-1") == 1
+    assert services._TAKE.run(link.pk, now, now, "key-2") == 0  # used: single use
+    assert services._TAKE.run(expired.pk, now, now, "key-3") == 0  # expired
+    link.refresh_from_db()
+    assert (link.used_at, link.used_key) == (now, "key-1")
+    later = now + timedelta(seconds=1)
+    assert services._REVOKE_OTHERS.run(session.pk, link.pk, later) == 1
+    other.refresh_from_db()
+    link.refresh_from_db()
+    assert other.revoked_at == later and link.revoked_at is None
+    assert services._TAKE.run(other.pk, later, later, "key-4") == 0  # revoked
+    # Prepared on this database (not left to the ORM).
+    assert services._TAKE._compiled[connection] is not None
+    assert services._REVOKE_OTHERS._compiled[connection] is not None
+    assert services.link_with_kind(link.pk) is not None
+    assert services._LINK_QUERIES[True, False]._compiled[connection] is not None

@@ -21,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.query import (  # type: ignore[attr-defined]
     ModelIterable,
     ValuesListIterable,
     get_related_populators,
 )
+from django.db.models.sql import UpdateQuery
 
 M = TypeVar("M", bound=Model)
 
@@ -90,18 +91,10 @@ class PreparedQuery(Generic[M]):
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
         params = tuple(params)
-        positions = []
-        converters = []
-        for sentinel in self.sentinels:
-            convert = None
-            if isinstance(sentinel, Converted):
-                convert = _converter(self.model._meta.get_field(sentinel.field), compiler)
-                sentinel = convert(sentinel.sentinel)
-            found = [k for k, p in enumerate(params) if type(p) is type(sentinel) and p == sentinel]
-            if len(found) != 1 or str(sentinel) in sql:
-                return None
-            positions.append(found[0])
-            converters.append(convert)
+        located = _locate(self.model, self.sentinels, sql, params, compiler)
+        if located is None:
+            return None
+        positions, converters = located
         if compiler.has_extra_select:
             return None
         if tuples:
@@ -120,8 +113,8 @@ class PreparedQuery(Generic[M]):
         return _Compiled(
             sql=sql,
             params=params,
-            positions=tuple(positions),
-            converters=tuple(converters),
+            positions=positions,
+            converters=converters,
             compiler=compiler,
             tuples=tuples,
             start=start,
@@ -143,11 +136,7 @@ class PreparedQuery(Generic[M]):
         if compiled is None or any(v is None for v in values):
             # ``None`` is compiled as ``IS NULL``, not as a parameter: the ORM writes that.
             return list(self.build(*values).using(db))
-        params = list(compiled.params)
-        for position, convert, value in zip(
-            compiled.positions, compiled.converters, values, strict=True
-        ):
-            params[position] = value if convert is None else convert(value)
+        params = _params(compiled, values)
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
@@ -199,3 +188,97 @@ def _converter(field: Any, compiler: Any) -> Callable[[Any], Any]:
         return field.get_db_prep_value(field.get_prep_value(value), connection, prepared=True)
 
     return convert
+
+
+def _locate(
+    model: type[Model], sentinels: tuple[Any, ...], sql: str, params: tuple[Any, ...], compiler: Any
+) -> tuple[tuple[int, ...], tuple[Callable[[Any], Any] | None, ...]] | None:
+    """Where each sentinel is in ``params`` and how a real value is converted, or ``None`` if
+    some sentinel is not there exactly once as a parameter (then the SQL cannot be reused)."""
+    positions = []
+    converters = []
+    for sentinel in sentinels:
+        convert = None
+        if isinstance(sentinel, Converted):
+            convert = _converter(model._meta.get_field(sentinel.field), compiler)
+            sentinel = convert(sentinel.sentinel)
+        found = [k for k, p in enumerate(params) if type(p) is type(sentinel) and p == sentinel]
+        if len(found) != 1 or str(sentinel) in sql:
+            return None
+        positions.append(found[0])
+        converters.append(convert)
+    return tuple(positions), tuple(converters)
+
+
+def _sentinels(sentinels: tuple[Any, ...]) -> list[Any]:
+    return [s.sentinel if isinstance(s, Converted) else s for s in sentinels]
+
+
+def _params(compiled: Any, values: tuple[Any, ...]) -> list[Any]:
+    params = list(compiled.params)
+    for position, convert, value in zip(
+        compiled.positions, compiled.converters, values, strict=True
+    ):
+        params[position] = value if convert is None else convert(value)
+    return params
+
+
+@dataclass(frozen=True)
+class _CompiledUpdate:
+    sql: str
+    params: tuple[Any, ...]
+    positions: tuple[int, ...]
+    converters: tuple[Callable[[Any], Any] | None, ...]
+
+
+class PreparedUpdate(Generic[M]):
+    """``build(*values)`` is ``(queryset, changes)``; :meth:`run` is ``queryset.update(**changes)``
+    (the number of rows changed), its SQL compiled once per connection like
+    :class:`PreparedQuery`'s. Only an update of the model's own table (no conditions on other
+    tables, no parent models) is prepared; any other runs through the ORM each time.
+    """
+
+    def __init__(
+        self,
+        model: type[M],
+        build: Callable[..., tuple[QuerySet[M, Any], dict[str, Any]]],
+        *sentinels: Any,
+    ) -> None:
+        self.model = model
+        self.build = build
+        self.sentinels = sentinels
+        self._compiled: weakref.WeakKeyDictionary[Any, _CompiledUpdate | None] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _compile(self, db: str) -> _CompiledUpdate | None:
+        queryset, changes = self.build(*_sentinels(self.sentinels))
+        query: Any = queryset.using(db).query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        query.annotations = {}
+        query.get_initial_alias()
+        if query.related_updates or query.count_active_tables() != 1:
+            return None  # Django would read the keys first or update parents too
+        compiler = query.get_compiler(db)
+        sql, params = compiler.as_sql()
+        if not sql:
+            return None
+        params = tuple(params)
+        located = _locate(self.model, self.sentinels, sql, params, compiler)
+        if located is None:
+            return None
+        return _CompiledUpdate(sql, params, *located)
+
+    def run(self, *values: Any) -> int:
+        db = router.db_for_write(self.model)
+        connection = connections[db]
+        try:
+            compiled = self._compiled[connection]
+        except KeyError:
+            compiled = self._compiled[connection] = self._compile(db)
+        if compiled is None or any(v is None for v in values):
+            queryset, changes = self.build(*values)
+            return queryset.using(db).update(**changes)
+        with transaction.mark_for_rollback_on_error(using=db), connection.cursor() as cursor:
+            cursor.execute(compiled.sql, _params(compiled, values))
+            return int(cursor.rowcount)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.core import signing
 from django.db import IntegrityError, transaction
@@ -30,7 +31,7 @@ from bordin.web.delivery.services import (
 )
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments, definition_of
-from bordin.web.prepared import NO_PK, PreparedQuery
+from bordin.web.prepared import NO_PK, NO_PK_2, Converted, PreparedQuery, PreparedUpdate
 
 
 class LinkUnavailable(Exception):
@@ -277,6 +278,39 @@ def submit(
     return outcome
 
 
+#: A time no link has (the prepared updates below are compiled with it).
+_NO_TIME = datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+_NO_TIME_2 = _NO_TIME + timedelta(microseconds=1)
+
+#: The submission's link used up if it still can be: compiled once per connection (issue 10).
+_TAKE = PreparedUpdate(
+    CheckinLink,
+    lambda pk, now, used_at, key: (
+        CheckinLink.objects.filter(
+            pk=pk, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+        ),
+        {"used_at": used_at, "used_key": key},
+    ),
+    NO_PK,
+    Converted(_NO_TIME, "expires_at"),
+    Converted(_NO_TIME_2, "used_at"),
+    "prepared-update-no-key",
+)
+#: The session's other open links revoked.
+_REVOKE_OTHERS = PreparedUpdate(
+    CheckinLink,
+    lambda session_id, pk, now: (
+        CheckinLink.objects.filter(
+            session_id=session_id, used_at__isnull=True, revoked_at__isnull=True
+        ).exclude(pk=pk),
+        {"revoked_at": now},
+    ),
+    NO_PK,
+    NO_PK_2,
+    Converted(_NO_TIME, "revoked_at"),
+)
+
+
 @transaction.atomic
 def _submit(
     link: CheckinLink, form: CheckinForm, key: str, request: HttpRequest | None, followup: bool
@@ -285,9 +319,7 @@ def _submit(
     # conditional update uses it up, takes its row lock and checks it is still usable; a
     # concurrent submission waits for the lock, then finds it used (and its key).
     now = timezone.now()
-    taken = CheckinLink.objects.filter(
-        pk=link.pk, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
-    ).update(used_at=now, used_key=key)
+    taken = _TAKE.run(link.pk, now, now, key)
     if not taken:
         fresh = CheckinLink.objects.filter(pk=link.pk).first()
         earlier = completed(fresh, key) if fresh is not None else None
@@ -340,9 +372,7 @@ def _submit(
         detail=f"check-in for session {session.number}",
     )
     # Other open links for the same session can no longer be used.
-    CheckinLink.objects.filter(
-        session=session, used_at__isnull=True, revoked_at__isnull=True
-    ).exclude(pk=link.pk).update(revoked_at=now)
+    _REVOKE_OTHERS.run(session.pk, link.pk, now)
     others = [r for code, r in stored.items() if code not in BUILTIN_CHECKIN]
     # A risk is raised now, in this transaction; the other rules (rupture, divergence, not on
     # track) read the whole episode: the worker runs them (alerts.tasks), enqueued here.
