@@ -169,7 +169,10 @@ def test_the_session_store_reads_a_live_session_and_drops_an_expired_or_unknown_
         with django_assert_num_queries(1):
             again = SessionStore(key)
             assert again["x"] == 1 and again.session_key == key
+    with django_assert_num_queries(2):
+        assert store.exists(key) and not store.exists("nosuchkey" * 3)
     Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(1))
+    assert store.exists(key)  # an expired row still holds its key
     expired = SessionStore(key)
     assert expired.get("x") is None and expired.session_key is None
     unknown = SessionStore("nosuchkey" * 3)
