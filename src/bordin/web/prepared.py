@@ -54,6 +54,7 @@ class _Compiled:
     params: tuple[Any, ...]
     positions: tuple[int, ...]  # of each sentinel in params
     converters: tuple[Callable[[Any], Any] | None, ...]  # of each value
+    converters_out: dict[int, Any]  # of the columns read (compiler.get_converters)
     compiler: Any
     tuples: bool  # a values_list() query: rows as tuples
     start: int  # the model's own columns: row[start:end]
@@ -97,6 +98,10 @@ class PreparedQuery(Generic[M]):
         positions, converters = located
         if compiler.has_extra_select:
             return None
+        columns = [expression for expression, _, _ in compiler.select[: compiler.col_count]]
+        if compiler.has_composite_fields(columns):
+            return None
+        converters_out = compiler.get_converters(columns)
         if tuples:
             # values_list(): the columns in the order named, unless annotations reorder them.
             if queryset.query.annotation_select or queryset.query.extra_select:
@@ -115,6 +120,7 @@ class PreparedQuery(Generic[M]):
             params=params,
             positions=positions,
             converters=converters,
+            converters_out=converters_out,
             compiler=compiler,
             tuples=tuples,
             start=start,
@@ -140,7 +146,10 @@ class PreparedQuery(Generic[M]):
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        return compiled, list(compiled.compiler.results_iter([rows])) if rows else []
+        if rows and compiled.converters_out:
+            # What results_iter does, with the converters found when compiling.
+            rows = list(compiled.compiler.apply_converters(rows, compiled.converters_out))
+        return compiled, rows
 
     def all(self, *values: Any) -> list[M]:
         """Every row of ``build(*values)``, as model instances."""
