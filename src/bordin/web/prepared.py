@@ -3,15 +3,18 @@
 Django compiles a queryset's SQL every time it runs: for the check-in's link lookup (the link
 with its client, clinic, episode and session, about sixty columns) compiling cost several
 times more CPU than PostgreSQL spent running it. A :class:`PreparedQuery` builds its queryset
-once per connection with a sentinel in place of the one value that changes (a primary key, a
-token's hash), keeps the SQL Django wrote and the compiler that wrote it, and from then on
-runs that SQL with the real value and turns the rows into model instances exactly as the
-queryset would (Django's ``ModelIterable``: the same converters, related objects filled by
-``select_related`` and annotations). The query is the ORM's own, so it follows the models;
-it runs through the connection's cursor, so it is logged and counted like any other query.
+once per connection with sentinels in place of the values that change (a primary key, a
+token's hash, the time), keeps the SQL Django wrote and the compiler that wrote it, and from
+then on runs that SQL with the real values and turns the rows into model instances exactly as
+the queryset would (Django's ``ModelIterable``: the same converters, related objects filled by
+``select_related`` and annotations; or tuples, as ``values_list()`` gives them). The query is
+the ORM's own, so it follows the models; it runs through the connection's cursor, so it is
+logged and counted like any other query. :class:`PreparedUpdate` does the same for
+``QuerySet.update``.
 
-A queryset whose SQL does not carry the sentinel as exactly one ordinary parameter is not
-prepared: it simply runs through the ORM each time.
+A queryset whose SQL does not carry each sentinel exactly once as an ordinary parameter is not
+prepared, and a ``None`` value (which the ORM writes as ``IS NULL``) is not substituted: those
+run through the ORM each time.
 """
 
 from __future__ import annotations
@@ -65,10 +68,12 @@ class _Compiled:
 
 
 class PreparedQuery(Generic[M]):
-    """``build(value)`` is a queryset of ``model`` whose only varying parameter is ``value``;
-    :meth:`all` returns its rows as model instances, as ``list(build(value))`` would.
+    """``build(*values)`` is a queryset of ``model`` whose only varying parameters are
+    ``values``; :meth:`all` returns its rows as model instances, as ``list(build(*values))``
+    would (:meth:`tuples` for a ``values_list()`` queryset).
 
-    ``sentinel``: a value of the parameter's type that no real call passes.
+    ``sentinels``: one per value, of the parameter's type, that no real call passes
+    (:class:`Converted` for a parameter Django converts for the database).
     """
 
     def __init__(
