@@ -8,13 +8,14 @@ Field names are stable (browser tests rely on them): ``<instrument>-<item>`` for
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.utils.choices import BaseChoiceIterator
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -33,6 +34,23 @@ SECTION_TITLES = {
     "alliance": gettext_lazy("About today's session"),
     "outcome": gettext_lazy("About the past week"),
 }
+
+
+class _Choices(BaseChoiceIterator):
+    """``(value, label)`` pairs of strings, which is already the form Django normalises choices
+    to: a field and its widget take them as they are. A list would be normalised twice per
+    field (field and widget), element by element; with about a hundred options that was half
+    of building the check-in form (issue 10)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self.pairs = tuple(pairs)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.pairs)
+
+
+#: A goal's 0-10 scale.
+GOAL_CHOICES = _Choices((str(v), str(v)) for v in GOAL_SCALE)
 
 
 def field_name(instrument: MeasureDefinition, item: Item) -> str:
@@ -178,7 +196,7 @@ class CheckinForm(forms.Form):
                     self.fields[field_name(inst, item)] = self._item_field(item)
         for goal in self.goals:
             self.fields[f"goal-{goal.pk}"] = forms.TypedChoiceField(
-                choices=[(str(v), str(v)) for v in GOAL_SCALE],
+                choices=GOAL_CHOICES,
                 coerce=int,
                 widget=forms.RadioSelect,
                 error_messages={
@@ -233,10 +251,10 @@ class CheckinForm(forms.Form):
             else _("Please choose one of the answers.")
         )
         return forms.TypedChoiceField(
-            choices=[
+            choices=_Choices(
                 (_value_text(o.value), o.label_for(self.language) or _value_text(o.value))
                 for o in item.options
-            ],
+            ),
             coerce=float,
             required=required,
             empty_value=None,

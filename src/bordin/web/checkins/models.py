@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
-from typing import Self
+from typing import Any, Self
 
 from django.conf import settings
 from django.db import models
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from bordin.web.clinic.models import Client, Episode, Session
+from bordin.web.prepared import PreparedQuery
+
+#: No token hashes to this (not hexadecimal): :meth:`SecureLink.find`'s query is compiled with it.
+NO_HASH = "prepared-query-no-token-hash"
+#: :meth:`SecureLink.find`'s query for each kind of link, compiled once per connection.
+_FIND: dict[type[models.Model], PreparedQuery[Any]] = {}
 
 
 def hash_token(token: str) -> str:
@@ -60,12 +67,19 @@ class SecureLink(models.Model):
         """The link for a token, whatever its state; ``None`` for an unknown token."""
         if not token or len(token) > 200:
             return None
-        found = list(
+        query = _FIND.get(cls)
+        if query is None:
+            query = _FIND[cls] = PreparedQuery(cls, cls._by_hash, NO_HASH)
+        return query.first(hash_token(token))
+
+    @classmethod
+    def _by_hash(cls, token_hash: str) -> QuerySet[Self]:
+        # The hash is unique: no ORDER BY to compile (issue 10).
+        return (
             cls._default_manager.select_related("client__clinic", "episode", "session")
-            .filter(token_hash=hash_token(token))
-            .order_by()[:1]  # the hash is unique: no ORDER BY to compile (issue 10)
+            .filter(token_hash=token_hash)
+            .order_by()[:1]
         )
-        return found[0] if found else None
 
     def is_usable(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()

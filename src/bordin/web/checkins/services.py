@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -29,6 +31,7 @@ from bordin.web.delivery.services import (
 )
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments, definition_of
+from bordin.web.prepared import NO_PK, NO_PK_2, Converted, PreparedQuery, PreparedUpdate
 
 
 class LinkUnavailable(Exception):
@@ -189,6 +192,25 @@ def shown_instruments(
     return out, str(kind)
 
 
+def _link_query(*, kind: bool, journey: bool) -> PreparedQuery[CheckinLink]:
+    related = ["client__clinic__journey" if journey else "client__clinic", "episode", "session"]
+
+    def build(link_pk: int) -> QuerySet[CheckinLink]:
+        # One row by its key: no ORDER BY to compile (issue 10).
+        links = CheckinLink.objects.select_related(*related).filter(pk=link_pk).order_by()
+        return (links.annotate(followup=is_followup()) if kind else links)[:1]
+
+    return PreparedQuery(CheckinLink, build, NO_PK)
+
+
+#: The link queries of the check-in's pages, compiled once per connection (issue 10).
+_LINK_QUERIES = {
+    (kind, journey): _link_query(kind=kind, journey=journey)
+    for kind in (True, False)
+    for journey in (True, False)
+}
+
+
 def link_with_kind(
     link_pk: int, *, kind: bool = True, journey: bool = False
 ) -> tuple[CheckinLink, str | None] | None:
@@ -197,17 +219,13 @@ def link_with_kind(
     ``kind`` (else ``None``: a submission reads it from the form's note,
     :func:`shown_instruments`). ``journey``: the clinic's journey settings too (the thank-you
     page shows the goals if they say so)."""
-    related = ["client__clinic__journey" if journey else "client__clinic", "episode", "session"]
-    # One row by its key: no ORDER BY to compile (issue 10).
-    links = CheckinLink.objects.select_related(*related).filter(pk=link_pk).order_by()
-    if not kind:
-        plain = list(links[:1])
-        return (plain[0], None) if plain else None
-    found = list(links.annotate(followup=is_followup())[:1])
-    if not found:
+    link = _LINK_QUERIES[kind, journey].first(link_pk)
+    if link is None:
         return None
-    link = found[0]
-    return link, Delivery.Kind.FOLLOWUP if link.followup else Delivery.Kind.CHECKIN
+    if not kind:
+        return link, None
+    followup = link.followup  # type: ignore[attr-defined]  # the annotation
+    return link, Delivery.Kind.FOLLOWUP if followup else Delivery.Kind.CHECKIN
 
 
 def response_key(key: str, code: str) -> str:
@@ -260,6 +278,39 @@ def submit(
     return outcome
 
 
+#: A time no link has (the prepared updates below are compiled with it).
+_NO_TIME = datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+_NO_TIME_2 = _NO_TIME + timedelta(microseconds=1)
+
+#: The submission's link used up if it still can be: compiled once per connection (issue 10).
+_TAKE = PreparedUpdate(
+    CheckinLink,
+    lambda pk, now, used_at, key: (
+        CheckinLink.objects.filter(
+            pk=pk, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+        ),
+        {"used_at": used_at, "used_key": key},
+    ),
+    NO_PK,
+    Converted(_NO_TIME, "expires_at"),
+    Converted(_NO_TIME_2, "used_at"),
+    "prepared-update-no-key",
+)
+#: The session's other open links revoked.
+_REVOKE_OTHERS = PreparedUpdate(
+    CheckinLink,
+    lambda session_id, pk, now: (
+        CheckinLink.objects.filter(
+            session_id=session_id, used_at__isnull=True, revoked_at__isnull=True
+        ).exclude(pk=pk),
+        {"revoked_at": now},
+    ),
+    NO_PK,
+    NO_PK_2,
+    Converted(_NO_TIME, "revoked_at"),
+)
+
+
 @transaction.atomic
 def _submit(
     link: CheckinLink, form: CheckinForm, key: str, request: HttpRequest | None, followup: bool
@@ -268,9 +319,7 @@ def _submit(
     # conditional update uses it up, takes its row lock and checks it is still usable; a
     # concurrent submission waits for the lock, then finds it used (and its key).
     now = timezone.now()
-    taken = CheckinLink.objects.filter(
-        pk=link.pk, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
-    ).update(used_at=now, used_key=key)
+    taken = _TAKE.run(link.pk, now, now, key)
     if not taken:
         fresh = CheckinLink.objects.filter(pk=link.pk).first()
         earlier = completed(fresh, key) if fresh is not None else None
@@ -323,9 +372,7 @@ def _submit(
         detail=f"check-in for session {session.number}",
     )
     # Other open links for the same session can no longer be used.
-    CheckinLink.objects.filter(
-        session=session, used_at__isnull=True, revoked_at__isnull=True
-    ).exclude(pk=link.pk).update(revoked_at=now)
+    _REVOKE_OTHERS.run(session.pk, link.pk, now)
     others = [r for code, r in stored.items() if code not in BUILTIN_CHECKIN]
     # A risk is raised now, in this transaction; the other rules (rupture, divergence, not on
     # track) read the whole episode: the worker runs them (alerts.tasks), enqueued here.

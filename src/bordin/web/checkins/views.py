@@ -31,7 +31,7 @@ from bordin.web.checkins.privacy import (
 from bordin.web.clinic.models import Goal
 from bordin.web.i18n import activate_for_client
 from bordin.web.journey.progress import client_goals
-from bordin.web.journey.services import episode_goals
+from bordin.web.journey.services import active_goals, episode_goals
 
 SESSION_LINK = "bordin_checkin_link"
 SESSION_DONE = "bordin_checkin_done"
@@ -59,10 +59,7 @@ def _build_form(
     ``shown``); without a valid note they are read again from the plan, and a form shown again
     gets a fresh note.
     """
-    if goals is None:
-        goals = list(link.episode.goals.filter(active=True))
-    else:
-        goals = [g for g in goals if g.active]
+    goals = active_goals(link.episode) if goals is None else [g for g in goals if g.active]
     noted = None
     if data is not None:
         noted = services.shown_instruments(link, data.get("shown", ""), link_session_seconds())

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from bordin.measures.instruments import Instrument as MeasureDefinition
 from bordin.web.crypto import EncryptedTextField
+from bordin.web.prepared import PreparedQuery
 
 
 def validate_time_zone(name: str) -> None:
@@ -228,17 +229,25 @@ class Instrument(models.Model):
         """
         wanted = {(d.code, d.version): d for d in definitions}
         # Every version of the codes (a few rows), matched here: cheaper to compile than one
-        # condition per code and version, and a check-in runs it (issue 10).
-        rows = {
-            (r.code, r.version): r
-            for r in cls.objects.filter(code__in={code for code, _ in wanted}).only(
-                "code", "version"
+        # condition per code and version, and a check-in runs it (issue 10): compiled once per
+        # connection for each set of codes.
+        codes = tuple(sorted({code for code, _ in wanted}))
+        query = _SNAPSHOT_QUERIES.get(codes)
+        if query is None:
+            if len(_SNAPSHOT_QUERIES) > 64:
+                _SNAPSHOT_QUERIES.clear()
+            query = _SNAPSHOT_QUERIES[codes] = PreparedQuery(
+                cls, lambda: cls.objects.filter(code__in=codes).only("code", "version")
             )
-        }
+        rows = {(r.code, r.version): r for r in query.all()}
         return {
             code: rows.get((code, version)) or cls.snapshot(d)
             for (code, version), d in wanted.items()
         }
+
+
+#: :meth:`Instrument.snapshots`' query for each set of codes.
+_SNAPSHOT_QUERIES: dict[tuple[str, ...], PreparedQuery[Instrument]] = {}
 
 
 def definition_as_json(definition: MeasureDefinition) -> dict[str, Any]:

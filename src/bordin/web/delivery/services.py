@@ -44,6 +44,7 @@ from bordin.web.delivery.models import (
 from bordin.web.instruments.models import ClinicInstrument
 from bordin.web.instruments.services import clinic_checkin_instruments
 from bordin.web.journey.models import FitCheck, JourneyLink
+from bordin.web.prepared import NO_PK, NO_PK_2, PreparedQuery
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,18 @@ def plan_instrument(clinic_id: int, code: str, may_use: bool) -> None:
             plan.save(update_fields=["checkin_codes", "followup_codes"])
 
 
+#: The episode's and its clinic's plans, compiled once per connection: every check-in form
+#: reads them (issue 10).
+_PLANS = PreparedQuery(
+    MeasurePlan,
+    lambda episode_id, clinic_id: MeasurePlan.objects.filter(
+        Q(episode_id=episode_id) | Q(clinic_id=clinic_id)
+    ),
+    NO_PK,
+    NO_PK_2,
+)
+
+
 def plan_for(episode: Episode, usable: Sequence[ClinicInstrument] | None = None) -> MeasurePlan:
     """The episode's override if it has one, else its clinic's plan (both read in one query).
 
@@ -112,9 +125,7 @@ def plan_for(episode: Episode, usable: Sequence[ClinicInstrument] | None = None)
     (the default plan lists them)."""
     stored = {
         "episode" if p.episode_id is not None else "clinic": p
-        for p in MeasurePlan.objects.filter(
-            Q(episode=episode) | Q(clinic_id=episode.client.clinic_id)
-        )
+        for p in _PLANS.all(episode.pk, episode.client.clinic_id)
     }
     return (
         stored.get("episode")

@@ -7,23 +7,32 @@ the one store every worker of an installation already shares (issue 15).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from bordin.web.guard.models import RateCounter
+from bordin.web.prepared import Converted, PreparedQuery
+
+#: :func:`current`'s query, compiled once per connection: every link lookup runs it (issue 10).
+_CURRENT = PreparedQuery(
+    RateCounter,
+    lambda key, now: (
+        RateCounter.objects.filter(key=key, window_ends__gt=now)
+        .order_by("key")
+        .values_list("count")[:1]
+    ),
+    "prepared-query-no-counter",
+    Converted(datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC), "window_ends"),
+)
 
 
 def current(key: str) -> int:
     """The count in the key's current window (0 when none is open)."""
-    row = (
-        RateCounter.objects.filter(key=key, window_ends__gt=timezone.now())
-        .values_list("count", flat=True)
-        .first()
-    )
-    return int(row or 0)
+    rows = _CURRENT.tuples(key, timezone.now())
+    return int(rows[0][0] or 0) if rows else 0
 
 
 def hit(key: str, window_seconds: int) -> int:

@@ -14,6 +14,7 @@ from bordin.measures.questionnaire import Imported, parse_questionnaire
 from bordin.web.clinic import analysis
 from bordin.web.clinic.models import Clinic, Instrument, definition_as_json
 from bordin.web.instruments.models import ClinicInstrument, QuestionnaireSource
+from bordin.web.prepared import NO_PK, PreparedQuery
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,21 @@ def definition_of(row: Instrument) -> MeasureDefinition:
     return instrument_from_dict(row.definition)
 
 
-def clinic_checkin_instruments(clinic_id: int) -> list[ClinicInstrument]:
-    """The clinic's imported instruments that its check-in asks, in list order."""
-    return list(
+#: Compiled once per connection: every check-in form reads it (issue 10).
+_CHECKIN_INSTRUMENTS = PreparedQuery(
+    ClinicInstrument,
+    lambda clinic_id: (
         ClinicInstrument.objects.filter(clinic_id=clinic_id, active=True, may_use=True)
         .select_related("instrument")
         .order_by("code", "pk")
-    )
+    ),
+    NO_PK,
+)
+
+
+def clinic_checkin_instruments(clinic_id: int) -> list[ClinicInstrument]:
+    """The clinic's imported instruments that its check-in asks, in list order."""
+    return _CHECKIN_INSTRUMENTS.all(clinic_id)
 
 
 def seed_demo_questionnaire(clinic: Clinic) -> ClinicInstrument:

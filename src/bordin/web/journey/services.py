@@ -15,9 +15,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from bordin.web.audit import log
-from bordin.web.clinic.models import Client, Episode, Goal, Session
+from bordin.web.clinic.models import Client, Episode, Goal, GoalRating, Session
 from bordin.web.journey.forms import FitCheckForm, IntakeForm
 from bordin.web.journey.models import FitCheck, GoalRevision, Intake, JourneyLink, RematchRequest
+from bordin.web.prepared import NO_PK, PreparedQuery
 
 #: The hesitant-start badge shows until the episode has this many attended sessions.
 HESITANT_BADGE_SESSIONS = 3
@@ -284,12 +285,41 @@ class GoalHistory:
         return self.ratings[-1] if self.ratings else None
 
 
+#: The goal queries of a check-in, compiled once per connection (issue 10).
+_EPISODE_GOALS = PreparedQuery(
+    Goal,
+    lambda episode_id: Goal.objects.filter(episode_id=episode_id).annotate(
+        revised_id=F("revision_of__old_goal_id")
+    ),
+    NO_PK,
+)
+_ACTIVE_GOALS = PreparedQuery(
+    Goal, lambda episode_id: Goal.objects.filter(episode_id=episode_id, active=True), NO_PK
+)
+
+
+#: The ratings of every goal of an episode, in session order: ``(goal id, rating)``.
+_EPISODE_RATINGS = PreparedQuery(
+    GoalRating,
+    lambda episode_id: (
+        GoalRating.objects.filter(goal__episode_id=episode_id)
+        .order_by("session__number", "pk")
+        .values_list("goal_id", "rating")
+    ),
+    NO_PK,
+)
+
+
 def episode_goals(episode: Episode) -> list[Goal]:
     """Every goal of the episode (active or reworded), each with the id of the goal it revised
     as ``revised_id`` (GoalRevision.new_goal is one-to-one): one query."""
-    return list(
-        Goal.objects.filter(episode=episode).annotate(revised_id=F("revision_of__old_goal_id"))
-    )
+    return _EPISODE_GOALS.all(episode.pk)
+
+
+def active_goals(episode: Episode) -> list[Goal]:
+    """The episode's active goals, in order (``episode.goals.filter(active=True)``): one
+    query."""
+    return _ACTIVE_GOALS.all(episode.pk)
 
 
 def goal_histories(episode: Episode, goals: list[Goal] | None = None) -> list[GoalHistory]:
@@ -297,13 +327,15 @@ def goal_histories(episode: Episode, goals: list[Goal] | None = None) -> list[Go
 
     ``goals``: :func:`episode_goals` when the caller has read them already.
     """
-    from bordin.web.journey.ending import latest_goal_ratings
-
     all_goals = goals if goals is not None else episode_goals(episode)
     revised = {g.pk: getattr(g, "revised_id", None) for g in all_goals}
     previous = {pk: old for pk, old in revised.items() if old is not None}
     by_pk = {g.pk: g for g in all_goals}
-    ratings = latest_goal_ratings(all_goals)
+    # ending.latest_goal_ratings of all the episode's goals, by the episode: one query whose
+    # SQL does not depend on how many goals there are, so it is compiled once (issue 10).
+    ratings: dict[int, list[int]] = {}
+    for goal_id, rating in _EPISODE_RATINGS.tuples(episode.pk):
+        ratings.setdefault(goal_id, []).append(rating)
     out = []
     for g in (g for g in all_goals if g.active):
         chain: list[Goal] = []
