@@ -505,6 +505,8 @@ def test_quantile_of_counts_hand_worked() -> None:
     assert quantile_of_counts(values, counts, 0.8) == pytest.approx(1.6)  # h = 7.2: 1 + 0.2 * 3
     assert quantile_of_counts(values, counts, 0.9) == 4.0  # h = 8.1: x_8 = x_9 = 4
     assert quantile_of_counts(np.array([7.5]), np.array([1]), 0.9) == 7.5
+    ones = np.array([3.0, -1.0, 2.5, 0.25])  # every count 1: the values are the rows
+    assert quantile_of_counts(ones, np.ones(4, dtype=np.int64), 0.9) == np.quantile(ones, 0.9)
 
 
 def test_fit_counts_rejects_what_fit_rejects() -> None:

@@ -26,6 +26,7 @@ it was. Text cells that a spreadsheet would run as formulas are made inert
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -340,7 +341,7 @@ def stable_order(key: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
 
 
 #: Most keys (measure × session × intake value × score value) :func:`fit_counts_by_code`
-#: counts in one dense array; beyond, the keys present are sorted and counted.
+#: counts in one dense array; beyond, the rows are sorted and counted.
 DENSE_KEYS = 1 << 24
 #: Widest range of integer scores coded by their value (else by their rank among the distinct
 #: scores).
@@ -356,8 +357,10 @@ def fit_counts_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, Fit
     intake scores (and whether the measures' scores are integers in a narrow range), then
     each later score's key ``((measure, session) * V + intake code) * V + score code`` is
     counted, with ``V`` codes for the values: ``score - lowest`` for integer scores, else the
-    rank among the distinct scores. Few keys are counted in a dense array
-    (:func:`numpy.bincount`), many by sorting each chunk's keys.
+    rank among the distinct scores. When there are at most :data:`DENSE_KEYS` keys they are
+    counted in a dense array (:func:`numpy.bincount`); else (scores with many distinct
+    values, where triples are nearly as many as scores) the later scores are sorted once by
+    ``(measure, session, intake code)`` and score, and equal neighbours counted.
     """
     wanted = [c for c in codes if c in cols.codes]
     if cols.client.size == 0 or not wanted:
@@ -385,6 +388,7 @@ def fit_counts_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, Fit
     if not np.isfinite(lowest):  # no rows of the wanted measures
         return {}
     has_intake = ~np.isnan(intake)
+    most = DENSE_KEYS
     if integers and highest - lowest < INTEGER_RANGE and max(-lowest, highest) < 2.0**53:
         base = int(lowest)
         values = np.arange(base, int(highest) + 1, dtype=np.float64) + 0.0
@@ -392,22 +396,31 @@ def fit_counts_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, Fit
         def code_of(x: Any) -> Any:
             return x.astype(np.int64) - base
     else:
-        seen_values = []
+        seen_values: list[Any] = []
+        most = math.isqrt(DENSE_KEYS // (len(wanted) * width))  # more values: not dense
         for a in starts:
             _, slot, _, part = chunk(a)
             seen_values.append(pl.Series(cols.score[part][slot >= 0]).unique().to_numpy())
+            if seen_values[-1].size > most:
+                break  # too many for dense counting: the values themselves are not needed
         values = np.unique(np.concatenate(seen_values) + 0.0)
 
         def code_of(x: Any) -> Any:
             return np.searchsorted(values, x)
 
     n_values = values.size
-    intake_code = code_of(np.where(has_intake, intake, values[0]))
-    space = len(wanted) * width * n_values * n_values
-    dense = space <= DENSE_KEYS
+    space = len(wanted) * width * n_values * n_values  # a Python int: no overflow
+    dense = space <= DENSE_KEYS and n_values <= most
+    if dense:  # intake scores coded as the scores are
+        intake_values, intake_code = values, code_of(np.where(has_intake, intake, values[0]))
+    else:  # by their rank among the distinct intake scores; later scores stay floats
+        intake_values, inverse = np.unique(intake[has_intake] + 0.0, return_inverse=True)
+        intake_code = np.zeros(intake.shape, dtype=np.int64)
+        intake_code[has_intake] = inverse.ravel()
+    n_intake = intake_values.size
     counts = np.zeros(space if dense else 0, dtype=np.int64)
-    keys: list[Any] = []
-    sums: list[Any] = []
+    highs: list[Any] = []
+    lows: list[Any] = []
     seen = np.zeros((len(wanted), n_ids), dtype=np.bool_)
     for a in starts:
         client, slot, session, part = chunk(a)
@@ -415,27 +428,30 @@ def fit_counts_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, Fit
         later = later[has_intake[slot[later], client[later]]]
         client, slot = client[later], slot[later]
         seen[slot, client] = True
-        key = (slot * width + session[later]) * n_values + intake_code[slot, client]
-        key = key * n_values + code_of(cols.score[part][later])
+        high = (slot * width + session[later]) * n_intake + intake_code[slot, client]
         if dense:
-            counts += np.bincount(key, minlength=space)
-        elif key.size:
-            key, n = np.unique(key, return_counts=True)
-            keys.append(key)
-            sums.append(n)
+            low = code_of(cols.score[part][later])
+            counts += np.bincount(high * n_values + low, minlength=space)
+        else:
+            highs.append(high)
+            lows.append(cols.score[part][later] + 0.0)
     if dense:
         key = np.flatnonzero(counts)
         n = counts[key]
-    elif keys:
-        key = np.concatenate(keys)
-        order = np.argsort(key, kind="stable")
-        key, n = key[order], np.concatenate(sums)[order]
-        first = np.flatnonzero(np.diff(key, prepend=-1))
-        key, n = key[first], np.add.reduceat(n, first)
-    else:
-        key = n = np.empty(0, dtype=np.int64)
-    key, score_code = np.divmod(key, n_values)
-    key, y1_code = np.divmod(key, n_values)
+        high, low = np.divmod(key, n_values)
+        score = values[low]
+    else:  # one sort of the rows by (measure, session, intake code), then score
+        high, score = np.concatenate(highs), np.concatenate(lows)
+        del highs, lows
+        order = np.argsort(score)  # equal scores are the same number: any order of them
+        order = order[np.argsort(high[order], kind="stable")]
+        high, score = high[order], score[order]
+        new = np.ones(high.size, dtype=np.bool_)
+        new[1:] = (high[1:] != high[:-1]) | (score[1:] != score[:-1])
+        first = np.flatnonzero(new)
+        n = np.diff(np.append(first, high.size))
+        high, score = high[first], score[first]
+    key, y1_code = np.divmod(high, n_intake)
     slot, session = np.divmod(key, width)
     ends = np.searchsorted(slot, np.arange(len(wanted) + 1))
     found: dict[str, FitCounts] = {}
@@ -443,8 +459,8 @@ def fit_counts_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, Fit
         part = slice(int(ends[k]), int(ends[k + 1]))
         found[code] = FitCounts(
             session[part],
-            values[y1_code[part]],
-            values[score_code[part]],
+            intake_values[y1_code[part]],
+            score[part],
             n[part],
             int(np.count_nonzero(seen[k])),
         )

@@ -322,14 +322,15 @@ def analyze_spark(
     counts_of = {}
     for code in present:
         rows = fit_rows.filter(pl.col("code") == code)
-        counted = trajectories.FitCounts(
-            rows.get_column("session").to_numpy(),
-            rows.get_column("y1").to_numpy(),
-            rows.get_column("score").to_numpy(),
-            rows.get_column("row").to_numpy(),
+        counts_of[code] = trajectories.FitCounts(
+            *trajectories.combine(  # the groups' equal triples joined
+                rows.get_column("session").to_numpy(),
+                rows.get_column("y1").to_numpy(),
+                rows.get_column("score").to_numpy(),
+                rows.get_column("row").to_numpy(),
+            ),
             int(fit_clients.filter(pl.col("code") == code).get_column("row").sum()),
         )
-        counts_of[code] = trajectories.merge_counts([counted])  # equal triples of groups joined
     del checked, fit_rows, fit_clients
     tell("fitting expected trajectories")
     the_plan = batch.plan_from_parts(

@@ -412,7 +412,7 @@ def fit_inputs(reference: pl.DataFrame) -> FitCounts:
     return FitCounts(session, y1, score, count, later.get_column("client_id").n_unique())
 
 
-def _combine(
+def combine(
     session: IntArray, y1: FloatArray, score: FloatArray, count: IntArray
 ) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
     """Equal triples combined (their counts summed), sorted by session, intake, score.
@@ -426,7 +426,11 @@ def _combine(
     c = np.asarray(count, dtype=np.int64)
     if s.size == 0:
         return s, a, b, c
-    order = np.lexsort((b, a, s))
+    # np.lexsort((b, a, s)), faster: equal scores are the same number, so the first sort
+    # need not be stable.
+    order = np.argsort(b)
+    order = order[np.argsort(a[order], kind="stable")]
+    order = order[np.argsort(s[order], kind="stable")]
     s, a, b, c = s[order], a[order], b[order], c[order]
     new = np.empty(s.size, dtype=np.bool_)
     new[0] = True
@@ -446,7 +450,7 @@ def compress(
     >>> s.tolist(), y1.tolist(), y.tolist(), n.tolist()
     ([2, 2, 3], [5.0, 9.0, 9.0], [7.0, 7.0, 4.0], [1, 1, 2])
     """
-    return _combine(session, y1, score, np.ones(np.shape(session), dtype=np.int64))
+    return combine(session, y1, score, np.ones(np.shape(session), dtype=np.int64))
 
 
 def merge_counts(parts: Sequence[FitCounts]) -> FitCounts:
@@ -455,7 +459,9 @@ def merge_counts(parts: Sequence[FitCounts]) -> FitCounts:
     if not parts:
         empty = np.empty(0, dtype=np.float64)
         return FitCounts(np.empty(0, dtype=np.int64), empty, empty, np.empty(0, np.int64), 0)
-    session, y1, score, count = _combine(
+    if len(parts) == 1:  # already distinct and sorted (fit_counts checks it)
+        return parts[0]
+    session, y1, score, count = combine(
         np.concatenate([p.session for p in parts]),
         np.concatenate([p.y1 for p in parts]),
         np.concatenate([p.score for p in parts]),
@@ -508,7 +514,9 @@ def quantile_of_counts(values: FloatArray, count: IntArray, quantile: float) -> 
     (2.1, np.True_)
     """
     count = np.asarray(count, dtype=np.int64)
-    order = np.argsort(values, kind="stable")
+    if int(count.max()) == 1:  # the values are the rows
+        return float(np.quantile(values, quantile))
+    order = np.argsort(values)
     ordered = np.asarray(values, dtype=np.float64)[order]
     cumulative = np.cumsum(count[order])
     n = int(cumulative[-1])
