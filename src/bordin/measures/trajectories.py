@@ -427,10 +427,14 @@ def combine(
     if s.size == 0:
         return s, a, b, c
     # np.lexsort((b, a, s)), faster: equal scores are the same number, so the first sort
-    # need not be stable.
+    # need not be stable, and sessions (checked data: at most 10,000) sort as 16-bit
+    # integers, for which NumPy's stable sort is a radix sort.
     order = np.argsort(b)
     order = order[np.argsort(a[order], kind="stable")]
-    order = order[np.argsort(s[order], kind="stable")]
+    by_session = s[order]
+    if int(s.min()) >= 0 and int(s.max()) < 1 << 15:
+        by_session = by_session.astype(np.int16)
+    order = order[np.argsort(by_session, kind="stable")]
     s, a, b, c = s[order], a[order], b[order], c[order]
     new = np.empty(s.size, dtype=np.bool_)
     new[0] = True
