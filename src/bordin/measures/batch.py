@@ -306,14 +306,11 @@ class RowArrays:
     codes: tuple[str, ...]
     session: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
-    #: Rows already in client order (as files usually are).
-    in_client_order: bool = False
 
 
 def row_arrays(data: pl.DataFrame) -> RowArrays:
     """The checked rows of ``data`` as :class:`RowArrays`, built once for every later step."""
     ids, client = dense_codes(data.get_column("client_id"))
-    ordered = bool(client.size < 2 or data.get_column("client_id").is_sorted())
     measure = data.get_column("measure")
     if not isinstance(measure.dtype, pl.Enum):
         text = measure.cast(pl.String)
@@ -325,7 +322,6 @@ def row_arrays(data: pl.DataFrame) -> RowArrays:
         codes=tuple(measure.dtype.categories.to_list()),  # type: ignore[attr-defined]
         session=data.get_column("session").cast(pl.Int64).to_numpy(),
         score=data.get_column("score").cast(pl.Float64).to_numpy(),
-        in_client_order=ordered,
     )
 
 
