@@ -417,30 +417,39 @@ def combine(
 ) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
     """Equal triples combined (their counts summed), sorted by session, intake, score.
 
-    ``-0.0`` is read as ``0.0`` (``x + 0.0``), so equal numbers are one triple whatever their
-    sign bit; the result depends only on the multiset of triples, not on their order.
+    ``-0.0`` is read as ``0.0``, so equal numbers are one triple whatever their sign bit; the
+    result depends only on the multiset of triples, not on their order.
     """
     s = np.asarray(session, dtype=np.int64)
-    a = np.asarray(y1, dtype=np.float64) + 0.0
-    b = np.asarray(score, dtype=np.float64) + 0.0
     c = np.asarray(count, dtype=np.int64)
-    if s.size == 0:
-        return s, a, b, c
-    # np.lexsort((b, a, s)), faster: equal scores are the same number, so the first sort
-    # need not be stable, and sessions (checked data: at most 10,000) sort as 16-bit
+    # np.lexsort((score, y1, s)), faster: NumPy orders complex numbers by real part, then
+    # imaginary part, so (y1, score) is one key; its stable sort (timsort) merges runs
+    # already in order (the parts of merge_counts, sorted by session, y1, score) instead of
+    # sorting them again. Sessions (checked data: at most 10,000) then sort as 16-bit
     # integers, for which NumPy's stable sort is a radix sort.
-    order = np.argsort(b)
-    order = order[np.argsort(a[order], kind="stable")]
+    pair = np.empty(s.size, dtype=np.complex128)
+    pair.real, pair.imag = y1, score
+    pair += 0.0  # -0.0 + 0.0 is 0.0
+    if s.size == 0:
+        return s, pair.real.copy(), pair.imag.copy(), c
+    order = np.argsort(pair, kind="stable")
     by_session = s[order]
-    if int(s.min()) >= 0 and int(s.max()) < 1 << 15:
-        by_session = by_session.astype(np.int16)
-    order = order[np.argsort(by_session, kind="stable")]
-    s, a, b, c = s[order], a[order], b[order], c[order]
+    if int(by_session.min()) >= 0 and int(by_session.max()) < 1 << 15:
+        then = np.argsort(by_session.astype(np.int16), kind="stable")
+    else:
+        then = np.argsort(by_session, kind="stable")
+    order = order[then]
+    s, pair, c = by_session[then], pair[order], c[order]
+    del by_session, then, order
     new = np.empty(s.size, dtype=np.bool_)
     new[0] = True
-    new[1:] = (s[1:] != s[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    np.not_equal(pair[1:], pair[:-1], out=new[1:])
+    new[1:] |= s[1:] != s[:-1]
+    if new.all():  # no two equal (as when merging the parts of continuous scores)
+        return s, pair.real, pair.imag, c  # views: no copies of large arrays
     starts = np.flatnonzero(new)
-    return s[starts], a[starts], b[starts], np.add.reduceat(c, starts)
+    kept = pair[starts]
+    return s[starts], kept.real, kept.imag, np.add.reduceat(c, starts)
 
 
 def compress(
