@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import polars as pl
 import pytest
@@ -165,73 +167,122 @@ def test_one_very_long_series_beside_many_short_ones_costs_its_scores() -> None:
     assert got.drop("measure").equals(alone)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.integers(2, 30), max_size=40), min_size=1, max_size=5))
-def test_partitions_fit_inputs_merge_as_a_stable_sort_by_session(sizes: list[list[int]]) -> None:
-    from bordin.measures.stream import _merge_fit_inputs
-
-    parts = []
-    for k, sessions in enumerate(sizes):
-        s = np.sort(np.array(sessions, dtype=np.int64))
-        parts.append((s, np.arange(s.size) + 1000.0 * k, np.arange(s.size) * 0.5 + k, len(s)))
-    session, y1, score, n = _merge_fit_inputs(parts)
-    joined = np.concatenate([p[0] for p in parts])
-    order = np.argsort(joined, kind="stable")
-    assert np.array_equal(session, joined[order])
-    assert np.array_equal(y1, np.concatenate([p[1] for p in parts])[order])
-    assert np.array_equal(score, np.concatenate([p[2] for p in parts])[order])
-    assert n == sum(len(x) for x in sizes)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(0, 12),
-            st.integers(1, 9),
-            st.sampled_from(["gad7", "phq9", "alliance"]),
-            st.integers(0, 21),
-        ),
-        max_size=80,
-    ),
-    st.booleans(),
-)
-def test_fit_inputs_from_the_arrays_are_those_of_long_data(
-    rows: list[tuple[int, int, str, int]], in_client_order: bool
-) -> None:
+def _rows_frame(rows: list[tuple[int, int, str, float]], in_client_order: bool) -> pl.DataFrame:
     cells = {(c, s, m): v for c, s, m, v in rows}  # one score a cell, as checked data has
     items = sorted(cells.items()) if in_client_order else list(cells.items())
-    if not items:
-        return
-    frame = pl.DataFrame(
+    return pl.DataFrame(
         {
             "client_id": [k[0] for k, _ in items],
             "session": [k[1] for k, _ in items],
             "measure": [k[2] for k, _ in items],
             "score": [float(v) for _, v in items],
-        }
+        },
+        schema={
+            "client_id": pl.Int64,
+            "session": pl.Int64,
+            "measure": pl.String,
+            "score": pl.Float64,
+        },
     )
-    cols = batch.row_arrays(frame)
-    got = batch.fit_inputs_by_code(cols, ["gad7", "phq9"])
-    default = longdata.CHUNK_ROWS
+
+
+def _counts_with(cols: batch.RowArrays, chunk: int, dense: int) -> dict[str, batch.FitCounts]:
+    default_chunk, default_dense = longdata.CHUNK_ROWS, batch.DENSE_KEYS
     try:
-        longdata.CHUNK_ROWS = 5  # several chunks, and runs of one measure across them
-        small = batch.fit_inputs_by_code(cols, ["gad7", "phq9"])
+        longdata.CHUNK_ROWS, batch.DENSE_KEYS = chunk, dense
+        return batch.fit_counts_by_code(cols, ["gad7", "phq9"])
     finally:
-        longdata.CHUNK_ROWS = default
-    for code in got:
-        for a, b in zip(got[code], small[code], strict=True):
-            assert np.array_equal(a, b)
+        longdata.CHUNK_ROWS, batch.DENSE_KEYS = default_chunk, default_dense
+
+
+def _same_counts(a: trajectories.FitCounts, b: trajectories.FitCounts) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a[:4], b[:4], strict=True)) and (
+        a.n_clients == b.n_clients
+    )
+
+
+#: Integer scores (coded by value), halves, and scores with many decimals (coded by rank).
+SCORES = st.one_of(
+    st.integers(0, 21).map(float),
+    st.integers(0, 42).map(lambda k: k / 2),
+    st.floats(-5, 30, allow_nan=False, width=32),
+)
+ROWS = st.lists(
+    st.tuples(
+        st.integers(0, 12),
+        st.integers(1, 9),
+        st.sampled_from(["gad7", "phq9", "alliance"]),
+        SCORES,
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ROWS, st.booleans(), st.integers(1, 40), st.sampled_from([1, 1 << 24]))
+def test_fit_counts_from_the_arrays_are_those_of_long_data(
+    rows: list[tuple[int, int, str, float]], in_client_order: bool, chunk: int, dense: int
+) -> None:
+    """Any chunk size (runs of a measure across chunks), dense or sorted counting, integer or
+    fractional scores, rows in any order: the counted triples of the long data."""
+    frame = _rows_frame(rows, in_client_order)
+    if not frame.height:
+        return
+    cols = batch.row_arrays(frame)
+    got = _counts_with(cols, chunk, dense)
     for code in ("gad7", "phq9"):
         part = frame.filter(pl.col("measure") == code).select("client_id", "session", "score")
         if not part.height:
             assert code not in got
             continue
-        session, y1, score, n = trajectories.fit_inputs(part)
-        assert np.array_equal(got[code][0], session)
-        assert np.array_equal(got[code][1], y1)
-        assert np.array_equal(got[code][2], score)
-        assert got[code][3] == n
+        assert _same_counts(got[code], trajectories.fit_inputs(part))
+
+
+@settings(max_examples=200, deadline=None)
+@given(ROWS, st.lists(st.integers(1, 12), max_size=4), st.sampled_from([1, 1 << 24]))
+def test_partitions_counts_merge_into_the_counts_of_the_whole(
+    rows: list[tuple[int, int, str, float]], cuts: list[int], dense: int
+) -> None:
+    """Counting each range of clients and merging (as the partitioned, worker and Spark engines
+    do) gives the counts of the whole data."""
+    frame = _rows_frame(rows, True)
+    if not frame.height:
+        return
+    whole = _counts_with(batch.row_arrays(frame), 7, dense)
+    bounds = [0, *sorted(set(cuts)), 13]
+    parts: dict[str, list[batch.FitCounts]] = {}
+    for lo, hi in itertools.pairwise(bounds):
+        piece = frame.filter((pl.col("client_id") >= lo) & (pl.col("client_id") < hi))
+        if piece.height:
+            for code, counted in _counts_with(batch.row_arrays(piece), 7, dense).items():
+                parts.setdefault(code, []).append(counted)
+    assert sorted(parts) == sorted(whole)
+    for code, counted in whole.items():
+        assert _same_counts(trajectories.merge_counts(parts[code]), counted)
+    empty = trajectories.merge_counts([])
+    assert empty.n_clients == 0 and empty.session.size == 0
+
+
+def test_fit_counts_by_code_hand_worked() -> None:
+    """Two PHQ-9 clients, one without an intake (left out); a GAD-7 client; alliance ignored."""
+    frame = pl.DataFrame(
+        {
+            "client_id": [1, 1, 1, 1, 2, 2, 3, 3, 3],
+            "session": [1, 2, 3, 2, 2, 3, 1, 2, 3],
+            "measure": ["phq9", "phq9", "phq9", "alliance", "phq9", "phq9"] + ["gad7"] * 3,
+            "score": [20.0, 15.0, 15.0, 5.5, 9.0, 8.0, 12.0, 12.0, 10.0],
+        }
+    )
+    got = batch.fit_counts_by_code(batch.row_arrays(frame), ["phq9", "gad7"])
+    phq9, gad7 = got["phq9"], got["gad7"]
+    assert phq9.session.tolist() == [2, 3] and phq9.y1.tolist() == [20.0, 20.0]
+    assert phq9.score.tolist() == [15.0, 15.0] and phq9.counts.tolist() == [1, 1]
+    assert phq9.n_clients == 1
+    assert gad7.session.tolist() == [2, 3] and gad7.score.tolist() == [12.0, 10.0]
+    assert gad7.n_clients == 1
+    twice = pl.concat([frame, frame.with_columns(pl.col("client_id") + 10)])
+    doubled = batch.fit_counts_by_code(batch.row_arrays(twice), ["phq9"])["phq9"]
+    assert doubled.counts.tolist() == [2, 2] and doubled.n_clients == 2
 
 
 def test_a_worker_that_ends_without_its_results_is_a_message() -> None:

@@ -308,7 +308,7 @@ def test_a_partitioned_run_without_rows_says_why_it_used_least_squares() -> None
     plan = batch.plan_from_parts(
         builtin_registry(),
         present=("phq9",),
-        fit_inputs={"phq9": inputs},
+        fit_counts={"phq9": inputs},
         trajectory_model="growth",
     )
     assert isinstance(plan.models["phq9"], trajectories.TrajectoryModel)

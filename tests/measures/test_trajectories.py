@@ -18,9 +18,15 @@ from bordin.measures.trajectories import (
     BANDS,
     NOT_ON_TRACK,
     ON_TRACK,
+    FitCounts,
     TrajectoryModel,
+    compress,
     evaluate_scores,
     fit,
+    fit_counts,
+    fit_prepared,
+    merge_counts,
+    quantile_of_counts,
     session_band,
 )
 
@@ -439,3 +445,178 @@ def test_matrix_evaluation_equals_one_client_at_a_time(
         points = evaluate_scores(model, [None if np.isnan(v) else float(v) for v in row])
         mine = whole.filter(pl.col("client_id") == ids[i]).drop("client_id").rows()
         assert [(p.session, p.score, p.expected, p.upper, p.status) for p in points] == mine
+
+
+# --- counted triples (fit_counts) ----------------------------------------------------------
+
+
+def _saturated_rows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sessions 2 and 3 × intakes 10 and 20: four design points, so the four coefficients fit
+    each cell's mean exactly and the residuals are the scores minus their cell's mean."""
+    cells = {
+        (2, 10.0): [5, 5, 8],  # mean 6: residuals -1, -1, 2
+        (2, 20.0): [12, 12, 12, 16],  # mean 13: -1, -1, -1, 3
+        (3, 10.0): [4, 6],  # mean 5: -1, 1
+        (3, 20.0): [10, 10, 10, 10],  # mean 10: 0 four times
+    }
+    rows = [(s, y1, float(y)) for (s, y1), ys in cells.items() for y in ys]
+    session, y1, score = (np.array(c) for c in zip(*rows, strict=True))
+    return session.astype(np.int64), y1, score
+
+
+def test_fit_counts_hand_worked() -> None:
+    session, y1, score = _saturated_rows()
+    s, a, y, n = compress(session, y1, score)
+    assert list(zip(s.tolist(), a.tolist(), y.tolist(), n.tolist(), strict=True)) == [
+        (2, 10.0, 5.0, 2),
+        (2, 10.0, 8.0, 1),
+        (2, 20.0, 12.0, 3),
+        (2, 20.0, 16.0, 1),
+        (3, 10.0, 4.0, 1),
+        (3, 10.0, 6.0, 1),
+        (3, 20.0, 10.0, 4),
+    ]
+    model = fit_counts(s, a, y, n, 10, lower_is_better=True, min_band_size=5)
+    # Cell means 6, 13 (session 2) and 5, 10 (session 3) at intakes 10, 20: with
+    # r = ln 2 / ln 1.5, b3 = -0.2 / ln 1.5, b2 = 1 / ln 1.5, b1 = 0.7 + 0.2 r, b0 = -1 - r.
+    r = math.log(2) / math.log(1.5)
+    expected = (-1 - r, 0.7 + 0.2 * r, 1 / math.log(1.5), -0.2 / math.log(1.5))
+    np.testing.assert_allclose(model.coef, expected, rtol=1e-12)
+    # Band "2": -1 five times, 2, 3; h = 6 * 0.9 = 5.4, so 2 + 0.4 * (3 - 2) = 2.4.
+    # Band "3": -1, 0 four times, 1; h = 5 * 0.9 = 4.5, so 0 + 0.5 * (1 - 0) = 0.5.
+    # Pooled: -1 six times, 0 four times, 1, 2, 3; h = 12 * 0.9 = 10.8: 1 + 0.8 = 1.8.
+    assert model.band_sizes == (7, 6, 0, 0, 0, 0, 0, 0, 0)
+    assert model.n_reference_sessions == 13 and model.n_reference_clients == 10
+    assert model.band_pooled == (False, False, *(True,) * 7)
+    np.testing.assert_allclose(model.band_quantiles, [2.4, 0.5, *(1.8,) * 7], atol=1e-12)
+    assert model.pooled_quantile == pytest.approx(1.8, abs=1e-12)
+    # The rows themselves, in any order, give this very model.
+    order = np.random.default_rng(7).permutation(session.size)
+    rows = fit_prepared(
+        session[order], y1[order], score[order], 10, lower_is_better=True, min_band_size=5
+    )
+    assert rows == model
+
+
+def test_quantile_of_counts_hand_worked() -> None:
+    values, counts = np.array([4.0, 0.0, 1.0]), np.array([2, 5, 3])  # 0 ×5, 1 ×3, 4 ×2
+    assert quantile_of_counts(values, counts, 0.5) == 0.5  # h = 4.5: between x_4 = 0, x_5 = 1
+    assert quantile_of_counts(values, counts, 0.75) == 1.0  # h = 6.75: x_6 = x_7 = 1
+    assert quantile_of_counts(values, counts, 0.8) == pytest.approx(1.6)  # h = 7.2: 1 + 0.2 * 3
+    assert quantile_of_counts(values, counts, 0.9) == 4.0  # h = 8.1: x_8 = x_9 = 4
+    assert quantile_of_counts(np.array([7.5]), np.array([1]), 0.9) == 7.5
+    ones = np.array([3.0, -1.0, 2.5, 0.25])  # every count 1: the values are the rows
+    assert quantile_of_counts(ones, np.ones(4, dtype=np.int64), 0.9) == np.quantile(ones, 0.9)
+
+
+def test_fit_counts_rejects_what_fit_rejects() -> None:
+    session, y1, score = _saturated_rows()
+    s, a, y, n = compress(session, y1, score)
+    with pytest.raises(ValueError, match=r"at least 10 clients.*got 9"):
+        fit_counts(s, a, y, n, 9, lower_is_better=True)
+    with pytest.raises(ValueError, match="quantile"):
+        fit_counts(s, a, y, n, 10, lower_is_better=True, quantile=1.0)
+    with pytest.raises(ValueError, match="min_band_size"):
+        fit_counts(s, a, y, n, 10, lower_is_better=True, min_band_size=0)
+    two = s == 2
+    with pytest.raises(ValueError, match="cannot identify"):
+        fit_counts(s[two], a[two], y[two], n[two], 10, lower_is_better=True)
+    with pytest.raises(ValueError, match="sorted"):
+        fit_counts(s[::-1], a[::-1], y[::-1], n[::-1], 10, lower_is_better=True)
+    with pytest.raises(ValueError, match="counts >= 1"):
+        fit_counts(s, a, y, n * 0, 10, lower_is_better=True)
+
+
+@st.composite
+def fit_rows(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Later scores with their session and intake: integer scores (many repeated triples) or
+    scores with decimals (few)."""
+    n = draw(st.integers(8, 120))
+    session = np.array(draw(st.lists(st.integers(2, 16), min_size=n, max_size=n)))
+    intake = np.array(draw(st.lists(st.integers(0, 27), min_size=n, max_size=n)), float)
+    fine = draw(st.booleans())
+    step = st.floats(-5, 30, allow_nan=False) if fine else st.integers(0, 27).map(float)
+    score = np.array(draw(st.lists(step, min_size=n, max_size=n)))
+    assume(np.unique(session).size >= 2 and np.unique(intake).size >= 2)
+    return session.astype(np.int64), intake, score
+
+
+def _worse_rows(
+    model: TrajectoryModel, session: np.ndarray, y1: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    b0, b1, b2, b3 = model.coef
+    log_s = np.array([math.log(s) for s in range(1, 17)])[session - 1]
+    expected = b0 + b1 * y1 + (b2 + b3 * y1) * log_s
+    return y - expected if model.lower_is_better else expected - y
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=fit_rows(), lower=st.booleans(), q=st.sampled_from([0.5, 0.75, 0.9, 0.95]))
+def test_fit_counts_is_least_squares_and_quantiles_on_the_rows(
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray], lower: bool, q: float
+) -> None:
+    """The weighted fit on the counted triples is the ordinary fit on the rows they stand for
+    (coefficients to rounding), and the band quantiles are exactly ``np.quantile`` of the rows'
+    residuals under those coefficients."""
+    session, y1, score = rows
+    try:
+        model = fit_counts(
+            *compress(session, y1, score), 10, lower_is_better=lower, quantile=q, min_band_size=3
+        )
+    except ValueError:
+        assume(False)
+        raise
+    log_s = np.log(session.astype(np.float64))
+    design = np.column_stack([np.ones(session.size), y1, log_s, y1 * log_s])
+    ols, *_ = np.linalg.lstsq(design, score, rcond=None)
+    scale = max(1.0, float(np.abs(ols).max()))
+    np.testing.assert_allclose(model.coef, ols, rtol=1e-9, atol=1e-9 * scale)
+    worse = _worse_rows(model, session, y1, score)
+    band = session_band(session)
+    pooled = float(np.quantile(worse, q))
+    assert model.pooled_quantile == pooled
+    for k in range(len(BANDS)):
+        here = worse[band == k]
+        assert model.band_sizes[k] == here.size
+        want = float(np.quantile(here, q)) if here.size >= 3 else pooled
+        assert model.band_quantiles[k] == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=12),
+    data=st.data(),
+    q=st.floats(0.001, 0.999),
+)
+def test_quantile_of_counts_is_np_quantile_of_the_expanded_values(
+    values: list[float], data: st.DataObject, q: float
+) -> None:
+    counts = data.draw(st.lists(st.integers(1, 40), min_size=len(values), max_size=len(values)))
+    expanded = np.repeat(np.array(values), counts)
+    assert quantile_of_counts(np.array(values), np.array(counts), q) == np.quantile(expanded, q)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=fit_rows(), seed=st.integers(0, 2**32 - 1), lower=st.booleans())
+def test_the_model_depends_only_on_the_multiset_of_rows(
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray], seed: int, lower: bool
+) -> None:
+    session, y1, score = rows
+    order = np.random.default_rng(seed).permutation(session.size)
+    try:
+        model = fit_prepared(session, y1, score, 10, lower_is_better=lower, min_band_size=3)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)[:30]):
+            fit_prepared(session[order], y1[order], score[order], 10, lower_is_better=lower)
+        return
+    shuffled = fit_prepared(
+        session[order], y1[order], score[order], 10, lower_is_better=lower, min_band_size=3
+    )
+    assert shuffled == model
+    # Splitting the rows in two and merging their counts gives the same triples, too.
+    cut = session.size // 2
+    halves = [
+        FitCounts(*compress(session[p], y1[p], score[p]), 5) for p in (order[:cut], order[cut:])
+    ]
+    merged = merge_counts(halves)
+    assert fit_counts(*merged, lower_is_better=lower, min_band_size=3) == model

@@ -26,6 +26,7 @@ it was. Text cells that a spreadsheet would run as formulas are made inert
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -49,7 +50,7 @@ from bordin.measures.reliable_change import change_table
 from bordin.measures.series import SeriesMatrix
 
 Step = Callable[[str], None]
-FitInputs = tuple[Any, Any, Any, int]
+FitCounts = trajectories.FitCounts
 
 SCHEMAS: dict[str, list[str]] = {
     "sudden_changes": [
@@ -148,7 +149,7 @@ def plan(
     reference: pl.DataFrame | pl.LazyFrame | None = None,
     reference_source: str | None = None,
     present: tuple[str, ...] | None = None,
-    fit_inputs: Mapping[str, FitInputs] | None = None,
+    fit_counts: Mapping[str, FitCounts] | None = None,
     trajectory_model: str = "ols",
 ) -> Plan:
     """First pass over the whole data: the measures present and each trajectory model.
@@ -156,7 +157,8 @@ def plan(
     Models are fitted on ``reference`` when it has scores of the measure, else on ``data``,
     from long data (:func:`bordin.measures.trajectories.fit_long`): memory grows with the
     number of scores, not with the highest session number. A partitioned run passes the
-    measures ``present`` and the input's ``fit_inputs``, gathered partition by partition.
+    measures ``present`` and the input's ``fit_counts`` (counted triples,
+    :class:`~bordin.measures.trajectories.FitCounts`), gathered partition by partition.
     ``trajectory_model="growth"`` fits :mod:`bordin.measures.growth` instead where it can
     (:func:`growth_or_ols`).
     """
@@ -181,7 +183,7 @@ def plan(
                 f"the reference file has no '{code}' scores, so the model was fitted on the input"
             )
         if trajectory_model == "growth":
-            if ref_part is not None or fit_inputs is not None:
+            if ref_part is not None or fit_counts is not None:
                 rows = ref_part  # None in a partitioned run without a reference
             else:
                 rows = _rows_of(data, code)
@@ -192,13 +194,13 @@ def plan(
                 continue
             note = "; ".join(n for n in (note, why_not) if n)
         try:
-            if ref_part is None and fit_inputs is not None:
-                inputs = fit_inputs[code]
+            if ref_part is None and fit_counts is not None:
+                inputs = fit_counts[code]
             else:
                 inputs = trajectories.fit_inputs(
                     ref_part if ref_part is not None else _rows_of(data, code)
                 )
-            models[code] = trajectories.fit_prepared(*inputs, lower_is_better=inst.lower_is_better)
+            models[code] = trajectories.fit_counts(*inputs, lower_is_better=inst.lower_is_better)
             notes[code] = {"fitted_on": fitted_on, "note": note}
         except ValueError as exc:
             models[code] = None
@@ -234,13 +236,13 @@ def plan_from_parts(
     measures: Mapping[str, Instrument],
     *,
     present: tuple[str, ...],
-    fit_inputs: Mapping[str, FitInputs],
+    fit_counts: Mapping[str, FitCounts],
     reference: pl.DataFrame | pl.LazyFrame | None = None,
     reference_source: str | None = None,
     trajectory_model: str = "ols",
 ) -> Plan:
     """:func:`plan` for a partitioned run (local or Spark): the measures ``present`` and the
-    trajectory ``fit_inputs`` were gathered part by part, so the input itself is not read again.
+    trajectory ``fit_counts`` were gathered part by part, so the input itself is not read again.
     """
     no_rows = pl.DataFrame(
         schema={"client_id": pl.String, "session": pl.Int64, "score": pl.Float64}
@@ -251,7 +253,7 @@ def plan_from_parts(
         reference=reference,
         reference_source=reference_source,
         present=present,
-        fit_inputs=fit_inputs,
+        fit_counts=fit_counts,
         trajectory_model=trajectory_model,
     )
 
@@ -304,14 +306,11 @@ class RowArrays:
     codes: tuple[str, ...]
     session: npt.NDArray[np.int64]
     score: npt.NDArray[np.float64]
-    #: Rows already in client order (as files usually are).
-    in_client_order: bool = False
 
 
 def row_arrays(data: pl.DataFrame) -> RowArrays:
     """The checked rows of ``data`` as :class:`RowArrays`, built once for every later step."""
     ids, client = dense_codes(data.get_column("client_id"))
-    ordered = bool(client.size < 2 or data.get_column("client_id").is_sorted())
     measure = data.get_column("measure")
     if not isinstance(measure.dtype, pl.Enum):
         text = measure.cast(pl.String)
@@ -323,7 +322,6 @@ def row_arrays(data: pl.DataFrame) -> RowArrays:
         codes=tuple(measure.dtype.categories.to_list()),  # type: ignore[attr-defined]
         session=data.get_column("session").cast(pl.Int64).to_numpy(),
         score=data.get_column("score").cast(pl.Float64).to_numpy(),
-        in_client_order=ordered,
     )
 
 
@@ -338,26 +336,35 @@ def stable_order(key: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
     return np.argsort(key, kind="stable")
 
 
-def fit_inputs_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, FitInputs]:
-    """:func:`bordin.measures.trajectories.fit_inputs` from the arrays, for each of ``codes``
-    present: each later score with its session and intake score, sorted by session then client,
-    and the number of clients they come from.
+#: Most keys (measure × session × intake value × score value) :func:`fit_counts_by_code`
+#: counts in one dense array; beyond, the rows are sorted and counted.
+DENSE_KEYS = 1 << 24
+#: Widest range of integer scores coded by their value (else by their rank among the distinct
+#: scores).
+INTEGER_RANGE = 1 << 16
 
-    Rows in client order (as files usually are) are read in chunks three times: the intake
-    scores, the number of later scores per measure and session, then each later score
-    scattered to its place (a counting sort, stable, so clients stay in order within a
-    session). Other rows are sorted by measure, session and client.
+
+def fit_counts_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, FitCounts]:
+    """:func:`bordin.measures.trajectories.fit_inputs` from the arrays, for each of ``codes``
+    present: the counted ``(session, intake score, score)`` triples of the later scores of
+    clients with an intake score, and the number of those clients (rows in any order).
+
+    The rows are read in chunks of :data:`~bordin.measures.longdata.CHUNK_ROWS`: first the
+    intake scores (and whether the measures' scores are integers in a narrow range), then
+    each later score's key ``((measure, session) * V + intake code) * V + score code`` is
+    counted, with ``V`` codes for the values: ``score - lowest`` for integer scores, else the
+    rank among the distinct scores. When there are at most :data:`DENSE_KEYS` keys they are
+    counted in a dense array (:func:`numpy.bincount`); else (scores with many distinct
+    values, where triples are nearly as many as scores) the later scores are sorted once by
+    ``(measure, session, intake code)`` and score, and equal neighbours counted.
     """
     wanted = [c for c in codes if c in cols.codes]
     if cols.client.size == 0 or not wanted:
         return {}
-    if not cols.in_client_order:
-        return _fit_inputs_sorted(cols, wanted)
     n_ids, width = cols.ids.len(), int(cols.session.max()) + 1
     slot_of = np.full(len(cols.codes), -1, dtype=np.int64)
     for k, code in enumerate(wanted):
         slot_of[cols.codes.index(code)] = k
-    cells = len(wanted) * width
     intake = np.full((len(wanted), n_ids), np.nan)
     starts = range(0, cols.client.size, longdata.CHUNK_ROWS)
 
@@ -365,73 +372,94 @@ def fit_inputs_by_code(cols: RowArrays, codes: Collection[str]) -> dict[str, Fit
         part = slice(a, a + longdata.CHUNK_ROWS)
         return cols.client[part], slot_of[cols.measure[part]], cols.session[part], part
 
+    lowest, highest, integers = np.inf, -np.inf, True
     for a in starts:
         client, slot, session, part = chunk(a)
         first = (session == 1) & (slot >= 0)
         intake[slot[first], client[first]] = cols.score[part][first]
+        scores = cols.score[part][slot >= 0]
+        if scores.size:
+            lowest, highest = min(lowest, scores.min()), max(highest, scores.max())
+            integers = integers and bool(np.all(scores == np.floor(scores)))
+    if not np.isfinite(lowest):  # no rows of the wanted measures
+        return {}
     has_intake = ~np.isnan(intake)
+    most = DENSE_KEYS
+    if integers and highest - lowest < INTEGER_RANGE and max(-lowest, highest) < 2.0**53:
+        base = int(lowest)
+        values = np.arange(base, int(highest) + 1, dtype=np.float64) + 0.0
 
-    def later_rows(a: int) -> tuple[Any, Any, Any, Any]:
+        def code_of(x: Any) -> Any:
+            return x.astype(np.int64) - base
+    else:
+        seen_values: list[Any] = []
+        most = math.isqrt(DENSE_KEYS // (len(wanted) * width))  # more values: not dense
+        for a in starts:
+            _, slot, _, part = chunk(a)
+            seen_values.append(pl.Series(cols.score[part][slot >= 0]).unique().to_numpy())
+            if seen_values[-1].size > most:
+                break  # too many for dense counting: the values themselves are not needed
+        values = np.unique(np.concatenate(seen_values) + 0.0)
+
+        def code_of(x: Any) -> Any:
+            return np.searchsorted(values, x)
+
+    n_values = values.size
+    space = len(wanted) * width * n_values * n_values  # a Python int: no overflow
+    dense = space <= DENSE_KEYS and n_values <= most
+    if dense:  # intake scores coded as the scores are
+        intake_values, intake_code = values, code_of(np.where(has_intake, intake, values[0]))
+    else:  # by their rank among the distinct intake scores; later scores stay floats
+        intake_values, inverse = np.unique(intake[has_intake] + 0.0, return_inverse=True)
+        intake_code = np.zeros(intake.shape, dtype=np.int64)
+        intake_code[has_intake] = inverse.ravel()
+    n_intake = intake_values.size
+    counts = np.zeros(space if dense else 0, dtype=np.int64)
+    highs: list[Any] = []
+    lows: list[Any] = []
+    seen = np.zeros((len(wanted), n_ids), dtype=np.bool_)
+    for a in starts:
         client, slot, session, part = chunk(a)
         later = np.flatnonzero((session >= 2) & (slot >= 0))
         later = later[has_intake[slot[later], client[later]]]
-        return client[later], slot[later], session[later], cols.score[part][later]
-
-    counts = np.zeros(cells, dtype=np.int64)
-    for a in starts:
-        _, slot, session, _ = later_rows(a)
-        counts += np.bincount(slot * width + session, minlength=cells)
-    place = np.cumsum(counts) - counts  # next free position of each (measure, session)
-    total = int(counts.sum())
-    out_session = np.empty(total, dtype=np.int64)
-    out_y1 = np.empty(total, dtype=np.float64)
-    out_score = np.empty(total, dtype=np.float64)
-    seen = np.zeros((len(wanted), n_ids), dtype=np.bool_)
-    for a in starts:
-        client, slot, session, score = later_rows(a)
-        key = slot * width + session
-        order = stable_order(key)
-        key = key[order]
-        rank = np.arange(key.size) - np.searchsorted(key, key)
-        dest = place[key] + rank
-        client, slot = client[order], slot[order]
-        out_session[dest] = session[order]
-        out_y1[dest] = intake[slot, client]
-        out_score[dest] = score[order]
+        client, slot = client[later], slot[later]
         seen[slot, client] = True
-        place += np.bincount(key, minlength=cells)
-    ends = np.cumsum(counts.reshape(len(wanted), width).sum(axis=1))
-    found: dict[str, FitInputs] = {}
+        high = (slot * width + session[later]) * n_intake + intake_code[slot, client]
+        if dense:
+            low = code_of(cols.score[part][later])
+            counts += np.bincount(high * n_values + low, minlength=space)
+        else:
+            highs.append(high)
+            lows.append(cols.score[part][later] + 0.0)
+    if dense:
+        key = np.flatnonzero(counts)
+        n = counts[key]
+        high, low = np.divmod(key, n_values)
+        score = values[low]
+    else:  # one sort of the rows by (measure, session, intake code), then score
+        high, score = np.concatenate(highs), np.concatenate(lows)
+        del highs, lows
+        order = np.argsort(score)  # equal scores are the same number: any order of them
+        order = order[np.argsort(high[order], kind="stable")]
+        high, score = high[order], score[order]
+        new = np.ones(high.size, dtype=np.bool_)
+        new[1:] = (high[1:] != high[:-1]) | (score[1:] != score[:-1])
+        first = np.flatnonzero(new)
+        n = np.diff(np.append(first, high.size))
+        high, score = high[first], score[first]
+    key, y1_code = np.divmod(high, n_intake)
+    slot, session = np.divmod(key, width)
+    ends = np.searchsorted(slot, np.arange(len(wanted) + 1))
+    found: dict[str, FitCounts] = {}
     for k, code in enumerate(wanted):
-        part = slice(int(ends[k - 1]) if k else 0, int(ends[k]))
-        n_clients = int(np.count_nonzero(seen[k]))
-        found[code] = (out_session[part], out_y1[part], out_score[part], n_clients)
-    return found
-
-
-def _fit_inputs_sorted(cols: RowArrays, codes: list[str]) -> dict[str, FitInputs]:
-    """:func:`fit_inputs_by_code` for rows in any order: one sort by measure, session, client."""
-    top = int(cols.session.max())
-    key = cols.measure.astype(np.int64) * (top + 1) + cols.session
-    order = np.argsort(key * cols.ids.len() + cols.client, kind="stable")
-    key = key[order]
-    found: dict[str, FitInputs] = {}
-    for code in codes:
-        m = cols.codes.index(code)
-        base = m * (top + 1)
-        lo, mid, hi = np.searchsorted(key, [base + 1, base + 2, base + top + 1])
-        first = order[lo:mid]
-        y1 = np.full(cols.ids.len(), np.nan)
-        y1[cols.client[first]] = cols.score[first]
-        has_intake = np.zeros(cols.ids.len(), dtype=np.bool_)
-        has_intake[cols.client[first]] = True
-        later = order[mid:hi]
-        client = cols.client[later]
-        kept = has_intake[client]
-        if not kept.all():
-            later, client = later[kept], client[kept]
-        n_clients = int(np.count_nonzero(np.bincount(client, minlength=1)))
-        found[code] = (cols.session[later], y1[client], cols.score[later], n_clients)
+        part = slice(int(ends[k]), int(ends[k + 1]))
+        found[code] = FitCounts(
+            session[part],
+            intake_values[y1_code[part]],
+            score[part],
+            n[part],
+            int(np.count_nonzero(seen[k])),
+        )
     return found
 
 
@@ -637,9 +665,9 @@ def analyze(
         present=present,
         # The growth model reads the client rows itself; the least-squares fit takes its inputs
         # from the arrays built above.
-        fit_inputs=None
+        fit_counts=None
         if trajectory_model == "growth"
-        else fit_inputs_by_code(cols, [c for c in present if measures[c].role == "outcome"]),
+        else fit_counts_by_code(cols, [c for c in present if measures[c].role == "outcome"]),
     )
     tell("analysing clients")
     tables = analyze_rows(cols, the_plan)

@@ -5,11 +5,13 @@ The same two passes as :mod:`bordin.measures.stream`, with the partitions shared
 Worker ``w`` takes partitions ``w, w + W, w + 2W ...``:
 
 1. First pass, in the workers: read the partition's rows with a filter on a range of client ids,
-   check them, count what the summary needs and save what the trajectory fit reads. A worker
+   check them, count what the summary needs and what the trajectory fit reads (counted
+   ``(session, intake, score)`` triples, small: sent to the parent with the counts). A worker
    with one partition keeps its rows in memory for the second pass; one with several spills
    them to a Parquet part file.
-2. The parent fits the trajectory models once, on the whole data's fit inputs
-   (:func:`bordin.measures.batch.plan_from_parts`), and sends the plan to every worker.
+2. The parent fits the trajectory models once, on the partitions' triples merged
+   (:func:`bordin.measures.trajectories.merge_counts`,
+   :func:`bordin.measures.batch.plan_from_parts`), and sends the plan to every worker.
 3. Second pass, in the workers: each partition analysed on its own
    (:func:`bordin.measures.batch.analyze_rows`) and its tables written as one part file per
    table and measure (CSV rows without the header, or Parquet). The parent then joins the part
@@ -33,10 +35,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from bordin.measures import batch, stream
+from bordin.measures import batch, stream, trajectories
 from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import InputError
@@ -99,14 +100,8 @@ def _worker(
             typed, arrays, merged, inputs = stream.check_part(
                 lazy, where, Path(path), measures, outcome_codes
             )
-            fitted: dict[str, int] = {}
-            for code, (session, y1, score, n_clients) in inputs.items():
-                np.save(folder / f"fit-{code}-{p:05d}-session.npy", session)
-                np.save(folder / f"fit-{code}-{p:05d}-y1.npy", y1)
-                np.save(folder / f"fit-{code}-{p:05d}-score.npy", score)
-                fitted[code] = n_clients
+            conn.send(("checked", p, (batch.stats_of_rows(arrays), merged, inputs)))
             del inputs
-            conn.send(("checked", p, (batch.stats_of_rows(arrays), merged, fitted)))
             if len(mine) == 1:
                 keep[p] = arrays
             else:
@@ -253,16 +248,21 @@ def analyze_parallel(
         early = batch.Plan(measures=measures, present=present, models={}, model_notes={})
         _send(links, early)
         tell("fitting expected trajectories")
-        fit_inputs = {code: _fit_inputs(work, code, checked, partitions) for code in present}
+        fit_counts = {
+            code: trajectories.merge_counts(
+                [checked[p][2][code] for p in range(partitions) if code in checked[p][2]]
+            )
+            for code in present
+        }
         the_plan = batch.plan_from_parts(
             measures,
             present=present,
-            fit_inputs=fit_inputs,
+            fit_counts=fit_counts,
             reference=reference,
             reference_source=reference_source,
             trajectory_model=trajectory_model,
         )
-        del fit_inputs
+        del fit_counts
         _send(links, the_plan)
         tell(f"analysing {partitions} parts in {workers} processes (trajectories)")
         analysed = _gather(links, partitions, "analysed")
@@ -342,22 +342,3 @@ def _gather(links: list[Connection], partitions: int, kind: str) -> dict[int, An
     if len(got) < partitions:
         raise WorkerError(ENDED)
     return got
-
-
-def _fit_inputs(
-    work: Path, code: str, checked: Mapping[int, Any], partitions: int
-) -> batch.FitInputs:
-    """The whole data's fit inputs for ``code`` from the partitions' saved arrays."""
-    parts = []
-    for p in range(partitions):
-        n_clients = checked[p][2].get(code)
-        if n_clients is None:
-            continue
-        stem = work / f"fit-{code}-{p:05d}"
-        session, y1, score = (
-            np.load(f"{stem}-{c}.npy", mmap_mode="r") for c in ("session", "y1", "score")
-        )
-        parts.append((session, y1, score, n_clients))
-        for column in ("session", "y1", "score"):
-            Path(f"{stem}-{column}.npy").unlink()
-    return stream._merge_fit_inputs(parts)

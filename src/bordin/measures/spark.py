@@ -6,14 +6,17 @@ hash of their normalised ``client_id`` into partitions, and each group runs, thr
 ``groupBy(...).applyInArrow`` (Arrow batches, no row-by-row Python):
 
 1. a first pass: :func:`~bordin.measures.longdata.check_long` on the group's rows (with their row
-   numbers in the input), the counts the summary needs and the trajectory fit's inputs; the
-   driver fits each model once (:func:`~bordin.measures.batch.plan`) and broadcasts the plan;
+   numbers in the input), the counts the summary needs and the trajectory fit's counted
+   ``(session, intake, score)`` triples (:func:`~bordin.measures.batch.fit_counts_by_code`); the
+   driver merges the groups' triples (:func:`~bordin.measures.trajectories.merge_counts`), fits
+   each model once (:func:`~bordin.measures.batch.plan`) and broadcasts the plan;
 2. a second pass: :func:`~bordin.measures.batch.analyze_partition`, the very function the local
    engine runs on each partition.
 
 The driver gathers the tables (as Arrow) and writes the same six files, sorted as the local
-engine sorts them, so the outputs are identical row for row. The tables and the fit's inputs
-pass through the driver: give it memory for them (``spark.driver.memory``, see docs/analyze.md).
+engine sorts them, so the outputs are identical row for row. The tables and the fit's counted
+triples (few) pass through the driver: give it memory for the tables (``spark.driver.memory``,
+see docs/analyze.md).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
-from bordin.measures import batch
+from bordin.measures import batch, trajectories
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import (
     MAX_REPORTED,
@@ -82,7 +85,8 @@ _TYPES: dict[str, str] = {
     "upper": "double",
 }
 _POLARS = {"string": pl.String, "long": pl.Int64, "double": pl.Float64, "boolean": pl.Boolean}
-#: First-pass rows: an error, a group's counts (JSON), a merged id, or one fit input.
+#: First-pass rows: an error, a group's counts (JSON), a merged id, one counted fit triple
+#: (``session, y1, score``, its count in ``row``) or a measure's fit clients (in ``row``).
 _FIRST = {
     "_kind": "string",
     "code": "string",
@@ -262,26 +266,32 @@ def analyze_spark(
         for raw_id, normal in merged_ids(frame):
             add(_kind="merged", client_id=normal, message=raw_id)
         add(_kind="stats", message=json.dumps(batch.measure_stats(typed)))
+        outcome_codes = [c for c, inst in measures.items() if inst.role == "outcome"]
+        counted = batch.fit_counts_by_code(batch.row_arrays(typed), outcome_codes)
+        for code, triples in counted.items():
+            add(_kind="fit_clients", code=code, row=triples.n_clients)
         fits = [_frame(rows, _FIRST)]
-        for code, inst in measures.items():
-            if inst.role != "outcome":
-                continue
-            part = typed.filter(pl.col("measure") == code)
-            if not part.height:
-                continue
-            intake = part.filter(pl.col("session") == 1).select("client_id", y1="score")
-            later = part.filter(pl.col("session") >= 2).join(intake, on="client_id")
+        for code, triples in counted.items():
             fits.append(
-                later.select(
+                pl.DataFrame(
+                    {
+                        "session": triples.session,
+                        "y1": triples.y1,
+                        "score": triples.score,
+                        "row": triples.counts,
+                    }
+                )
+                .select(
                     pl.lit("fit").alias("_kind"),
                     pl.lit(code).alias("code"),
-                    pl.col("client_id").cast(pl.String),
+                    pl.lit(None, pl.String).alias("client_id"),
                     "session",
                     "y1",
                     "score",
                     pl.lit(None, pl.String).alias("message"),
-                    pl.lit(None, pl.Int64).alias("row"),
-                ).to_arrow()
+                    "row",
+                )
+                .to_arrow()
             )
         return pa.concat_tables([_arrow(f, _FIRST) for f in fits])
 
@@ -308,23 +318,25 @@ def analyze_spark(
     ]
     present = tuple(sorted(k for k, v in stats.items() if isinstance(v, dict)))
     fit_rows = checked.filter(pl.col("_kind") == "fit")
-    if not id_is_text:
-        fit_rows = fit_rows.with_columns(pl.col("client_id").cast(pl.Int64))
-    inputs = {}
+    fit_clients = checked.filter(pl.col("_kind") == "fit_clients")
+    counts_of = {}
     for code in present:
-        rows = fit_rows.filter(pl.col("code") == code).sort("session", "client_id")
-        inputs[code] = (
-            rows.get_column("session").to_numpy(),
-            rows.get_column("y1").to_numpy(),
-            rows.get_column("score").to_numpy(),
-            rows.get_column("client_id").n_unique(),
+        rows = fit_rows.filter(pl.col("code") == code)
+        counts_of[code] = trajectories.FitCounts(
+            *trajectories.combine(  # the groups' equal triples joined
+                rows.get_column("session").to_numpy(),
+                rows.get_column("y1").to_numpy(),
+                rows.get_column("score").to_numpy(),
+                rows.get_column("row").to_numpy(),
+            ),
+            int(fit_clients.filter(pl.col("code") == code).get_column("row").sum()),
         )
-    del checked, fit_rows
+    del checked, fit_rows, fit_clients
     tell("fitting expected trajectories")
     the_plan = batch.plan_from_parts(
         measures,
         present=present,
-        fit_inputs=inputs,
+        fit_counts=counts_of,
         reference=reference,
         reference_source=reference_source,
         trajectory_model=trajectory_model,

@@ -7,16 +7,18 @@ as the in-memory engine sorts it, so the files are identical byte for byte.
 
 1. First pass, partition by partition: check the rows (:func:`~bordin.measures.longdata.check_long`,
    rows keep their numbers in the file), count what the summary needs
-   (:func:`~bordin.measures.batch.measure_stats`), gather what the trajectory fit reads
-   (:func:`~bordin.measures.batch.fit_inputs_by_code`), and spill the typed rows to a Parquet
+   (:func:`~bordin.measures.batch.measure_stats`), count what the trajectory fit reads
+   (:func:`~bordin.measures.batch.fit_counts_by_code`), and spill the typed rows to a Parquet
    part file.
 2. The whole-data things are then computed once: the trajectory models
-   (:func:`~bordin.measures.batch.plan`).
+   (:func:`~bordin.measures.batch.plan`), on the partitions' counts merged
+   (:func:`~bordin.measures.trajectories.merge_counts`).
 3. Second pass: each part is analysed on its own
    (:func:`~bordin.measures.batch.analyze_partition`) and its tables appended; the CSV files are
    streamed from the parts at the end.
 
-Peak memory is that of one partition plus the fit's inputs (24 bytes per later outcome score).
+Peak memory is that of one partition plus the fit's counted triples (32 bytes per distinct
+``(session, intake, score)``: a few thousand for integer scores, at most one per later score).
 :func:`partitions_for` picks ``P`` from the number of rows and ``--memory-limit``.
 """
 
@@ -29,10 +31,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from bordin.measures import batch
+from bordin.measures import batch, trajectories
 from bordin.measures.csvsafe import formula_safe
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import (
@@ -154,10 +155,10 @@ def check_part(
     path: Path,
     measures: Mapping[str, Instrument],
     outcome_codes: list[str],
-) -> tuple[pl.DataFrame, batch.RowArrays, list[tuple[str, str]], dict[str, batch.FitInputs]]:
+) -> tuple[pl.DataFrame, batch.RowArrays, list[tuple[str, str]], dict[str, batch.FitCounts]]:
     """First pass over one partition: its rows read and checked (as typed rows and as
-    arrays), the ids normalisation merged, and the trajectory fit's inputs of each outcome
-    measure present; raises :class:`InputError` naming the file."""
+    arrays), the ids normalisation merged, and the trajectory fit's counted triples of each
+    outcome measure present; raises :class:`InputError` naming the file."""
     source = str(path)
     try:
         raw = lazy.filter(where).collect()
@@ -169,7 +170,7 @@ def check_part(
     typed = check_long(raw, measures, source=source)
     del raw
     arrays = batch.row_arrays(typed)
-    return typed, arrays, merged, batch.fit_inputs_by_code(arrays, outcome_codes)
+    return typed, arrays, merged, batch.fit_counts_by_code(arrays, outcome_codes)
 
 
 def analyze_partitioned(
@@ -201,7 +202,7 @@ def analyze_partitioned(
     stats: dict[str, Any] = {}
     merged: list[tuple[str, str]] = []
     outcome_codes = [c for c, inst in measures.items() if inst.role == "outcome"]
-    gathered: dict[str, list[tuple[Any, Any, Any, int]]] = {c: [] for c in outcome_codes}
+    gathered: dict[str, list[batch.FitCounts]] = {c: [] for c in outcome_codes}
     for p, where in enumerate(filters):
         tell(f"checking part {p + 1} of {len(filters)}")
         typed, arrays, part_merged, inputs = check_part(lazy, where, path, measures, outcome_codes)
@@ -218,7 +219,7 @@ def analyze_partitioned(
     the_plan = batch.plan_from_parts(
         measures,
         present=present,
-        fit_inputs={c: _merge_fit_inputs(gathered.get(c, [])) for c in present},
+        fit_counts={c: trajectories.merge_counts(gathered.get(c, [])) for c in present},
         reference=reference,
         reference_source=reference_source,
         trajectory_model=trajectory_model,
@@ -255,28 +256,3 @@ def analyze_partitioned(
     shutil.rmtree(work)
     summary = batch.write_summary(out, the_plan, stats, counts, source=source, merged=merged)
     return summary, merged
-
-
-def _merge_fit_inputs(parts: list[tuple[Any, Any, Any, int]]) -> tuple[Any, Any, Any, int]:
-    """The whole data's fit inputs from the partitions' (client ranges in order).
-
-    Each part is sorted by session, then client, and the parts hold consecutive client
-    ranges: the merge puts, session by session, each part's rows after those of the parts
-    before it (a stable sort by session of the parts joined in order, without the sort).
-    """
-    if not parts:
-        empty = np.empty(0, dtype=np.float64)
-        return np.empty(0, dtype=np.int64), empty, empty, 0
-    top = max(int(p[0][-1]) for p in parts if p[0].size) if any(p[0].size for p in parts) else 0
-    counts = np.stack([np.bincount(p[0], minlength=top + 1) for p in parts])  # part x session
-    flat = counts.T.ravel()  # session-major: the output's order
-    start = (np.cumsum(flat) - flat).reshape(top + 1, len(parts))
-    total = int(flat.sum())
-    session = np.empty(total, dtype=np.int64)
-    y1 = np.empty(total, dtype=np.float64)
-    score = np.empty(total, dtype=np.float64)
-    for k, (s, part_y1, part_score, _) in enumerate(parts):
-        local = np.cumsum(counts[k]) - counts[k]  # where each session starts within the part
-        dest = start[s, k] + (np.arange(s.size) - local[s])
-        session[dest], y1[dest], score[dest] = s, part_y1, part_score
-    return session, y1, score, sum(p[3] for p in parts)

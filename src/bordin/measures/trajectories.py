@@ -21,11 +21,15 @@ is fitted by ordinary least squares over every session ``s >= 2`` of every refer
 who has an intake score (a single-level, population-average version of the multilevel
 log-linear curves in Finch et al., 2001). ``b1`` ties the level to the intake, ``b2`` is the
 average log-rate of change and ``b3`` lets clients who start higher (or lower) change faster;
-for a lower-is-better measure with recovery, ``b3`` is typically negative. The fit stacks the
-non-missing cells only, one session column at a time, reduces each block to its QR ``R`` factor
-and solves the least-squares problem on the stacked ``R`` factors with
-:func:`numpy.linalg.lstsq`; this gives the same solution as ``lstsq`` on the full design matrix
-without ever holding it in memory.
+for a lower-is-better measure with recovery, ``b3`` is typically negative. The fit reads the
+non-missing cells only, counted into distinct ``(session, intake score, score)`` triples
+(:class:`FitCounts`: scores take few distinct values, so a few thousand triples stand for
+millions of scores), and solves the least-squares problem weighted by the counts
+(:func:`fit_counts`, the same solution as on the rows themselves): blocks of the scaled design
+matrix are reduced to their QR ``R`` factors and the problem is solved on the stacked ``R``
+factors with :func:`numpy.linalg.lstsq`, without ever holding the full design matrix in memory.
+The model depends only on the multiset of triples, so every way of gathering them (one process,
+partitions, worker processes, Spark) gives the same model bit for bit.
 
 **Bands.** Residual scatter is not the same early and late in treatment, so residuals
 ``y - ŷ`` are grouped into session bands: one band each for sessions 2, 3, 4, 5, 6, 7 and 8,
@@ -33,12 +37,13 @@ then 9-12, then 13 and above (:data:`BANDS`, :func:`session_band`).
 
 **Quantile rule.** Let the *worse-direction residual* be ``w = y - ŷ`` for a lower-is-better
 measure and ``w = ŷ - y`` for a higher-is-better one. In each band ``q`` is the empirical
-``quantile`` (default 0.9, linear interpolation as in :func:`numpy.quantile`) of the reference
-``w``. A session is ``not_on_track`` when ``w > q``; the boundary reported as ``upper`` is
-``ŷ + q`` for lower-is-better measures (scores above it are flagged) and ``ŷ - q`` for
-higher-is-better ones (scores *below* it are flagged): ``upper`` always names the edge of the
-expected range on the worse side. ``w`` and ``q`` are rounded to :data:`ROUND` decimals before
-the comparison so that floating-point noise never decides a flag.
+``quantile`` (default 0.9, linear interpolation as in :func:`numpy.quantile`: Hyndman & Fan's
+type 7) of the reference ``w``, computed exactly from the counted triples
+(:func:`quantile_of_counts`). A session is ``not_on_track`` when ``w > q``; the boundary
+reported as ``upper`` is ``ŷ + q`` for lower-is-better measures (scores above it are flagged)
+and ``ŷ - q`` for higher-is-better ones (scores *below* it are flagged): ``upper`` always names
+the edge of the expected range on the worse side. ``w`` and ``q`` are rounded to :data:`ROUND`
+decimals before the comparison so that floating-point noise never decides a flag.
 
 **Fallback.** A band with fewer than ``min_band_size`` (default 30) reference residuals uses
 the pooled quantile of ``w`` over all bands instead; :attr:`TrajectoryModel.band_pooled` and
@@ -90,10 +95,11 @@ reference sessions.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import NamedTuple, Protocol, cast
 
 import numpy as np
 import polars as pl
@@ -322,15 +328,14 @@ def fit(
     Raises :class:`ValueError` when ``quantile`` is not strictly between 0 and 1, when fewer
     than :data:`MIN_CLIENTS` clients have both an intake score and a later score, or when the
     data cannot identify the four coefficients (all intake scores equal, or every later score
-    at the same session number).
+    at the same session number). The rows are counted into distinct ``(session, intake,
+    score)`` triples (:func:`compress`) and fitted by :func:`fit_counts`.
     """
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
-    if min_band_size < 1:
-        raise ValueError(f"min_band_size must be at least 1, got {min_band_size}")
     values = reference.values
     n_sessions = values.shape[1] if values.ndim == 2 else 0
-    columns: list[tuple[int, FloatArray, FloatArray]] = []
+    sessions: list[IntArray] = []
+    intakes: list[FloatArray] = []
+    scores: list[FloatArray] = []
     used = np.zeros(reference.n_clients, dtype=np.bool_)
     if reference.n_clients and n_sessions >= 2:
         intake = values[:, 0]
@@ -339,9 +344,13 @@ def fit(
             idx = np.flatnonzero(has_intake & ~np.isnan(values[:, j]))
             if idx.size:
                 used[idx] = True
-                columns.append((j + 1, intake[idx], values[idx, j]))
-    return _fit_columns(
-        columns,
+                sessions.append(np.full(idx.size, j + 1, dtype=np.int64))
+                intakes.append(intake[idx])
+                scores.append(values[idx, j])
+    return fit_prepared(
+        np.concatenate(sessions) if sessions else np.empty(0, dtype=np.int64),
+        np.concatenate(intakes) if intakes else np.empty(0, dtype=np.float64),
+        np.concatenate(scores) if scores else np.empty(0, dtype=np.float64),
         int(used.sum()),
         lower_is_better=lower_is_better,
         quantile=quantile,
@@ -358,11 +367,11 @@ def fit_long(
 ) -> TrajectoryModel:
     """:func:`fit` on long data (``client_id, session, score``), without a dense matrix.
 
-    Gives bit for bit the model :func:`fit` gives on ``SeriesMatrix.from_long(reference)``: each
-    session's scores enter in ``client_id`` order, as the matrix rows would. Memory and time
-    grow with the number of scores, whatever the highest session number.
+    Gives bit for bit the model :func:`fit` gives on ``SeriesMatrix.from_long(reference)``:
+    both fit the same counted triples. Memory and time grow with the number of scores,
+    whatever the highest session number.
     """
-    return fit_prepared(
+    return fit_counts(
         *fit_inputs(reference),
         lower_is_better=lower_is_better,
         quantile=quantile,
@@ -370,28 +379,108 @@ def fit_long(
     )
 
 
-def fit_inputs(reference: pl.DataFrame) -> tuple[IntArray, FloatArray, FloatArray, int]:
-    """What the fit reads from long data: each later score with its session and intake score,
-    sorted by session then ``client_id``, and the number of clients they come from.
+class FitCounts(NamedTuple):
+    """What the fit reads: the distinct ``(session, intake score, score)`` triples of the later
+    scores (session >= 2) of clients with an intake score, sorted by session, then intake
+    score, then score, each with how many scores it stands for (``counts``, each >= 1), and the
+    number of clients those scores come from.
 
-    For clients split into ranges of ``client_id``, concatenating the ranges' inputs in range
-    order and stable-sorting by session gives the whole data's inputs (see
-    :func:`bordin.measures.stream`).
+    Counts of disjoint sets of clients add up (:func:`merge_counts`); scores take few distinct
+    values in practice (PHQ-9: the integers 0..27), so a few thousand triples stand for
+    millions of scores.
     """
+
+    session: IntArray
+    y1: FloatArray
+    score: FloatArray
+    counts: IntArray
+    n_clients: int
+
+
+def fit_inputs(reference: pl.DataFrame) -> FitCounts:
+    """What the fit reads from long data (``client_id, session, score``), as counted triples
+    (:class:`FitCounts`)."""
     intake = reference.filter(pl.col("session") == 1).select(
         "client_id", pl.col("score").cast(pl.Float64).alias("_y1")
     )
-    later = (
-        reference.filter(pl.col("session") >= 2)
-        .join(intake, on="client_id")
-        .sort("session", "client_id")
-    )
-    return (
+    later = reference.filter(pl.col("session") >= 2).join(intake, on="client_id")
+    session, y1, score, count = compress(
         later.get_column("session").cast(pl.Int64).to_numpy(),
         later.get_column("_y1").to_numpy(),
         later.get_column("score").cast(pl.Float64).to_numpy(),
-        later.get_column("client_id").n_unique(),
     )
+    return FitCounts(session, y1, score, count, later.get_column("client_id").n_unique())
+
+
+def combine(
+    session: IntArray, y1: FloatArray, score: FloatArray, count: IntArray
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
+    """Equal triples combined (their counts summed), sorted by session, intake, score.
+
+    ``-0.0`` is read as ``0.0``, so equal numbers are one triple whatever their sign bit; the
+    result depends only on the multiset of triples, not on their order.
+    """
+    s = np.asarray(session, dtype=np.int64)
+    c = np.asarray(count, dtype=np.int64)
+    # np.lexsort((score, y1, s)), faster: NumPy orders complex numbers by real part, then
+    # imaginary part, so (y1, score) is one key; its stable sort (timsort) merges runs
+    # already in order (the parts of merge_counts, sorted by session, y1, score) instead of
+    # sorting them again. Sessions (checked data: at most 10,000) then sort as 16-bit
+    # integers, for which NumPy's stable sort is a radix sort.
+    pair = np.empty(s.size, dtype=np.complex128)
+    pair.real, pair.imag = y1, score
+    pair += 0.0  # -0.0 + 0.0 is 0.0
+    if s.size == 0:
+        return s, pair.real.copy(), pair.imag.copy(), c
+    order = np.argsort(pair, kind="stable")
+    by_session = s[order]
+    if int(by_session.min()) >= 0 and int(by_session.max()) < 1 << 15:
+        then = np.argsort(by_session.astype(np.int16), kind="stable")
+    else:
+        then = np.argsort(by_session, kind="stable")
+    order = order[then]
+    s, pair, c = by_session[then], pair[order], c[order]
+    del by_session, then, order
+    new = np.empty(s.size, dtype=np.bool_)
+    new[0] = True
+    np.not_equal(pair[1:], pair[:-1], out=new[1:])
+    new[1:] |= s[1:] != s[:-1]
+    if new.all():  # no two equal (as when merging the parts of continuous scores)
+        return s, pair.real, pair.imag, c  # views: no copies of large arrays
+    starts = np.flatnonzero(new)
+    kept = pair[starts]
+    return s[starts], kept.real, kept.imag, np.add.reduceat(c, starts)
+
+
+def compress(
+    session: IntArray, y1: FloatArray, score: FloatArray
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
+    """One row per distinct ``(session, y1, score)`` triple, sorted, with how many rows it
+    stands for: the input of :func:`fit_counts`.
+
+    >>> s, y1, y, n = compress(np.array([3, 2, 3, 2]), np.array([9.0, 9.0, 9.0, 5.0]),
+    ...                        np.array([4.0, 7.0, 4.0, 7.0]))
+    >>> s.tolist(), y1.tolist(), y.tolist(), n.tolist()
+    ([2, 2, 3], [5.0, 9.0, 9.0], [7.0, 7.0, 4.0], [1, 1, 2])
+    """
+    return combine(session, y1, score, np.ones(np.shape(session), dtype=np.int64))
+
+
+def merge_counts(parts: Sequence[FitCounts]) -> FitCounts:
+    """The counted triples of the union of disjoint sets of clients: equal triples combined,
+    counts and clients summed (as :class:`FitCounts` of all the clients at once would give)."""
+    if not parts:
+        empty = np.empty(0, dtype=np.float64)
+        return FitCounts(np.empty(0, dtype=np.int64), empty, empty, np.empty(0, np.int64), 0)
+    if len(parts) == 1:  # already distinct and sorted (fit_counts checks it)
+        return parts[0]
+    session, y1, score, count = combine(
+        np.concatenate([p.session for p in parts]),
+        np.concatenate([p.y1 for p in parts]),
+        np.concatenate([p.score for p in parts]),
+        np.concatenate([p.counts for p in parts]),
+    )
+    return FitCounts(session, y1, score, count, sum(int(p.n_clients) for p in parts))
 
 
 def fit_prepared(
@@ -404,16 +493,10 @@ def fit_prepared(
     quantile: float = 0.9,
     min_band_size: int = 30,
 ) -> TrajectoryModel:
-    """:func:`fit` on the output of :func:`fit_inputs`."""
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
-    if min_band_size < 1:
-        raise ValueError(f"min_band_size must be at least 1, got {min_band_size}")
-    starts = np.flatnonzero(np.diff(session, prepend=-1)) if session.size else session
-    ends = np.append(starts[1:], session.size).astype(np.int64)
-    columns = [(int(session[a]), y1[a:b], score[a:b]) for a, b in zip(starts, ends, strict=True)]
-    return _fit_columns(
-        columns,
+    """:func:`fit` on one row per later score (``session, y1, score``, in any order) and the
+    number of clients they come from: :func:`fit_counts` on the rows' :func:`compress`."""
+    return fit_counts(
+        *compress(session, y1, score),
         n_clients,
         lower_is_better=lower_is_better,
         quantile=quantile,
@@ -421,39 +504,115 @@ def fit_prepared(
     )
 
 
-def _fit_columns(
-    columns: list[tuple[int, FloatArray, FloatArray]],
+def quantile_of_counts(values: FloatArray, count: IntArray, quantile: float) -> float:
+    """``np.quantile(np.repeat(values, count), quantile)`` (the default ``'linear'`` method,
+    Hyndman & Fan's type 7), exactly, without expanding the rows.
+
+    Source: Hyndman, R. J., & Fan, Y. (1996). Sample quantiles in statistical packages. *The
+    American Statistician*, 50(4), 361-365 (definition 7). With the ``n`` expanded values
+    sorted, ``x_(0) <= ... <= x_(n-1)``, and ``h = (n - 1) q`` (the "virtual index", computed
+    as NumPy computes it), the quantile interpolates linearly between ``x_(floor h)`` and
+    ``x_(floor h + 1)`` (both ``x_(n-1)`` when ``h >= n - 1``) by the fractional part of
+    ``h``. The two order statistics are read from the sorted distinct values and their
+    cumulative counts; the interpolation is NumPy's own (:func:`numpy.quantile` on those two
+    values at the fractional part: for two values the virtual index is exactly it), so the
+    result is the same float. When the counts save little (at most two rows a value on
+    average) the rows themselves are rebuilt and passed to :func:`numpy.quantile`, which
+    selects instead of sorting.
+
+    Ten values, 1 twice, 2 seven times and 3 once: ``h = 9 * 0.9 = 8.1``, so the quantile is
+    ``x_(8) + 0.1 (x_(9) - x_(8)) = 2 + 0.1 * (3 - 2)``, about 2.1 (``h`` is 8.1 only up to
+    rounding, and so is the result, equal to NumPy's to the last bit):
+
+    >>> q = quantile_of_counts(np.array([3.0, 1.0, 2.0]), np.array([1, 2, 7]), 0.9)
+    >>> round(q, 12), q == np.quantile([1.0, 1.0, 2, 2, 2, 2, 2, 2, 2, 3.0], 0.9)
+    (2.1, np.True_)
+    """
+    count = np.asarray(count, dtype=np.int64)
+    if int(count.sum()) <= 2 * count.size:  # nearly one row a value: the rows themselves
+        return float(np.quantile(np.repeat(values, count), quantile))
+    order = np.argsort(values)
+    ordered = np.asarray(values, dtype=np.float64)[order]
+    cumulative = np.cumsum(count[order])
+    n = int(cumulative[-1])
+    h = (n - 1) * quantile
+    low = math.floor(h)
+    at = np.searchsorted(cumulative, [min(low, n - 1), min(low + 1, n - 1)], side="right")
+    pair = ordered[at]
+    return float(np.quantile(pair, h - low))
+
+
+def fit_counts(
+    session: IntArray,
+    y1: FloatArray,
+    score: FloatArray,
+    count: IntArray,
     n_clients: int,
     *,
     lower_is_better: bool,
-    quantile: float,
-    min_band_size: int,
+    quantile: float = 0.9,
+    min_band_size: int = 30,
 ) -> TrajectoryModel:
-    """The fit proper: ``columns`` holds ``(session, intake scores, scores)`` per session >= 2,
-    in session order, each for the clients with both scores (in client order)."""
-    n_sessions = columns[-1][0] if columns else 1
-    log_s = _log_table(max(n_sessions, 1))
+    """The fit proper, on counted triples (:class:`FitCounts`): distinct ``(session, y1,
+    score)`` sorted by session, then ``y1``, then ``score``, each standing for ``count`` >= 1
+    later scores, from ``n_clients`` clients.
 
-    # Pass 1: least squares, one session column at a time, via stacked R factors.
-    r_blocks: list[FloatArray] = []
-    for s, intake_s, score_s in columns:
-        for start in range(0, intake_s.size, _CHUNK):
-            y1 = intake_s[start : start + _CHUNK]
-            design = np.empty((y1.size, 5), dtype=np.float64, order="F")
-            design[:, 0] = 1.0
-            design[:, 1] = y1
-            design[:, 2] = log_s[s]
-            design[:, 3] = y1 * log_s[s]
-            design[:, 4] = score_s[start : start + _CHUNK]
-            # mode="r" returns the bare R array (NumPy's stubs claim a QRResult).
-            r_blocks.append(cast(FloatArray, np.linalg.qr(design, mode="r")))
+    **Least squares.** Minimising ``sum_i c_i (y_i - x_i b)^2`` over the distinct rows with
+    their counts ``c_i`` is minimising the squared residuals of the rows repeated ``c_i`` times
+    (frequency weights): weighted least squares, solved as ordinary least squares on the rows
+    scaled by ``sqrt(c_i)``, which has the same normal equations ``X'CX b = X'Cy`` (Weisberg,
+    S. (2005). *Applied Linear Regression*, 3rd ed., Wiley, section 5.1; Draper, N. R., &
+    Smith, H. (1998). *Applied Regression Analysis*, 3rd ed., Wiley, chapter 9). The scaled
+    rows are reduced block by block to QR ``R`` factors as in the module docstring.
+
+    **Quantiles.** A band's size is the sum of its counts, and its quantile (and the pooled
+    one) is that of the residuals repeated by their counts, exactly (:func:`quantile_of_counts`).
+
+    The same multiset of triples always gives the same model, bit for bit. Raises
+    :class:`ValueError` as :func:`fit` does.
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be strictly between 0 and 1, got {quantile}")
+    if min_band_size < 1:
+        raise ValueError(f"min_band_size must be at least 1, got {min_band_size}")
     if n_clients < MIN_CLIENTS:
         raise ValueError(
             f"too little reference data: need at least {MIN_CLIENTS} clients with an intake "
             f"score (session 1) and a later score, got {n_clients}"
         )
-    stacked = np.vstack(r_blocks)
-    solution, _, rank, _ = np.linalg.lstsq(stacked[:, :4], stacked[:, 4], rcond=None)
+    session = np.asarray(session, dtype=np.int64)
+    y1 = np.asarray(y1, dtype=np.float64)
+    score = np.asarray(score, dtype=np.float64)
+    count = np.asarray(count, dtype=np.int64)
+    if not session.size == y1.size == score.size == count.size:
+        raise ValueError("session, y1, score and count must have the same length")
+    if session.size and (int(session.min()) < 2 or int(count.min()) < 1):
+        raise ValueError("fit counts need sessions >= 2 and counts >= 1")
+    if session.size > 1:
+        ds, da, db = np.diff(session), np.diff(y1), np.diff(score)
+        if not np.all((ds > 0) | ((ds == 0) & ((da > 0) | ((da == 0) & (db > 0))))):
+            raise ValueError("fit counts must be distinct triples sorted by session, y1, score")
+    log_s = _log_table(int(session.max()) if session.size else 1)
+
+    # Pass 1: weighted least squares, rows scaled by sqrt(count), via stacked R factors.
+    r_blocks: list[FloatArray] = []
+    for start in range(0, session.size, _CHUNK):
+        part = slice(start, start + _CHUNK)
+        weight = np.sqrt(count[part].astype(np.float64))
+        a, ln_s = y1[part], log_s[session[part]]
+        design = np.empty((weight.size, 5), dtype=np.float64, order="F")
+        design[:, 0] = weight
+        design[:, 1] = a * weight
+        design[:, 2] = ln_s * weight
+        design[:, 3] = a * ln_s * weight
+        design[:, 4] = score[part] * weight
+        # mode="r" returns the bare R array (NumPy's stubs claim a QRResult).
+        r_blocks.append(cast(FloatArray, np.linalg.qr(design, mode="r")))
+    rank = 0
+    if r_blocks:
+        stacked = np.vstack(r_blocks)
+        solution, _, found, _ = np.linalg.lstsq(stacked[:, :4], stacked[:, 4], rcond=None)
+        rank = int(found)
     if rank < 4:
         raise ValueError(
             "the reference data cannot identify the trajectory model: it needs intake scores "
@@ -461,33 +620,23 @@ def _fit_columns(
         )
     coef = (float(solution[0]), float(solution[1]), float(solution[2]), float(solution[3]))
 
-    # Pass 2: worse-direction residuals, written column by column into one array. Bands are
-    # runs of consecutive sessions, so each band is a contiguous slice of it.
-    col_band = session_band(np.array([s for s, _, _ in columns], dtype=np.int64))
-    counts = np.array([c[1].size for c in columns], dtype=np.int64)
-    sizes = tuple(int(counts[col_band == k].sum()) for k in range(len(BANDS)))
-    worse = np.empty(int(counts.sum()), dtype=np.float64)
-    pos = 0
-    for s, intake_s, score_s in columns:
-        expected = _predict(coef, intake_s, log_s[s])
-        worse[pos : pos + intake_s.size] = _worse(score_s, expected, lower_is_better)
-        pos += intake_s.size
-    # Band quantiles first: overwrite_input only reorders values inside each band's slice.
-    band_q: list[float | None] = []
-    start = 0
-    for size in sizes:
-        chunk = worse[start : start + size]
-        own = size >= min_band_size
-        band_q.append(float(np.quantile(chunk, quantile, overwrite_input=True)) if own else None)
-        start += size
-    pooled_q = float(np.quantile(worse, quantile, overwrite_input=True))
-    del worse
+    # Pass 2: worse-direction residuals of the triples. Bands are runs of consecutive
+    # sessions, so each band is a contiguous slice of the triples.
+    worse = _worse(score, _predict(coef, y1, log_s[session]), lower_is_better)
+    band = session_band(session)
+    bounds = np.searchsorted(band, np.arange(len(BANDS) + 1))
+    sizes = tuple(int(count[a:b].sum()) for a, b in itertools.pairwise(bounds))
+    pooled_q = quantile_of_counts(worse, count, quantile)
+    band_q = tuple(
+        quantile_of_counts(worse[a:b], count[a:b], quantile) if n >= min_band_size else pooled_q
+        for (a, b), n in zip(itertools.pairwise(bounds), sizes, strict=True)
+    )
     return TrajectoryModel(
         coef=coef,
-        band_quantiles=tuple(pooled_q if q is None else q for q in band_q),
+        band_quantiles=band_q,
         lower_is_better=lower_is_better,
         quantile=quantile,
-        n_reference_clients=n_clients,
+        n_reference_clients=int(n_clients),
         n_reference_sessions=int(sum(sizes)),
         band_sizes=sizes,
         band_pooled=tuple(n < min_band_size for n in sizes),
