@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 import pytest
@@ -114,6 +116,36 @@ def test_blocks_match_the_dense_matrix_on_any_data(
     for name, table in whole.tables.items():
         assert blocked.tables[name].equals(table), name
     assert blocked.summary == whole.summary
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    clients=st.integers(3, 25),
+    lengths=st.lists(st.sampled_from([1, 3, 8, 40, 70, 130]), min_size=1, max_size=4),
+    block_cells=st.integers(1, 400),
+)
+def test_blocks_read_from_rows_in_client_order_are_those_of_sorted_rows(
+    seed: int, clients: int, lengths: list[int], block_cells: int
+) -> None:
+    """Rows in client order take the row-range path (short series, with long ones between
+    them too); the same rows marked unordered take the sorting path: the same blocks."""
+    cols = batch.row_arrays(long_data(seed, clients, lengths))
+    assert cols.in_client_order
+    original = batch.BLOCK_CELLS
+    batch.BLOCK_CELLS = block_cells
+    try:
+        ranged = list(batch._blocks(cols))
+        sorted_ = list(batch._blocks(dataclasses.replace(cols, in_client_order=False)))
+    finally:
+        batch.BLOCK_CELLS = original
+    assert len(ranged) == len(sorted_)
+    for one, other in zip(ranged, sorted_, strict=True):
+        assert [code for code, _ in one] == [code for code, _ in other]
+        for (_, a), (_, b) in zip(one, other, strict=True):
+            assert a.client_ids.equals(b.client_ids)
+            assert np.array_equal(a.values, b.values, equal_nan=True)
+            assert np.array_equal(a.last_session, b.last_session)
 
 
 @settings(max_examples=30, deadline=None)

@@ -320,8 +320,15 @@ def dense_codes(ids: pl.Series) -> tuple[pl.Series, npt.NDArray[np.int64]]:
     (['a', 'b'], [1, 0, 1])
     """
     if ids.len() and ids.null_count() == 0 and ids.is_sorted():
-        change = ids.ne(ids.shift(1)).fill_null(True).to_numpy()
-        codes = np.cumsum(change, dtype=np.int64) - 1
+        if ids.dtype.is_integer():  # NumPy compares neighbours in place, without a copy
+            values = ids.to_numpy()
+            change = np.empty(values.size, dtype=np.bool_)
+            change[0] = True
+            np.not_equal(values[1:], values[:-1], out=change[1:])
+        else:
+            change = ids.ne(ids.shift(1)).fill_null(True).to_numpy()
+        codes = np.cumsum(change, dtype=np.int64)
+        codes -= 1
         return ids.filter(pl.Series(change)), codes
     codes = ids.rank("dense").cast(pl.Int64).to_numpy() - 1
     return ids.unique().sort(), codes

@@ -37,7 +37,7 @@ import numpy as np
 import polars as pl
 
 from bordin.measures import batch, stream
-from bordin.measures.csvsafe import neutralise_formulas
+from bordin.measures.csvsafe import neutralise_formulas, plain_text
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import InputError
 
@@ -90,6 +90,7 @@ def _worker(
     """
     folder = Path(work)
     keep: dict[int, batch.RowArrays] = {}
+    plain_ids: dict[int, bool] = {}
     p = mine[0] if mine else -1
     try:
         lazy = stream.scan(Path(path)).with_row_index("_row")
@@ -106,6 +107,7 @@ def _worker(
                 np.save(folder / f"fit-{code}-{p:05d}-score.npy", score)
                 fitted[code] = n_clients
             del inputs
+            plain_ids[p] = plain_text(arrays.ids)
             conn.send(("checked", p, (batch.stats_of_rows(arrays), merged, fitted)))
             if len(mine) == 1:
                 keep[p] = arrays
@@ -114,8 +116,11 @@ def _worker(
             del typed, arrays
         # Pass 2 in two steps: the tables that need no trajectory model while the parent
         # fits it (the first plan has no models), then the trajectories.
+        # A partition kept in memory keeps its outcome measures' matrices from the first
+        # step for the second (the trajectories read nothing else).
         counts: dict[int, dict[str, Any]] = {p: {} for p in mine}
         names: list[str] = []
+        blocks: dict[int, list[batch.Block]] = {p: [] for p in keep}
         for only in (EARLY, ("trajectories",)):
             plan = conn.recv()
             if plan is None:  # the parent stops the run (another partition failed)
@@ -125,11 +130,16 @@ def _worker(
                     arrays = keep[p]
                 else:
                     arrays = batch.row_arrays(pl.read_parquet(folder / f"input-{p:05d}.parquet"))
-                tables = batch.analyze_rows(arrays, plan, only=only)
+                if p not in blocks:
+                    tables = batch.analyze_rows(arrays, plan, only=only)
+                elif only == EARLY:
+                    tables = batch.analyze_rows(arrays, plan, only, keep_outcomes=blocks[p])
+                else:
+                    tables = batch.analyze_rows(arrays, plan, only, blocks=blocks.pop(p))
                 del arrays
                 batch.add_counts(counts[p], batch.table_counts(tables))
                 for name, table in tables.items():
-                    _write_parts(table, folder, name, p, out_format)
+                    _write_parts(table, folder, name, p, out_format, plain_ids[p])
                 names += [n for n in tables if n not in names]
                 del tables
         for p in mine:
@@ -144,9 +154,17 @@ def _worker(
         conn.close()
 
 
-def _write_parts(table: pl.DataFrame, folder: Path, name: str, p: int, out_format: str) -> None:
+def _write_parts(
+    table: pl.DataFrame, folder: Path, name: str, p: int, out_format: str, plain_ids: bool
+) -> None:
     """One part file per measure (the outputs are sorted by measure, then client): slices of
-    ``table``, not copies."""
+    ``table``, not copies.
+
+    ``plain_ids``: the partition's client ids need neither neutralising nor quoting in CSV
+    (:func:`bordin.measures.csvsafe.plain_text`). Each part holds one measure code, looked at
+    once; when the ids and the code are plain, no column is scanned for formulas and the CSV
+    writer is told that no cell needs quotes (the other text columns hold Bordin's own words).
+    """
     runs = batch.measure_runs(table) if "measure" in table.columns else iter([("", table)])
     for code, rows in runs:
         if not rows.height:
@@ -154,8 +172,13 @@ def _write_parts(table: pl.DataFrame, folder: Path, name: str, p: int, out_forma
         target = folder / f"{name}-{code}-{p:05d}.{out_format}"
         if out_format == "parquet":
             rows.write_parquet(target)
+            continue
+        plain = plain_ids and (not code or plain_text(pl.Series([code])))
+        if plain:
+            rows.write_csv(target, include_header=False, quote_style="never")
         else:
-            neutralise_formulas(rows, skip=batch.OWN_WORDS).write_csv(target, include_header=False)
+            skip = batch.OWN_WORDS | ({"client_id"} if plain_ids else set())
+            neutralise_formulas(rows, skip=skip).write_csv(target, include_header=False)
 
 
 def _join_csv(parts: list[Path], header: str, target: Path) -> None:
