@@ -179,8 +179,14 @@ def check_long(
     )
 
     known = sorted(measures)
+    codes = pl.Enum(known)
+    # One pass: each code looked up once, for the check and for the typed column (an unknown
+    # or missing code becomes null).
+    typed = typed.with_columns(
+        pl.col("measure").cast(pl.String).cast(codes, strict=False).alias("_code")
+    )
     report(
-        pl.col("measure").is_null() | ~pl.col("measure").cast(pl.String).is_in(known),
+        pl.col("_code").is_null(),
         pl.format(
             "unknown measure code '{}'{} (known: {}; add it with --measures FILE)",
             pl.col("measure").cast(pl.String).fill_null(""),
@@ -201,14 +207,13 @@ def check_long(
     if problems:
         raise _fail(source, problems)
 
-    codes = pl.Enum(known)
     if typed.schema["client_id"] == pl.String:
         typed = typed.with_columns(normalised_ids(pl.col("client_id")))
     typed = typed.with_columns(
         session_f.cast(pl.Int64).alias("session"),
-        pl.col("measure").cast(pl.String).cast(codes),
+        pl.col("_code").alias("measure"),
         score_f.alias("score"),
-    )
+    ).drop("_code")
     measure_idx = typed.get_column("measure").to_physical().to_numpy()
     score = typed.get_column("score").to_numpy()
     lows = np.array([measures[c].min for c in known], dtype=np.float64)
