@@ -486,6 +486,18 @@ def test_ids_that_need_quotes_or_neutralising_are_written_alike_by_worker_proces
         assert ids == {"a,b", 'Say "hi"', "'=1+1", "7", *plain}, name
 
 
+def test_more_worker_processes_than_clients(tmp_path: Path) -> None:
+    """Workers start before the client ranges are known; one with no range just ends."""
+    data = tmp_path / "one.csv"
+    data.write_text("client_id,session,measure,score\na,1,phq9,20\na,2,phq9,10\na,3,phq9,5\n")
+    one, three = tmp_path / "one", tmp_path / "three"
+    assert run("analyze", data, "--out", one).returncode == 0
+    done = run("analyze", data, "--out", three, "--workers", "3")
+    assert done.returncode == 0, done.stderr
+    for name in ("change", "sudden_changes", "ruptures", "trajectories"):
+        assert (three / f"{name}.csv").read_bytes() == (one / f"{name}.csv").read_bytes(), name
+
+
 PARTITIONED = [
     pytest.param(["--memory-limit", "1M"], id="one-process"),
     pytest.param(["--workers", "2"], id="two-processes"),

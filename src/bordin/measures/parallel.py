@@ -79,18 +79,23 @@ def _worker(
     conn: Connection,
     path: str,
     measures: Mapping[str, Instrument],
-    cuts: list[Any],
-    mine: list[int],
     work: str,
     out_format: str,
 ) -> None:
     """One worker process: pass 1 over its partitions, then pass 2 once the plan arrives.
 
+    The first message from the parent gives the partitions' client ranges and this worker's
+    partitions (the worker starts, and imports its modules, while the parent computes them).
     Every message to the parent is ``(kind, partition, payload)``; an error ends the worker.
     """
     folder = Path(work)
     keep: dict[int, batch.RowArrays] = {}
     plain_ids: dict[int, bool] = {}
+    first = conn.recv()
+    if first is None:  # the parent stops the run before it starts
+        conn.close()
+        return
+    cuts, mine = first
     p = mine[0] if mine else -1
     try:
         lazy = stream.scan(Path(path)).with_row_index("_row")
@@ -235,9 +240,7 @@ def analyze_parallel(
     lazy = stream.scan(path)
     if stream.count_rows(lazy) == 0:
         raise InputError(f"{source}: no rows: the file has no data rows, only a header")
-    cuts = stream.cuts(lazy, partitions)
-    partitions = len(cuts) + 1
-    workers = min(workers, partitions)
+    workers = max(1, min(workers, partitions))
     work = out / ".parts"
     work.mkdir()
     context = multiprocessing.get_context("spawn")
@@ -246,12 +249,11 @@ def analyze_parallel(
     links: list[Connection] = []
     procs = []
     try:
-        for w in range(workers):
-            mine = list(range(w, partitions, workers))
+        for _ in range(workers):
             parent_end, child_end = context.Pipe()
             proc = context.Process(
                 target=_worker,
-                args=(child_end, str(path), dict(measures), cuts, mine, str(work), out_format),
+                args=(child_end, str(path), dict(measures), str(work), out_format),
                 daemon=True,
             )
             proc.start()
@@ -264,7 +266,12 @@ def analyze_parallel(
         else:
             os.environ["POLARS_MAX_THREADS"] = threads
     try:
-        tell(f"checking {partitions} parts in {workers} processes")
+        # Fewer client ranges than asked for (few clients): a worker may get none.
+        cuts = stream.cuts(lazy, partitions)
+        partitions = len(cuts) + 1
+        for w, link in enumerate(links):
+            link.send((cuts, list(range(w, partitions, workers))))
+        tell(f"checking {partitions} parts in {min(workers, partitions)} processes")
         checked = _gather(links, partitions, "checked")
         stats: dict[str, Any] = {}
         merged: list[tuple[str, str]] = []
