@@ -131,8 +131,8 @@ def _worker(
             if plan is None:  # the parent stops the run (another partition failed)
                 return
             for p in mine:
-                if p in keep:
-                    arrays = keep[p]
+                if p in keep:  # let go after the last step: its tables are written next
+                    arrays = keep[p] if only == EARLY else keep.pop(p)
                 else:
                     arrays = batch.row_arrays(pl.read_parquet(folder / f"input-{p:05d}.parquet"))
                 if p not in blocks:
