@@ -11,7 +11,12 @@ the machine may be shared, so read the figures beside it):
 
 1. ``bordin analyze`` on synthetic data (``bordin synth``: 3 measures, up to 20 sessions) read
    from Parquet, as a separate process: wall time and peak resident memory of that process and
-   its worker processes together; then the same with ``--workers 1`` (one process), as a ratio.
+   its worker processes together, and their CPU time (user and system); ``--repeat`` runs (2 by
+   default), the fastest giving the ratios below. Then the same with ``--workers 1`` (one
+   process), as a ratio. On these virtual machines memory the system has not touched lately
+   costs about 2 s of system CPU a gigabyte when first touched (freed memory goes back to the
+   host), so a first run after a pause can be much slower than the next: the system CPU shows
+   it.
    With ``--baseline REV`` the same command from that git revision runs on the same file, for a
    before/after in the same run.
 2. The skewed case: the same data plus ``--skewed`` clients with 2,000 sessions each.
@@ -36,6 +41,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -63,12 +69,26 @@ def load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
-def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak memory (GiB) of one ``bordin analyze`` run.
+class Run(NamedTuple):
+    """One ``bordin analyze`` run: wall seconds, peak memory (GiB), CPU seconds (user, system)."""
+
+    seconds: float
+    peak_gib: float
+    user: float
+    system: float
+
+    def cpu(self) -> str:
+        """The CPU time of the run's processes, user and system (page faults are system)."""
+        return f"CPU {self.user:.1f} s user + {self.system:.1f} s system"
+
+
+def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> Run:
+    """Wall seconds, peak memory (GiB) and CPU time of one ``bordin analyze`` run.
 
     The memory is the peak, sampled every 0.2 s, of the resident memory of the command's whole
-    process tree (its worker processes included), and at least the command's own peak RSS.
-    ``src`` runs the ``bordin`` package found there instead (a baseline revision's ``src``).
+    process tree (its worker processes included), and at least the command's own peak RSS. The
+    CPU time is the command's and its worker processes' (they are waited for). ``src`` runs the
+    ``bordin`` package found there instead (a baseline revision's ``src``).
     """
     cmd = [sys.executable, "-m", "bordin.cli", "analyze", str(data), "--out", str(out), *extra]
     env = dict(os.environ)
@@ -92,7 +112,7 @@ def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> 
             f"bordin analyze failed: {proc.stderr.read().decode() if proc.stderr else ''}"
         )
     own = usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
-    return seconds, max(peak, own) / 1024**3
+    return Run(seconds, max(peak, own) / 1024**3, usage.ru_utime, usage.ru_stime)
 
 
 def baseline_src(rev: str, into: Path) -> Path:
@@ -184,6 +204,9 @@ def main() -> None:
     parser.add_argument("--spark-clients", type=int, default=100_000)
     parser.add_argument("--baseline", help="git revision whose engine to time as well")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs of the main measurement (the fastest is used)"
+    )
     args = parser.parse_args()
 
     print(f"start: {load()}")
@@ -201,34 +224,39 @@ def main() -> None:
         f"data: {args.clients:,} clients, {rows:,} scores (3 measures, up to 20 sessions), Parquet"
     )
 
-    seconds, peak_gib = run_analyze(data, args.workdir / f"out-{args.clients}")
+    runs = [run_analyze(data, args.workdir / f"out-{args.clients}") for _ in range(args.repeat)]
+    for k, run in enumerate(runs, start=1):
+        print(f"bordin analyze (whole pipeline, own process), run {k}: {run.seconds:.1f} s wall,")
+        print(f"  peak memory {run.peak_gib:.2f} GiB (all its processes), {run.cpu()}  [{load()}]")
+    seconds, peak_gib = min(run.seconds for run in runs), max(run.peak_gib for run in runs)
     per_client = seconds / args.clients
-    print(f"bordin analyze (whole pipeline, own process): {seconds:.1f} s wall,", end=" ")
-    print(f"peak memory {peak_gib:.2f} GiB (all its processes)  [{load()}]")
     print(f"  throughput: {args.clients / seconds:,.0f} clients/s, {rows / seconds:,.0f} scores/s")
     print(f"  per client: {per_client * 1e6:.1f} µs")
-    one_s, one_peak = run_analyze(data, args.workdir / f"out-{args.clients}-1", "--workers", "1")
+    one = run_analyze(data, args.workdir / f"out-{args.clients}-1", "--workers", "1")
     print(
-        f"the same in one process (--workers 1): {one_s:.1f} s wall, peak memory "
-        f"{one_peak:.2f} GiB; ratio one process / default: {one_s / seconds:.2f}x  [{load()}]"
+        f"the same in one process (--workers 1): {one.seconds:.1f} s wall, peak memory "
+        f"{one.peak_gib:.2f} GiB, {one.cpu()}; ratio one process / default (fastest run): "
+        f"{one.seconds / seconds:.2f}x  [{load()}]"
     )
     if args.baseline:
         with tempfile.TemporaryDirectory() as tmp:
             src = baseline_src(args.baseline, Path(tmp))
-            before, before_peak = run_analyze(data, Path(tmp) / "out", src=src)
+            before = run_analyze(data, Path(tmp) / "out", src=src)
         print(
-            f"same command at {args.baseline} (before): {before:.1f} s wall, peak memory "
-            f"{before_peak:.2f} GiB; ratio before/now: {before / seconds:.2f}x time, "
-            f"{before_peak / peak_gib:.2f}x memory  [{load()}]"
+            f"same command at {args.baseline} (before): {before.seconds:.1f} s wall, peak memory "
+            f"{before.peak_gib:.2f} GiB, {before.cpu()}; ratio before/now: "
+            f"{before.seconds / seconds:.2f}x time, {before.peak_gib / peak_gib:.2f}x memory  "
+            f"[{load()}]"
         )
 
     if args.skewed:
         skew = args.workdir / f"skewed-{args.clients}.parquet"
         skew_rows = skewed(data, args.skewed, 2_000, skew)
-        s_seconds, s_peak = run_analyze(skew, args.workdir / f"out-skewed-{args.clients}")
+        skewed_run = run_analyze(skew, args.workdir / f"out-skewed-{args.clients}")
         print(
             f"skewed (+{args.skewed} clients × 2,000 sessions, {skew_rows:,} scores): "
-            f"{s_seconds:.1f} s wall, peak memory {s_peak:.2f} GiB  [{load()}]"
+            f"{skewed_run.seconds:.1f} s wall, peak memory {skewed_run.peak_gib:.2f} GiB, "
+            f"{skewed_run.cpu()}  [{load()}]"
         )
 
     if args.spark_clients and shutil.which("java"):
@@ -241,16 +269,16 @@ def main() -> None:
             pl.scan_parquet(data).filter(pl.col("client_id") <= args.spark_clients).sink_parquet(
                 small
             )
-            local_s, _ = run_analyze(small, args.workdir / "out-spark-local")
+            local_s = run_analyze(small, args.workdir / "out-spark-local").seconds
             try:
-                spark_s, _ = run_analyze(
+                spark_s = run_analyze(
                     small,
                     args.workdir / "out-spark",
                     "--engine",
                     "spark",
                     "--spark-master",
                     "local[2]",
-                )
+                ).seconds
             except SystemExit as exc:  # report it and go on with the other figures
                 print(f"spark: failed: {str(exc).strip().splitlines()[-1:]}")
                 spark_s = float("nan")

@@ -460,6 +460,44 @@ def test_formula_cells_are_neutralised_in_every_csv(tmp_path: Path) -> None:
     assert change.get_column("change").to_list() == [-17.0] * 4, "numbers stay numbers"
 
 
+def test_ids_that_need_quotes_or_neutralising_are_written_alike_by_worker_processes(
+    tmp_path: Path,
+) -> None:
+    """Worker processes skip the formula scan and CSV quoting only when nothing needs them:
+    ids with separators, quotes or formulas come out as the one-process run writes them (the
+    first partition holds those, the second only plain ids)."""
+    data = tmp_path / "ids.csv"
+    rows = ["client_id,session,measure,score"]
+    plain = [f"p{i}" for i in range(10)]  # enough clients for the trajectory model
+    for k, cid in enumerate(('"a,b"', '"Say ""hi"""', '"=1+1"', "7", *plain)):
+        for s, score in enumerate((20 - k % 7, 19, 18 - k % 3, 5 + k % 4, 4, 3), start=1):
+            rows.append(f"{cid},{s},phq9,{score}")
+            rows.append(f"{cid},{s},gad7,{min(score, 21)}")
+            rows.append(f"{cid},{s},alliance,{7 if s < 3 else 2}")
+    data.write_text("\n".join(rows) + "\n")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run("analyze", data, "--out", one).returncode == 0
+    done = run("analyze", data, "--out", two, "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    for name in SCHEMAS:
+        assert (two / f"{name}.csv").read_bytes() == (one / f"{name}.csv").read_bytes(), name
+    for name in ("change", "trajectories"):
+        ids = set(pl.read_csv(two / f"{name}.csv").get_column("client_id").cast(pl.String))
+        assert ids == {"a,b", 'Say "hi"', "'=1+1", "7", *plain}, name
+
+
+def test_more_worker_processes_than_clients(tmp_path: Path) -> None:
+    """Workers start before the client ranges are known; one with no range just ends."""
+    data = tmp_path / "one.csv"
+    data.write_text("client_id,session,measure,score\na,1,phq9,20\na,2,phq9,10\na,3,phq9,5\n")
+    one, three = tmp_path / "one", tmp_path / "three"
+    assert run("analyze", data, "--out", one).returncode == 0
+    done = run("analyze", data, "--out", three, "--workers", "3")
+    assert done.returncode == 0, done.stderr
+    for name in ("change", "sudden_changes", "ruptures", "trajectories"):
+        assert (three / f"{name}.csv").read_bytes() == (one / f"{name}.csv").read_bytes(), name
+
+
 PARTITIONED = [
     pytest.param(["--memory-limit", "1M"], id="one-process"),
     pytest.param(["--workers", "2"], id="two-processes"),

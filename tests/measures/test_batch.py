@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bordin.measures import batch, longdata, rupture_rules, sudden_gains, trajectories
@@ -116,6 +116,55 @@ def test_blocks_match_the_dense_matrix_on_any_data(
     for name, table in whole.tables.items():
         assert blocked.tables[name].equals(table), name
     assert blocked.summary == whole.summary
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    clients=st.integers(12, 30),
+    lengths=st.lists(st.sampled_from([1, 3, 8, 20, 70]), min_size=1, max_size=4),
+)
+def test_rows_in_any_order_give_the_same_results(
+    seed: int, clients: int, lengths: list[int]
+) -> None:
+    """``row_arrays`` puts rows in client order (a stable sort), so shuffled rows give the
+    tables and summary of the rows in order."""
+    data = long_data(seed, clients, lengths)
+    shuffled = data.sample(fraction=1.0, shuffle=True, seed=seed % 1000)
+    assume(not shuffled.get_column("client_id").is_sorted())
+    ordered, mixed = batch.analyze(data, REG), batch.analyze(shuffled, REG)
+    for name, table in ordered.tables.items():
+        assert mixed.tables[name].equals(table), name
+    assert mixed.summary == ordered.summary
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    clients=st.integers(3, 25),
+    lengths=st.lists(st.sampled_from([1, 3, 8, 40, 70, 130]), min_size=1, max_size=4),
+    block_cells=st.integers(1, 400),
+)
+def test_blocks_read_from_row_ranges_are_those_of_sorted_rows(
+    seed: int, clients: int, lengths: list[int], block_cells: int
+) -> None:
+    """Short-series blocks read from row ranges (with long series between them too) are the
+    blocks the sorting path gives."""
+    cols = batch.row_arrays(long_data(seed, clients, lengths))
+    original = batch.BLOCK_CELLS
+    batch.BLOCK_CELLS = block_cells
+    try:
+        ranged = list(batch._blocks(cols))
+        sorted_ = list(batch._blocks(cols, ranges=False))
+    finally:
+        batch.BLOCK_CELLS = original
+    assert len(ranged) == len(sorted_)
+    for one, other in zip(ranged, sorted_, strict=True):
+        assert [code for code, _ in one] == [code for code, _ in other]
+        for (_, a), (_, b) in zip(one, other, strict=True):
+            assert a.client_ids.equals(b.client_ids)
+            assert np.array_equal(a.values, b.values, equal_nan=True)
+            assert np.array_equal(a.last_session, b.last_session)
 
 
 @settings(max_examples=30, deadline=None)

@@ -30,7 +30,7 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,9 +269,7 @@ def stats_of_rows(cols: RowArrays) -> dict[str, Any]:
     cells = cols.ids.len() * n_codes
     key = cols.client * n_codes + cols.measure
     n = np.bincount(key, minlength=cells).reshape(-1, n_codes)
-    highest = np.zeros(cells, dtype=np.int64)
-    np.maximum.at(highest, key, cols.session)
-    last = highest.reshape(-1, n_codes)
+    four_plus = np.bincount(key[cols.session >= 4], minlength=cells).reshape(-1, n_codes) > 0
     intake = np.bincount(key[cols.session == 1], minlength=cells).reshape(-1, n_codes) > 0
     present = n > 0
     out: dict[str, Any] = {"rows": int(cols.client.size), "clients": int(cols.ids.len())}
@@ -288,7 +286,7 @@ def stats_of_rows(cols: RowArrays) -> dict[str, Any]:
             "rows": int(rows.sum()),
             "clients": int(here.sum()),
             "single": int((rows == 1).sum()),
-            "four_plus": int((last[:, m] >= 4).sum()),
+            "four_plus": int(four_plus[:, m].sum()),
             "no_intake_clients": int((here & ~intake[:, m]).sum()),
             "no_intake_rows": int(rows[~intake[:, m]].sum()),
         }
@@ -297,8 +295,8 @@ def stats_of_rows(cols: RowArrays) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RowArrays:
-    """Checked long rows as arrays: clients as dense codes of their sorted ids, measures as
-    indices into ``codes`` (sorted)."""
+    """Checked long rows as arrays, in client order: clients as dense codes of their sorted
+    ids (so ``client`` never decreases), measures as indices into ``codes`` (sorted)."""
 
     ids: pl.Series
     client: npt.NDArray[np.int64]
@@ -309,7 +307,14 @@ class RowArrays:
 
 
 def row_arrays(data: pl.DataFrame) -> RowArrays:
-    """The checked rows of ``data`` as :class:`RowArrays`, built once for every later step."""
+    """The checked rows of ``data`` as :class:`RowArrays`, built once for every later step.
+
+    Rows out of client order are put in client order first (a stable sort: each client's rows
+    keep their order), one sort that spares every later step its own sort or gather; the
+    results do not depend on the order of the rows.
+    """
+    if data.height > 1 and not data.get_column("client_id").is_sorted():
+        data = data.sort("client_id", maintain_order=True)
     ids, client = dense_codes(data.get_column("client_id"))
     measure = data.get_column("measure")
     if not isinstance(measure.dtype, pl.Enum):
@@ -474,12 +479,27 @@ def analyze_partition(data: pl.DataFrame, plan: Plan) -> dict[str, pl.DataFrame]
     return analyze_rows(row_arrays(data), plan)
 
 
+#: One block's matrices, per measure code (see :func:`_blocks`).
+Block = list[tuple[str, SeriesMatrix]]
+
+
 def analyze_rows(
-    cols: RowArrays, plan: Plan, only: Collection[str] | None = None
+    cols: RowArrays,
+    plan: Plan,
+    only: Collection[str] | None = None,
+    *,
+    blocks: Iterable[Block] | None = None,
+    keep_outcomes: list[Block] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """:func:`analyze_partition` on the rows as arrays; ``only`` names the tables wanted (all
     by default): a worker process computes the tables that need no trajectory model while the
-    model is fitted (:mod:`bordin.measures.parallel`)."""
+    model is fitted (:mod:`bordin.measures.parallel`).
+
+    ``keep_outcomes`` (a list) receives each block's outcome-measure matrices, and ``blocks``
+    replaces the blocks built from ``cols``: the worker's second step (the trajectories, which
+    read only the outcome measures) then reuses the first step's matrices instead of building
+    them again.
+    """
     parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
     wanted = set(SCHEMAS) if only is None else set(only)
     if not {"phq9", "gad7"} <= set(plan.present):
@@ -489,8 +509,10 @@ def analyze_rows(
         if frame.height:
             parts.setdefault((name, code), []).append(frame)
 
-    for block in _blocks(cols):
+    for block in _blocks(cols) if blocks is None else blocks:
         matrices = dict(block)
+        if keep_outcomes is not None:
+            keep_outcomes.append([(c, m) for c, m in block if plan.measures[c].role == "outcome"])
         for code, matrix in matrices.items():
             inst = plan.measures[code]
             lower = inst.lower_is_better
@@ -575,20 +597,25 @@ def _client_order(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(pieces, rechunk=False)
 
 
-def _blocks(cols: RowArrays) -> Iterator[list[tuple[str, SeriesMatrix]]]:
+def _blocks(cols: RowArrays, *, ranges: bool = True) -> Iterator[Block]:
     """Split the rows into blocks of clients whose longest series are of similar length.
 
     A client's width is its highest session over all measures (so a block holds every
     measure of its clients, as paired outcomes need); widths are grouped by powers of two,
     and each group is cut so that no block's matrix exceeds :data:`BLOCK_CELLS` cells. Yields
-    each block's matrices per measure code, each with the clients that have scores of it (as
-    :meth:`SeriesMatrix.from_long` on the block's rows would give, ids as client codes).
+    each block's matrices per measure code (as :meth:`SeriesMatrix.from_long` on the block's
+    rows would give, ids as client codes), short-series blocks first.
+
+    The rows are in client order (:func:`row_arrays`), so they are not sorted again: a
+    short-series block holds consecutive clients, whose rows lie in one range of rows, read
+    measure by measure (``ranges=False``, for tests: sorted by block and measure as the
+    long-series blocks are).
     """
     if cols.client.size == 0:
         return
     n_clients = cols.ids.len()
-    w = np.zeros(n_clients, dtype=np.int64)
-    np.maximum.at(w, cols.client, cols.session)
+    row_start = np.searchsorted(cols.client, np.arange(n_clients + 1))
+    w = np.maximum.reduceat(cols.session, row_start[:-1])  # each client's highest session
     cls = np.ceil(np.log2(np.maximum(w, 1))).astype(np.int64)
     per_block = np.maximum(BLOCK_CELLS // np.left_shift(np.int64(1), cls), 1)
     order = np.argsort(cls, kind="stable")
@@ -608,36 +635,70 @@ def _blocks(cols: RowArrays) -> Iterator[list[tuple[str, SeriesMatrix]]]:
     members = np.argsort(block, kind="stable")  # clients grouped by block, in code order
     member_start = np.concatenate(([0], np.cumsum(np.bincount(block))))
     n_codes = len(cols.codes)
-    key = block[cols.client] * n_codes + cols.measure
-    rows = stable_order(key)
+
+    def matrices(b: int, rows_of: Iterable[tuple[int, npt.NDArray[np.intp]]]) -> Block:
+        """Block ``b``'s matrix of each measure ``m`` from its rows ``here`` (in row order)."""
+        found: Block = []
+        for m, here in rows_of:
+            client = cols.client[here]
+            row = local[client]
+            col = cols.session[here] - 1
+            clients = members[member_start[b] : member_start[b + 1]]
+            values = np.full((clients.size, int(col.max()) + 1), np.nan)
+            values[row, col] = cols.score[here]
+            last = np.zeros(clients.size, dtype=np.int64)
+            np.maximum.at(last, row, col + 1)
+            scored = np.bincount(row, minlength=clients.size) > 0
+            if not scored.all():
+                values, last, clients = values[scored], last[scored], clients[scored]
+            ids = pl.Series("client_id", clients, dtype=pl.Int64)
+            found.append((cols.codes[m], SeriesMatrix(ids, values, last)))
+        return found
+
+    n_short = 0
+    if ranges and short.any():
+        n_short = int(block[short].max()) + 1  # short blocks are numbered first
+        mixed = not short.all()
+        for b in range(n_short):
+            first, end = members[member_start[b]], members[member_start[b + 1] - 1] + 1
+            r0, r1 = int(row_start[first]), int(row_start[end])
+            measure = cols.measure[r0:r1]
+            inside = short[cols.client[r0:r1]] if mixed else None
+            rows_of = []
+            for m in range(n_codes):
+                mask = measure == m
+                if inside is not None:
+                    mask &= inside
+                here = np.flatnonzero(mask)
+                if here.size:
+                    rows_of.append((m, here + r0))
+            if rows_of:
+                yield matrices(b, rows_of)
+        if not mixed:
+            return
+    # The other blocks: rows sorted by block, then measure (stable: in row order within).
+    if n_short:
+        rest = np.flatnonzero(~short[cols.client])
+        key = block[cols.client[rest]] * n_codes + cols.measure[rest]
+        rows = rest[stable_order(key)]
+    else:
+        key = block[cols.client] * n_codes + cols.measure
+        rows = stable_order(key)
     sizes = np.bincount(key)
     del key
     ends = np.cumsum(sizes)
-    current: list[tuple[str, SeriesMatrix]] = []
+    current: list[tuple[int, npt.NDArray[np.intp]]] = []
     previous = -1
     for k in np.flatnonzero(sizes):
         start, end = int(ends[k] - sizes[k]), int(ends[k])
         b, m = divmod(int(k), n_codes)
         if b != previous and current:
-            yield current
+            yield matrices(previous, current)
             current = []
         previous = b
-        here = rows[start:end]
-        client = cols.client[here]
-        row = local[client]
-        col = cols.session[here] - 1
-        clients = members[member_start[b] : member_start[b + 1]]
-        values = np.full((clients.size, int(col.max()) + 1), np.nan)
-        values[row, col] = cols.score[here]
-        last = np.zeros(clients.size, dtype=np.int64)
-        np.maximum.at(last, row, col + 1)
-        scored = np.bincount(row, minlength=clients.size) > 0
-        if not scored.all():
-            values, last, clients = values[scored], last[scored], clients[scored]
-        matrix = SeriesMatrix(pl.Series("client_id", clients, dtype=pl.Int64), values, last)
-        current.append((cols.codes[m], matrix))
+        current.append((m, rows[start:end]))
     if current:
-        yield current
+        yield matrices(previous, current)
 
 
 def analyze(
@@ -711,16 +772,24 @@ def table_counts(tables: Mapping[str, pl.DataFrame]) -> dict[str, int]:
         for code, run in measure_runs(tables[name]):
             key = f"{name}/{code}"
             add(key, run.height)
-            for value, k in run.get_column(column).value_counts().iter_rows():
-                add(f"{key}/{value}", int(k))
             ids = run.get_column("client_id")
+            if name == "trajectories":  # two statuses: one comparison instead of a hash count
+                flagged = run.get_column("status") == trajectories.NOT_ON_TRACK
+                n_flagged = int(flagged.sum())
+                for value, k in (
+                    (trajectories.ON_TRACK, run.height - n_flagged),
+                    (trajectories.NOT_ON_TRACK, n_flagged),
+                ):
+                    if k:
+                        add(f"{key}/{value}", k)
+                add(f"{key}/flagged_clients", clients(ids.filter(flagged)))
+            else:
+                for value, k in run.get_column(column).value_counts().iter_rows():
+                    add(f"{key}/{value}", int(k))
             if name == "sudden_changes":
                 add(f"{key}/gain_clients", clients(ids.filter(run.get_column("kind") == "gain")))
             elif name != "change":
                 add(f"{key}/clients", clients(ids))
-            if name == "trajectories":
-                flagged = run.get_column("status") == trajectories.NOT_ON_TRACK
-                add(f"{key}/flagged_clients", clients(ids.filter(flagged)))
     outcomes = tables.get("outcomes")
     if outcomes is not None and outcomes.height:
         counts["outcomes"] = outcomes.height

@@ -38,6 +38,27 @@ def neutralise_cell(value: str) -> str:
     return neutralise(value)
 
 
+#: Characters that make a CSV writer quote a cell.
+_QUOTED = r'[,"\r\n]'
+
+
+def plain_text(values: pl.Series) -> bool:
+    """Whether every value of ``values`` can be written to a CSV file as it is: no formula to
+    neutralise and nothing to quote (Polars quotes an empty text too; integers always can).
+
+    >>> plain_text(pl.Series(["a1", "b 2"])), plain_text(pl.Series(["=1", "x"]))
+    (True, False)
+    >>> plain_text(pl.Series(['say "hi"'])), plain_text(pl.Series([7, -2]))
+    (False, True)
+    """
+    if values.dtype.is_integer():
+        return True
+    text = values.cast(pl.String)
+    return not (
+        text.str.contains(_PATTERN).any() or text.str.contains(_QUOTED).any() or (text == "").any()
+    )
+
+
 def _safe(name: str) -> pl.Expr:
     text = pl.col(name).cast(pl.String)
     inner = text.str.replace_all(f"({_SEP} *)({_TRIG})", "${1}'${2}")

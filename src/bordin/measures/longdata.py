@@ -179,8 +179,14 @@ def check_long(
     )
 
     known = sorted(measures)
+    codes = pl.Enum(known)
+    # One pass: each code looked up once, for the check and for the typed column (an unknown
+    # or missing code becomes null).
+    typed = typed.with_columns(
+        pl.col("measure").cast(pl.String).cast(codes, strict=False).alias("_code")
+    )
     report(
-        pl.col("measure").is_null() | ~pl.col("measure").cast(pl.String).is_in(known),
+        pl.col("_code").is_null(),
         pl.format(
             "unknown measure code '{}'{} (known: {}; add it with --measures FILE)",
             pl.col("measure").cast(pl.String).fill_null(""),
@@ -201,14 +207,13 @@ def check_long(
     if problems:
         raise _fail(source, problems)
 
-    codes = pl.Enum(known)
     if typed.schema["client_id"] == pl.String:
         typed = typed.with_columns(normalised_ids(pl.col("client_id")))
     typed = typed.with_columns(
         session_f.cast(pl.Int64).alias("session"),
-        pl.col("measure").cast(pl.String).cast(codes),
+        pl.col("_code").alias("measure"),
         score_f.alias("score"),
-    )
+    ).drop("_code")
     measure_idx = typed.get_column("measure").to_physical().to_numpy()
     score = typed.get_column("score").to_numpy()
     lows = np.array([measures[c].min for c in known], dtype=np.float64)
@@ -320,8 +325,15 @@ def dense_codes(ids: pl.Series) -> tuple[pl.Series, npt.NDArray[np.int64]]:
     (['a', 'b'], [1, 0, 1])
     """
     if ids.len() and ids.null_count() == 0 and ids.is_sorted():
-        change = ids.ne(ids.shift(1)).fill_null(True).to_numpy()
-        codes = np.cumsum(change, dtype=np.int64) - 1
+        if ids.dtype.is_integer():  # NumPy compares neighbours in place, without a copy
+            values = ids.to_numpy()
+            change = np.empty(values.size, dtype=np.bool_)
+            change[0] = True
+            np.not_equal(values[1:], values[:-1], out=change[1:])
+        else:
+            change = ids.ne(ids.shift(1)).fill_null(True).to_numpy()
+        codes = np.cumsum(change, dtype=np.int64)
+        codes -= 1
         return ids.filter(pl.Series(change)), codes
     codes = ids.rank("dense").cast(pl.Int64).to_numpy() - 1
     return ids.unique().sort(), codes

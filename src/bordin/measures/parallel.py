@@ -38,7 +38,7 @@ from typing import Any
 import polars as pl
 
 from bordin.measures import batch, stream, trajectories
-from bordin.measures.csvsafe import neutralise_formulas
+from bordin.measures.csvsafe import neutralise_formulas, plain_text
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import InputError
 
@@ -80,17 +80,23 @@ def _worker(
     conn: Connection,
     path: str,
     measures: Mapping[str, Instrument],
-    cuts: list[Any],
-    mine: list[int],
     work: str,
     out_format: str,
 ) -> None:
     """One worker process: pass 1 over its partitions, then pass 2 once the plan arrives.
 
+    The first message from the parent gives the partitions' client ranges and this worker's
+    partitions (the worker starts, and imports its modules, while the parent computes them).
     Every message to the parent is ``(kind, partition, payload)``; an error ends the worker.
     """
     folder = Path(work)
     keep: dict[int, batch.RowArrays] = {}
+    plain_ids: dict[int, bool] = {}
+    first = conn.recv()
+    if first is None:  # the parent stops the run before it starts
+        conn.close()
+        return
+    cuts, mine = first
     p = mine[0] if mine else -1
     try:
         lazy = stream.scan(Path(path)).with_row_index("_row")
@@ -100,6 +106,7 @@ def _worker(
             typed, arrays, merged, inputs = stream.check_part(
                 lazy, where, Path(path), measures, outcome_codes
             )
+            plain_ids[p] = plain_text(arrays.ids)
             conn.send(("checked", p, (batch.stats_of_rows(arrays), merged, inputs)))
             del inputs
             if len(mine) == 1:
@@ -109,22 +116,30 @@ def _worker(
             del typed, arrays
         # Pass 2 in two steps: the tables that need no trajectory model while the parent
         # fits it (the first plan has no models), then the trajectories.
+        # A partition kept in memory keeps its outcome measures' matrices from the first
+        # step for the second (the trajectories read nothing else).
         counts: dict[int, dict[str, Any]] = {p: {} for p in mine}
         names: list[str] = []
+        blocks: dict[int, list[batch.Block]] = {p: [] for p in keep}
         for only in (EARLY, ("trajectories",)):
             plan = conn.recv()
             if plan is None:  # the parent stops the run (another partition failed)
                 return
             for p in mine:
-                if p in keep:
-                    arrays = keep[p]
+                if p in keep:  # let go after the last step: its tables are written next
+                    arrays = keep[p] if only == EARLY else keep.pop(p)
                 else:
                     arrays = batch.row_arrays(pl.read_parquet(folder / f"input-{p:05d}.parquet"))
-                tables = batch.analyze_rows(arrays, plan, only=only)
+                if p not in blocks:
+                    tables = batch.analyze_rows(arrays, plan, only=only)
+                elif only == EARLY:
+                    tables = batch.analyze_rows(arrays, plan, only, keep_outcomes=blocks[p])
+                else:
+                    tables = batch.analyze_rows(arrays, plan, only, blocks=blocks.pop(p))
                 del arrays
                 batch.add_counts(counts[p], batch.table_counts(tables))
                 for name, table in tables.items():
-                    _write_parts(table, folder, name, p, out_format)
+                    _write_parts(table, folder, name, p, out_format, plain_ids[p])
                 names += [n for n in tables if n not in names]
                 del tables
         for p in mine:
@@ -139,9 +154,17 @@ def _worker(
         conn.close()
 
 
-def _write_parts(table: pl.DataFrame, folder: Path, name: str, p: int, out_format: str) -> None:
+def _write_parts(
+    table: pl.DataFrame, folder: Path, name: str, p: int, out_format: str, plain_ids: bool
+) -> None:
     """One part file per measure (the outputs are sorted by measure, then client): slices of
-    ``table``, not copies."""
+    ``table``, not copies.
+
+    ``plain_ids``: the partition's client ids need neither neutralising nor quoting in CSV
+    (:func:`bordin.measures.csvsafe.plain_text`). Each part holds one measure code, looked at
+    once; when the ids and the code are plain, no column is scanned for formulas and the CSV
+    writer is told that no cell needs quotes (the other text columns hold Bordin's own words).
+    """
     runs = batch.measure_runs(table) if "measure" in table.columns else iter([("", table)])
     for code, rows in runs:
         if not rows.height:
@@ -149,8 +172,13 @@ def _write_parts(table: pl.DataFrame, folder: Path, name: str, p: int, out_forma
         target = folder / f"{name}-{code}-{p:05d}.{out_format}"
         if out_format == "parquet":
             rows.write_parquet(target)
+            continue
+        plain = plain_ids and (not code or plain_text(pl.Series([code])))
+        if plain:
+            rows.write_csv(target, include_header=False, quote_style="never")
         else:
-            neutralise_formulas(rows, skip=batch.OWN_WORDS).write_csv(target, include_header=False)
+            skip = batch.OWN_WORDS | ({"client_id"} if plain_ids else set())
+            neutralise_formulas(rows, skip=skip).write_csv(target, include_header=False)
 
 
 def _join_csv(parts: list[Path], header: str, target: Path) -> None:
@@ -207,9 +235,7 @@ def analyze_parallel(
     lazy = stream.scan(path)
     if stream.count_rows(lazy) == 0:
         raise InputError(f"{source}: no rows: the file has no data rows, only a header")
-    cuts = stream.cuts(lazy, partitions)
-    partitions = len(cuts) + 1
-    workers = min(workers, partitions)
+    workers = max(1, min(workers, partitions))
     work = out / ".parts"
     work.mkdir()
     context = multiprocessing.get_context("spawn")
@@ -218,12 +244,11 @@ def analyze_parallel(
     links: list[Connection] = []
     procs = []
     try:
-        for w in range(workers):
-            mine = list(range(w, partitions, workers))
+        for _ in range(workers):
             parent_end, child_end = context.Pipe()
             proc = context.Process(
                 target=_worker,
-                args=(child_end, str(path), dict(measures), cuts, mine, str(work), out_format),
+                args=(child_end, str(path), dict(measures), str(work), out_format),
                 daemon=True,
             )
             proc.start()
@@ -236,7 +261,12 @@ def analyze_parallel(
         else:
             os.environ["POLARS_MAX_THREADS"] = threads
     try:
-        tell(f"checking {partitions} parts in {workers} processes")
+        # Fewer client ranges than asked for (few clients): a worker may get none.
+        cuts = stream.cuts(lazy, partitions)
+        partitions = len(cuts) + 1
+        for w, link in enumerate(links):
+            link.send((cuts, list(range(w, partitions, workers))))
+        tell(f"checking {partitions} parts in {min(workers, partitions)} processes")
         checked = _gather(links, partitions, "checked")
         stats: dict[str, Any] = {}
         merged: list[tuple[str, str]] = []

@@ -37,6 +37,7 @@ from bordin.measures import batch, trajectories
 from bordin.measures.csvsafe import formula_safe
 from bordin.measures.instruments import Instrument
 from bordin.measures.longdata import (
+    REQUIRED,
     InputError,
     check_header,
     check_long,
@@ -160,8 +161,14 @@ def check_part(
     arrays), the ids normalisation merged, and the trajectory fit's counted triples of each
     outcome measure present; raises :class:`InputError` naming the file."""
     source = str(path)
+    schema = lazy.collect_schema()
+    # Only what the analysis checks or uses is read (not ``therapist_id``, nor a typed date),
+    # as :func:`bordin.measures.longdata.read_table` reads a whole file.
+    wanted = [c for c in ("_row", *REQUIRED) if c in schema]
+    if schema.get("date") == pl.String:
+        wanted.append("date")
     try:
-        raw = lazy.filter(where).collect()
+        raw = lazy.filter(where).select(wanted).collect()
     except pl.exceptions.PolarsError as exc:
         hint = ragged_row(path) if path.suffix.lower() in (".csv", ".txt") else None
         first = str(exc).strip().splitlines()[0]
