@@ -334,6 +334,85 @@ def test_fit_counts_by_code_hand_worked() -> None:
     assert doubled.counts.tolist() == [2, 2] and doubled.n_clients == 2
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    clients=st.integers(1, 30),
+    lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+    chunk=st.integers(1, 50),
+)
+def test_summary_counts_agree_with_a_group_by(
+    seed: int, clients: int, lengths: list[int], chunk: int
+) -> None:
+    """The input counts of the summary, counted chunk by chunk, are those of a group-by."""
+    data = long_data(seed, clients, lengths)
+    cells = data.group_by("client_id", "measure").agg(
+        pl.len().alias("n"),
+        (pl.col("session").max() >= 4).alias("four"),
+        (pl.col("session") == 1).any().alias("intake"),
+    )
+    default = longdata.CHUNK_ROWS
+    try:
+        longdata.CHUNK_ROWS = chunk
+        got = batch.stats_of_rows(batch.row_arrays(data))
+    finally:
+        longdata.CHUNK_ROWS = default
+    assert got["rows"] == data.height
+    assert got["clients"] == data.get_column("client_id").n_unique()
+    for code in MEASURES:
+        mine = cells.filter(pl.col("measure") == code)
+        if not mine.height:
+            assert code not in got
+            continue
+        no_intake = mine.filter(~pl.col("intake"))
+        assert got[code] == {
+            "rows": mine.get_column("n").sum(),
+            "clients": mine.height,
+            "single": mine.filter(pl.col("n") == 1).height,
+            "four_plus": mine.filter(pl.col("four")).height,
+            "no_intake_clients": no_intake.height,
+            "no_intake_rows": no_intake.get_column("n").sum(),
+        }
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_the_joiner_appends_parts_in_order_whatever_the_order_of_reports(
+    data: st.DataObject,
+) -> None:
+    """Workers report parts as they write them, interleaved in any way: each CSV file is the
+    header and the parts by code, then partition, as joining them at the end gives."""
+    import tempfile
+    from pathlib import Path
+
+    from bordin.measures import parallel
+
+    present = ("gad7", "phq9")
+    partitions = data.draw(st.integers(1, 4))
+    written = {(code, q): data.draw(st.booleans()) for q in range(partitions) for code in present}
+    expected = batch.empty_table("trajectories").write_csv() + "".join(
+        f"{code} {q}\n" for code in present for q in range(partitions) if written[code, q]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        work, out = Path(tmp) / "work", Path(tmp) / "out"
+        work.mkdir()
+        out.mkdir()
+        queues = []
+        for q in range(partitions):
+            codes = [c for c in present if written[c, q]]
+            for code in codes:
+                (work / f"trajectories-{code}-{q:05d}.csv").write_text(f"{code} {q}\n")
+            queues.append([(q, [c], False) for c in codes] + [(q, codes, True)])
+        joiner = parallel._Joiner(work, out, present, partitions)
+        while any(queues):
+            q = data.draw(st.sampled_from([k for k, left in enumerate(queues) if left]))
+            p, codes, whole = queues[q].pop(0)
+            joiner.add(p, "trajectories", codes, whole)
+        joiner.finish(["trajectories"])
+        assert (out / "trajectories.csv").read_text() == expected
+        assert not list(work.iterdir()), "every part appended once and removed"
+
+
 def test_a_worker_that_ends_without_its_results_is_a_message() -> None:
     import multiprocessing
 

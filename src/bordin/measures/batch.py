@@ -264,13 +264,24 @@ def measure_stats(data: pl.DataFrame | pl.LazyFrame) -> dict[str, Any]:
 
 
 def stats_of_rows(cols: RowArrays) -> dict[str, Any]:
-    """:func:`measure_stats` from the rows as arrays: counts into (client, measure) cells."""
+    """:func:`measure_stats` from the rows as arrays: counts into (client, measure) cells.
+
+    The rows are in client order, so a chunk of rows counts into the cells of its own range
+    of clients (small temporaries, reused, instead of arrays as long as the data).
+    """
     n_codes = len(cols.codes)
     cells = cols.ids.len() * n_codes
-    key = cols.client * n_codes + cols.measure
-    n = np.bincount(key, minlength=cells).reshape(-1, n_codes)
-    four_plus = np.bincount(key[cols.session >= 4], minlength=cells).reshape(-1, n_codes) > 0
-    intake = np.bincount(key[cols.session == 1], minlength=cells).reshape(-1, n_codes) > 0
+    counts = np.zeros((3, cells), dtype=np.int64)  # rows, rows from session 4, intakes
+    for a in range(0, cols.client.size, longdata.CHUNK_ROWS):
+        part = slice(a, a + longdata.CHUNK_ROWS)
+        client, session = cols.client[part], cols.session[part]
+        low, high = int(client[0]) * n_codes, (int(client[-1]) + 1) * n_codes
+        key = client * n_codes + cols.measure[part] - low
+        for k, rows in enumerate((key, key[session >= 4], key[session == 1])):
+            counts[k, low:high] += np.bincount(rows, minlength=high - low)
+    n = counts[0].reshape(-1, n_codes)
+    four_plus = counts[1].reshape(-1, n_codes) > 0
+    intake = counts[2].reshape(-1, n_codes) > 0
     present = n > 0
     out: dict[str, Any] = {"rows": int(cols.client.size), "clients": int(cols.ids.len())}
     paired = np.zeros(cols.ids.len(), dtype=np.bool_)

@@ -14,8 +14,10 @@ Worker ``w`` takes partitions ``w, w + W, w + 2W ...``:
    :func:`bordin.measures.batch.plan_from_parts`), and sends the plan to every worker.
 3. Second pass, in the workers: each partition analysed on its own
    (:func:`bordin.measures.batch.analyze_rows`) and its tables written as one part file per
-   table and measure (CSV rows without the header, or Parquet). The parent then joins the part
-   files in order, measure by measure and partition by partition, behind one header line.
+   table and measure (CSV rows without the header, or Parquet). The parent joins the part
+   files in order, measure by measure and partition by partition, behind one header line:
+   CSV parts as soon as every part before them is written (:class:`_Joiner`), Parquet parts
+   at the end.
 
 Partitions are consecutive ranges of sorted client ids, so the joined files are byte for byte
 those of the in-memory engine (tested). When a partition's rows fail the checks, the error of
@@ -30,7 +32,7 @@ import multiprocessing
 import os
 import shutil
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -139,7 +141,7 @@ def _worker(
                 del arrays
                 batch.add_counts(counts[p], batch.table_counts(tables))
                 for name, table in tables.items():
-                    _write_parts(table, folder, name, p, out_format, plain_ids[p])
+                    _write_parts(table, folder, name, p, out_format, plain_ids[p], conn)
                 names += [n for n in tables if n not in names]
                 del tables
         for p in mine:
@@ -155,10 +157,18 @@ def _worker(
 
 
 def _write_parts(
-    table: pl.DataFrame, folder: Path, name: str, p: int, out_format: str, plain_ids: bool
+    table: pl.DataFrame,
+    folder: Path,
+    name: str,
+    p: int,
+    out_format: str,
+    plain_ids: bool,
+    conn: Connection,
 ) -> None:
     """One part file per measure (the outputs are sorted by measure, then client): slices of
-    ``table``, not copies.
+    ``table``, not copies. Each part written is reported to the parent, then the table's
+    whole list of measure codes (``""`` for a table without a measure column), in order
+    (see :class:`_Joiner`).
 
     ``plain_ids``: the partition's client ids need neither neutralising nor quoting in CSV
     (:func:`bordin.measures.csvsafe.plain_text`). Each part holds one measure code, looked at
@@ -166,12 +176,15 @@ def _write_parts(
     writer is told that no cell needs quotes (the other text columns hold Bordin's own words).
     """
     runs = batch.measure_runs(table) if "measure" in table.columns else iter([("", table)])
+    written = []
     for code, rows in runs:
         if not rows.height:
             continue
+        written.append(code)
         target = folder / f"{name}-{code}-{p:05d}.{out_format}"
         if out_format == "parquet":
             rows.write_parquet(target)
+            conn.send(("written", p, (name, [code], False)))
             continue
         plain = plain_ids and (not code or plain_text(pl.Series([code])))
         if plain:
@@ -179,17 +192,71 @@ def _write_parts(
         else:
             skip = batch.OWN_WORDS | ({"client_id"} if plain_ids else set())
             neutralise_formulas(rows, skip=skip).write_csv(target, include_header=False)
+        conn.send(("written", p, (name, [code], False)))
+    conn.send(("written", p, (name, written, True)))
 
 
-def _join_csv(parts: list[Path], header: str, target: Path) -> None:
-    """``header`` then each part file's bytes, in order, into ``target``."""
-    with target.open("wb") as out:
-        out.write(header.encode("utf-8"))
-        out.flush()
-        for part in parts:
-            with part.open("rb") as src:
-                _copy(src.fileno(), out.fileno(), part.stat().st_size)
-            part.unlink()
+class _Joiner:
+    """Each CSV output file put together from the workers' part files while they still work.
+
+    The parts of a table go in the order measure code, then partition (the outputs are sorted
+    by measure, then client). A worker reports each part once written
+    (``("written", p, (name, [code], False))``) and then the table's whole list
+    (``("written", p, (name, codes, True))``); it writes a table's parts in code order, so a
+    reported code also says the earlier codes it did not report have no part. Every part
+    whose predecessors are all settled is appended to its file at once: when the workers end,
+    only their last parts are left to copy.
+    """
+
+    def __init__(self, work: Path, out: Path, present: tuple[str, ...], partitions: int) -> None:
+        self.work, self.out = work, out
+        self.order = ("", *present)
+        self.partitions = partitions
+        self.written: dict[str, dict[int, tuple[list[str], bool]]] = {}
+        self.next: dict[str, tuple[int, int]] = {}  # (code index, partition) to append next
+        self.files: dict[str, Any] = {}
+
+    def add(self, p: int, name: str, codes: list[str], whole: bool) -> None:
+        """Partition ``p``'s parts ``codes`` of table ``name`` are written (all of them when
+        ``whole``): append what can be."""
+        known = self.written.setdefault(name, {})
+        seen, _ = known.get(p, ([], False))
+        known[p] = (codes if whole else [*seen, *codes], whole)
+        rank = {code: k for k, code in enumerate(self.order)}
+        k, q = self.next.get(name, (0, 0))
+        while k < len(self.order) and q in known:
+            have, complete = known[q]
+            code = self.order[k]
+            if code in have:
+                self._append(name, self.work / f"{name}-{code}-{q:05d}.csv")
+            elif not complete and not (have and rank[have[-1]] > k):
+                break  # partition q may still write this code
+            k, q = (k, q + 1) if q + 1 < self.partitions else (k + 1, 0)
+        self.next[name] = (k, q)
+
+    def _append(self, name: str, part: Path) -> None:
+        out = self.files.get(name)
+        if out is None:
+            out = self.files[name] = (self.out / f"{name}.csv").open("wb")
+            out.write(batch.empty_table(name).write_csv().encode("utf-8"))
+            out.flush()
+        with part.open("rb") as src:
+            _copy(src.fileno(), out.fileno(), part.stat().st_size)
+        part.unlink()
+
+    def finish(self, names: list[str]) -> None:
+        """Close every file; a table with no rows is its header line."""
+        for name in names:
+            if self.next.get(name, (0, 0))[0] < len(self.order):  # pragma: no cover - a bug
+                raise RuntimeError(f"{name}: parts missing when the workers ended")
+            if name not in self.files:
+                (self.out / f"{name}.csv").write_text(batch.empty_table(name).write_csv())
+        self.close()
+
+    def close(self) -> None:
+        for out in self.files.values():
+            out.close()
+        self.files.clear()
 
 
 def _copy(src: int, dst: int, size: int) -> None:
@@ -243,6 +310,7 @@ def analyze_parallel(
     os.environ["POLARS_MAX_THREADS"] = str(max(1, cpu_workers() // workers))
     links: list[Connection] = []
     procs = []
+    joiner: _Joiner | None = None
     try:
         for _ in range(workers):
             parent_end, child_end = context.Pipe()
@@ -276,6 +344,8 @@ def analyze_parallel(
             merged.extend(part_merged)
         present = tuple(sorted(k for k, v in stats.items() if isinstance(v, dict)))
         early = batch.Plan(measures=measures, present=present, models={}, model_notes={})
+        if out_format == "csv":
+            joiner = _Joiner(work, out, present, partitions)
         _send(links, early)
         tell("fitting expected trajectories")
         fit_counts = {
@@ -295,8 +365,10 @@ def analyze_parallel(
         del fit_counts
         _send(links, the_plan)
         tell(f"analysing {partitions} parts in {workers} processes (trajectories)")
-        analysed = _gather(links, partitions, "analysed")
+        analysed = _gather(links, partitions, "analysed", joiner.add if joiner else None)
     except BaseException:
+        if joiner is not None:
+            joiner.close()
         for link in links:
             with contextlib.suppress(OSError):
                 link.send(None)
@@ -314,21 +386,20 @@ def analyze_parallel(
         batch.add_counts(counts, part_counts)
 
     tell("writing results")
-    for name in names:
+    if joiner is not None:
+        joiner.finish(names)
+    for name in names if out_format == "parquet" else ():
         files = [
-            work / f"{name}-{code}-{p:05d}.{out_format}"
+            work / f"{name}-{code}-{p:05d}.parquet"
             for code in ("", *present)
             for p in range(partitions)
         ]
         files = [f for f in files if f.exists()]
-        target = out / f"{name}.{out_format}"
-        if out_format == "parquet":
-            if files:
-                pl.scan_parquet(files).sink_parquet(target)
-            else:
-                batch.write_table(batch.empty_table(name), target)
+        target = out / f"{name}.parquet"
+        if files:
+            pl.scan_parquet(files).sink_parquet(target)
         else:
-            _join_csv(files, batch.empty_table(name).write_csv(), target)
+            batch.write_table(batch.empty_table(name), target)
     shutil.rmtree(work)
     summary = batch.write_summary(out, the_plan, stats, counts, source=source, merged=merged)
     return summary, merged
@@ -348,9 +419,15 @@ def _send(links: list[Connection], message: object) -> None:
             raise WorkerError(ENDED) from None
 
 
-def _gather(links: list[Connection], partitions: int, kind: str) -> dict[int, Any]:
+def _gather(
+    links: list[Connection],
+    partitions: int,
+    kind: str,
+    written: Callable[[int, str, list[str], bool], None] | None = None,
+) -> dict[int, Any]:
     """Every partition's ``kind`` message; the lowest partition's error is raised (after every
-    worker has answered for all its partitions or stopped)."""
+    worker has answered for all its partitions or stopped). ``"written"`` messages on the way
+    go to ``written``."""
     got: dict[int, Any] = {}
     errors: dict[int, BaseException] = {}
     waiting = list(links)
@@ -365,6 +442,9 @@ def _gather(links: list[Connection], partitions: int, kind: str) -> dict[int, An
             if what == "error":
                 errors[p] = payload
                 waiting.remove(link)
+            elif what == "written":
+                if written is not None:
+                    written(p, *payload)
             else:
                 got[p] = payload
     if errors:
