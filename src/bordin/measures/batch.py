@@ -317,16 +317,20 @@ class RowArrays:
     score: npt.NDArray[np.float64]
 
 
-def row_arrays(data: pl.DataFrame) -> RowArrays:
+def row_arrays(
+    data: pl.DataFrame, codes: tuple[pl.Series, npt.NDArray[np.int64]] | None = None
+) -> RowArrays:
     """The checked rows of ``data`` as :class:`RowArrays`, built once for every later step.
 
     Rows out of client order are put in client order first (a stable sort: each client's rows
     keep their order), one sort that spares every later step its own sort or gather; the
-    results do not depend on the order of the rows.
+    results do not depend on the order of the rows. ``codes``: the ids' :func:`dense_codes`
+    if already known (:func:`~bordin.measures.longdata.check_long` gives them), used when the
+    rows are in client order.
     """
     if data.height > 1 and not data.get_column("client_id").is_sorted():
-        data = data.sort("client_id", maintain_order=True)
-    ids, client = dense_codes(data.get_column("client_id"))
+        data, codes = data.sort("client_id", maintain_order=True), None
+    ids, client = codes if codes is not None else dense_codes(data.get_column("client_id"))
     measure = data.get_column("measure")
     if not isinstance(measure.dtype, pl.Enum):
         text = measure.cast(pl.String)

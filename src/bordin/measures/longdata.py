@@ -135,12 +135,16 @@ def check_long(
     measures: Mapping[str, Instrument],
     *,
     source: str,
+    client_codes: list[tuple[pl.Series, npt.NDArray[np.int64]]] | None = None,
 ) -> pl.DataFrame:
     """Check and type a long-format frame; return it with typed columns or raise InputError.
 
     Returns columns ``client_id`` (as given, text for CSV), ``session`` (Int64), ``measure``
     (an Enum of the known codes), ``score`` (Float64), plus ``therapist_id`` and ``date``
     (Date) when present. Checks run cheapest first and stop at the first kind of problem.
+    ``client_codes``, a list, receives the returned ids' :func:`dense_codes` (the duplicate
+    check computes them), for :func:`bordin.measures.batch.row_arrays` not to compute them
+    again.
     """
     frame = check_header(frame, source)
     if frame.height == 0:
@@ -235,7 +239,9 @@ def check_long(
             )
         raise _fail(source, problems)
 
-    _check_duplicates(typed, measure_idx, len(known), source)
+    found = _check_duplicates(typed, measure_idx, len(known), source)
+    if client_codes is not None:
+        client_codes.append(found)
     if "date" in typed.columns and typed.schema["date"] == pl.String:
         parsed = pl.col("date").str.to_date("%Y-%m-%d", strict=False)
         bad_date = pl.col("date").is_not_null() & (pl.col("date") != "") & parsed.is_null()
@@ -341,8 +347,9 @@ def dense_codes(ids: pl.Series) -> tuple[pl.Series, npt.NDArray[np.int64]]:
 
 def _check_duplicates(
     typed: pl.DataFrame, measure_idx: npt.NDArray[Any], n_measures: int, source: str
-) -> None:
-    """Reject two rows for the same client, session and measure, naming both rows.
+) -> tuple[pl.Series, npt.NDArray[np.int64]]:
+    """Reject two rows for the same client, session and measure, naming both rows; returns
+    the ids' :func:`dense_codes`.
 
     Each row is given an integer cell number; counting cells into a dense array is far faster
     than hashing the three columns, and falls back to hashing when the array would be huge.
@@ -364,7 +371,7 @@ def _check_duplicates(
         for a in range(0, session.size, CHUNK_ROWS):
             seen[cells(slice(a, a + CHUNK_ROWS))] = True
         if int(np.count_nonzero(seen)) == session.size:
-            return
+            return ids, client
         del seen
         cell = cells(slice(None))
         duplicated = np.bincount(cell, minlength=n_cells)[cell] > 1
@@ -372,11 +379,11 @@ def _check_duplicates(
         cell = cells(slice(None))
         ordered = np.sort(cell)  # far less memory than hashing; duplicates end up adjacent
         if not np.any(ordered[1:] == ordered[:-1]):
-            return
+            return ids, client
         del ordered
         duplicated = pl.Series(cell).is_duplicated().to_numpy()
     if not duplicated.any():
-        return
+        return ids, client
     dups = typed.filter(pl.Series(duplicated)).sort("client_id", "measure", "session", "_row")
     first = dups.row(0, named=True)
     rows = dups.filter(

@@ -174,9 +174,10 @@ def check_part(
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"{source}: " + (hint or f"cannot be read ({first})")) from None
     merged = merged_ids(raw)
-    typed = check_long(raw, measures, source=source)
+    codes: list[tuple[pl.Series, Any]] = []
+    typed = check_long(raw, measures, source=source, client_codes=codes)
     del raw
-    arrays = batch.row_arrays(typed)
+    arrays = batch.row_arrays(typed, codes[0])
     return typed, arrays, merged, batch.fit_counts_by_code(arrays, outcome_codes)
 
 
