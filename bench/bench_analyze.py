@@ -6,8 +6,10 @@ Usage (from the repository root)::
     .venv/bin/python bench/bench_analyze.py --clients 20000 # a quick run
     .venv/bin/python bench/bench_analyze.py --baseline e1e20c8  # also the engine at that commit
 
-What it measures, all in one run on this machine (the load average is printed first and last:
-the machine may be shared, so read the figures beside it):
+What it measures, all in one run on this machine (the load average and the CPU time of a fixed
+reference work are printed first and last: the machine may be shared, and these virtual
+machines run the same work faster at some times than at others, so read the figures beside
+them):
 
 1. ``bordin analyze`` on synthetic data (``bordin synth``: 3 measures, up to 20 sessions) read
    from Parquet, as a separate process: wall time and peak resident memory of that process and
@@ -33,6 +35,7 @@ It prints throughput and the ratios. Nothing here is asserted: speed is reported
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -61,6 +64,21 @@ from bordin.measures.synth import synthesize, write  # noqa: E402
 #: The issue's figure for the R package suddengains on this kind of machine: about 30 s for
 #: 1,000 clients. Quoted, not measured here (R is not available on these machines).
 R_SUDDENGAINS_SECONDS_PER_CLIENT = 30.0 / 1000
+
+
+def machine_speed() -> str:
+    """A fixed piece of work timed now (the fastest of three): these virtual machines run the
+    same work up to a third slower at some times than at others, whatever their load average
+    says, so figures from different runs are read beside this one."""
+    rng = np.random.default_rng(0)
+    values = rng.random(5_000_000)
+    best = math.inf
+    for _ in range(3):
+        started = time.process_time()
+        np.sort(values)
+        sum(range(3_000_000))
+        best = min(best, time.process_time() - started)
+    return f"reference work (sort 5 M floats, sum 3 M ints in Python): {best * 1000:.0f} ms CPU"
 
 
 def load() -> str:
@@ -112,7 +130,19 @@ def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> 
             f"bordin analyze failed: {proc.stderr.read().decode() if proc.stderr else ''}"
         )
     own = usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+    if own <= _our_peak_rss():
+        # The child inherits this process's high-water mark when it starts (fork, then exec):
+        # a figure no higher than ours may be ours, not the command's; the samples decide.
+        own = 0
     return Run(seconds, max(peak, own) / 1024**3, usage.ru_utime, usage.ru_stime)
+
+
+def _our_peak_rss() -> int:
+    """This process's peak resident memory in bytes (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def baseline_src(rev: str, into: Path) -> Path:
@@ -210,6 +240,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"start: {load()}")
+    print(f"machine speed: {machine_speed()}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = args.workdir / f"synthetic-{args.clients}.parquet"
     if not data.exists():
@@ -304,6 +335,7 @@ def main() -> None:
         "ratio R suddengains (30 ms per client, the issue's figure, not measured here) / "
         f"whole analyze per client: {R_SUDDENGAINS_SECONDS_PER_CLIENT / per_client:,.0f}x"
     )
+    print(f"machine speed: {machine_speed()}")
     print(f"end: {load()}")
 
 
