@@ -364,7 +364,7 @@ def analyze_parallel(
         )
         del fit_counts
         _send(links, the_plan)
-        tell(f"analysing {partitions} parts in {workers} processes (trajectories)")
+        tell(f"analysing {partitions} parts in {min(workers, partitions)} processes (trajectories)")
         analysed = _gather(links, partitions, "analysed", joiner.add if joiner else None)
     except BaseException:
         if joiner is not None:
