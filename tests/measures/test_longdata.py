@@ -124,3 +124,24 @@ def test_any_single_corruption_is_caught_with_its_row(row: int, column: str, val
         return
     with pytest.raises(InputError, match=f"row {row + 1}:"):
         check_long(corrupted, builtin_registry(), source="f.csv")
+
+
+def test_rows_out_of_client_order_are_reported_lowest_row_first(tmp_path: Path) -> None:
+    """Rows out of client order are sorted by client before the later checks (duplicates,
+    dates); their problems are still listed by row number, lowest first."""
+    text = (
+        "client_id,session,measure,score,therapist_id,date\n"
+        "b,1,phq9,15,t1,05/01/2026\n"
+        "a,1,phq9,12,t1,06/01/2026\n"
+        "a,2,phq9,11,t1,2026-01-12\n"
+    )
+    with pytest.raises(InputError) as info:
+        read_long(write(tmp_path, text), builtin_registry())
+    message = str(info.value)
+    assert message.index("row 1: date '05/01/2026'") < message.index("row 2: date '06/01/2026'")
+    frame = read_long(
+        write(tmp_path, text.replace("05/01/2026", "").replace("06/01/2026", ""), "ok.csv"),
+        builtin_registry(),
+    )
+    assert frame.get_column("client_id").to_list() == ["a", "a", "b"]
+    assert frame.get_column("session").to_list() == [1, 2, 1]

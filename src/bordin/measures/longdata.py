@@ -119,9 +119,11 @@ def ragged_row(path: Path) -> str | None:
 
 
 def _first_rows(frame: pl.DataFrame, mask: pl.Expr | pl.Series, message: pl.Expr) -> list[str]:
-    bad = frame.filter(mask).head(MAX_REPORTED)
+    """The first rows of the file (lowest ``_row``) that ``mask`` selects, with ``message``."""
+    bad = frame.filter(mask)
     if bad.height == 0:
         return []
+    bad = bad.bottom_k(MAX_REPORTED, by="_row").sort("_row")
     out = bad.select(pl.format("row {}: ", pl.col("_row") + 1), message.alias("_msg"))
     return [a + b for a, b in out.iter_rows()]
 
@@ -239,6 +241,12 @@ def check_long(
             )
         raise _fail(source, problems)
 
+    if typed.height > 1 and not typed.get_column("client_id").is_sorted():
+        # In client order from here on (a stable sort: each client's rows keep their order):
+        # the duplicate check and every later step take their in-order paths; problems are
+        # still reported by row number, lowest first.
+        typed = typed.sort("client_id", maintain_order=True)
+        measure_idx = typed.get_column("measure").to_physical().to_numpy()
     found = _check_duplicates(typed, measure_idx, len(known), source)
     if client_codes is not None:
         client_codes.append(found)
