@@ -136,19 +136,11 @@ def run_analyze(data: Path, out: Path, *extra: str, src: Path | None = None) -> 
             f"bordin analyze failed: {proc.stderr.read().decode() if proc.stderr else ''}"
         )
     own = usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
-    if own <= _our_peak_rss():
+    if own <= proctree.status_bytes("self", "VmHWM"):
         # The child inherits this process's high-water mark when it starts (fork, then exec):
         # a figure no higher than ours may be ours, not the command's; the samples decide.
         own = 0
     return Run(seconds, max(peak, own) / 1024**3, usage.ru_utime, usage.ru_stime)
-
-
-def _our_peak_rss() -> int:
-    """This process's peak resident memory in bytes (``VmHWM``)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def baseline_src(rev: str, into: Path) -> Path:

@@ -43,17 +43,20 @@ def cpu_seconds(root: int) -> float:
     )
 
 
+def status_bytes(pid: int | str, field: str) -> int:
+    """A memory field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM`` ...) in bytes; 0 when the
+    process or the field is gone (``pid`` may be ``"self"``)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def rss_bytes(root: int) -> int:
     """Resident memory of ``root`` and its live descendants together (``VmRSS``: cheap to read,
     unlike ``smaps``, whose page-table walk would slow the run it measures)."""
-    total = 0
-    for pid in tree(root):
-        try:
-            text = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-                break
-    return total
+    return sum(status_bytes(pid, "VmRSS") for pid in tree(root))

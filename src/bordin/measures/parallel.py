@@ -211,6 +211,7 @@ class _Joiner:
     def __init__(self, work: Path, out: Path, present: tuple[str, ...], partitions: int) -> None:
         self.work, self.out = work, out
         self.order = ("", *present)
+        self.rank = {code: k for k, code in enumerate(self.order)}
         self.partitions = partitions
         self.written: dict[str, dict[int, tuple[list[str], bool]]] = {}
         self.next: dict[str, tuple[int, int]] = {}  # (code index, partition) to append next
@@ -222,14 +223,13 @@ class _Joiner:
         known = self.written.setdefault(name, {})
         seen, _ = known.get(p, ([], False))
         known[p] = (codes if whole else [*seen, *codes], whole)
-        rank = {code: k for k, code in enumerate(self.order)}
         k, q = self.next.get(name, (0, 0))
         while k < len(self.order) and q in known:
             have, complete = known[q]
             code = self.order[k]
             if code in have:
                 self._append(name, self.work / f"{name}-{code}-{q:05d}.csv")
-            elif not complete and not (have and rank[have[-1]] > k):
+            elif not complete and not (have and self.rank[have[-1]] > k):
                 break  # partition q may still write this code
             k, q = (k, q + 1) if q + 1 < self.partitions else (k + 1, 0)
         self.next[name] = (k, q)

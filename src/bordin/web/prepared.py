@@ -142,7 +142,7 @@ class PreparedQuery(Generic[M]):
         try:
             compiled = self._compiled[connection]
         except KeyError:
-            sentinels = [s.sentinel if isinstance(s, Converted) else s for s in self.sentinels]
+            sentinels = _sentinels(self.sentinels)
             compiled = self._compiled[connection] = self._compile(self.build(*sentinels).using(db))
         if compiled is None or any(v is None for v in values):
             # ``None`` is compiled as ``IS NULL``, not as a parameter: the ORM writes that.
@@ -225,6 +225,7 @@ def _locate(
 
 
 def _sentinels(sentinels: tuple[Any, ...]) -> list[Any]:
+    """The values a query is compiled with (a :class:`Converted`'s own sentinel)."""
     return [s.sentinel if isinstance(s, Converted) else s for s in sentinels]
 
 
