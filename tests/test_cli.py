@@ -542,6 +542,29 @@ def test_partitioned_run_reports_rows_by_their_number_in_the_file(
     assert not list(tmp_path.glob(".out*")), "staging removed"
 
 
+@pytest.mark.parametrize("how", PARTITIONED)
+def test_partitioned_run_names_an_unknown_measure_code_with_its_hint(
+    synthetic: Path, tmp_path: Path, how: list[str]
+) -> None:
+    """A partition reads its measure codes already cast; a code it does not know sends it
+    back to the text, for the message to name the code and the likely fix."""
+    frame = pl.read_parquet(synthetic)
+    bad_row = frame.height - 3
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == bad_row)
+        .then(pl.col("measure").str.to_uppercase())
+        .otherwise(pl.col("measure"))
+        .alias("measure")
+    )
+    code = frame.row(bad_row, named=True)["measure"]
+    path = tmp_path / "bad.parquet"
+    frame.write_parquet(path)
+    done = run("analyze", path, "--out", tmp_path / "out", *how)
+    assert done.returncode == 2
+    assert f"row {bad_row + 1}: unknown measure code '{code}' (did you mean" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_worker_processes_report_the_first_partition_that_fails(
     synthetic: Path, tmp_path: Path
 ) -> None:

@@ -145,3 +145,43 @@ def test_rows_out_of_client_order_are_reported_lowest_row_first(tmp_path: Path) 
     )
     assert frame.get_column("client_id").to_list() == ["a", "a", "b"]
     assert frame.get_column("session").to_list() == [1, 2, 1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    head=st.lists(st.integers(0, 30), max_size=40).map(sorted),
+    rest=st.lists(st.integers(0, 30), max_size=40),
+    max_inserts=st.sampled_from([1, 3, 1024]),
+)
+def test_client_order_is_a_stable_sort(head: list[int], rest: list[int], max_inserts: int) -> None:
+    """Mostly sorted rows (a sorted head, then anything), put in order by slices or by one
+    sort: always what Polars' stable sort gives, each client's rows in their order."""
+    ids = head + rest
+    frame = pl.DataFrame({"client_id": ids, "k": list(range(len(ids)))})
+    expected = frame.sort("client_id", maintain_order=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(longdata, "MAX_INSERTS", max_inserts)
+        assert longdata.client_order(frame).equals(expected)
+
+
+def test_long_series_appended_out_of_order_come_out_as_sorted(tmp_path: Path) -> None:
+    """A file of clients in order with a few clients' rows appended later (another measure,
+    later sessions of an earlier client): the checked rows are in client order, each
+    client's rows in the file's order."""
+    rows = [(1, 1, "phq9"), (2, 1, "phq9"), (3, 1, "phq9"), (1, 1, "gad7"), (2, 2, "phq9")]
+    frame = pl.DataFrame(
+        {
+            "client_id": [r[0] for r in rows],
+            "session": [r[1] for r in rows],
+            "measure": [r[2] for r in rows],
+            "score": [5.0] * len(rows),
+        }
+    )
+    typed = check_long(frame, builtin_registry(), source="f.parquet")
+    assert typed.select("client_id", "session", pl.col("measure").cast(pl.String)).rows() == [
+        (1, 1, "phq9"),
+        (1, 1, "gad7"),
+        (2, 1, "phq9"),
+        (2, 2, "phq9"),
+        (3, 1, "phq9"),
+    ]

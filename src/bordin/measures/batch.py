@@ -44,7 +44,7 @@ from bordin.measures import growth, longdata, rupture_rules, sudden_gains, traje
 from bordin.measures.csvsafe import neutralise_formulas
 from bordin.measures.instruments import Instrument
 from bordin.measures.intervals import annotate_summary
-from bordin.measures.longdata import dense_codes
+from bordin.measures.longdata import client_order, dense_codes
 from bordin.measures.outcomes import paired_from_matrices
 from bordin.measures.reliable_change import change_table
 from bordin.measures.series import SeriesMatrix
@@ -567,7 +567,7 @@ def analyze_rows(
                 continue
             frame = pl.concat(found)
             del found
-            frame = _client_order(frame)
+            frame = client_order(frame)
             client = frame.get_column("client_id").to_numpy()
             frame = frame.with_columns(cols.ids.gather(client).alias("client_id"))
             frames.append(_with_measure(frame, code, name) if code else frame)
@@ -578,38 +578,6 @@ def analyze_rows(
         for name in ("sudden_changes", "change", "ruptures", "trajectories", "outcomes")
         if name in wanted
     }
-
-
-#: Most runs of rows :func:`_client_order` inserts into the sorted head as slices.
-MAX_INSERTS = 1024
-
-
-def _client_order(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` (blocks' rows, one after another) in client order.
-
-    Each block's rows are sorted as the method documents (client, then session ...) and blocks
-    hold disjoint clients, so a stable sort by client sorts them all. The short-series blocks
-    come first, already in client order; the rest (few clients with long series, usually)
-    is sorted on its own and its runs inserted as slices, without copying the sorted head.
-    """
-    client = frame.get_column("client_id").to_numpy()
-    falls = np.flatnonzero(client[1:] < client[:-1])
-    if not falls.size:
-        return frame
-    cut = int(falls[0]) + 1  # a block boundary: head and rest hold different clients
-    rest = frame.slice(cut)
-    rest = rest[np.argsort(client[cut:], kind="stable")]
-    at = np.searchsorted(client[:cut], rest.get_column("client_id").to_numpy())
-    runs = np.flatnonzero(np.diff(at, prepend=-1))
-    if runs.size > MAX_INSERTS:
-        return frame[np.argsort(client, kind="stable")]
-    pieces: list[pl.DataFrame] = []
-    done = 0
-    for start, end in zip(runs, [*runs[1:], at.size], strict=True):
-        pieces += [frame.slice(done, int(at[start]) - done), rest.slice(int(start), end - start)]
-        done = int(at[start])
-    pieces.append(frame.slice(done, cut - done))
-    return pl.concat(pieces, rechunk=False)
 
 
 def _blocks(cols: RowArrays, *, ranges: bool = True) -> Iterator[Block]:

@@ -188,9 +188,12 @@ def check_long(
     codes = pl.Enum(known)
     # One pass: each code looked up once, for the check and for the typed column (an unknown
     # or missing code becomes null).
-    typed = typed.with_columns(
-        pl.col("measure").cast(pl.String).cast(codes, strict=False).alias("_code")
-    )
+    # (A part of a large file comes with its codes already cast, in the read: see
+    # :func:`bordin.measures.stream.check_part`.)
+    code = pl.col("measure")
+    if typed.schema["measure"] != codes:
+        code = code.cast(pl.String).cast(codes, strict=False)
+    typed = typed.with_columns(code.alias("_code"))
     report(
         pl.col("_code").is_null(),
         pl.format(
@@ -220,6 +223,13 @@ def check_long(
         pl.col("_code").alias("measure"),
         score_f.alias("score"),
     ).drop("_code")
+
+    # The columns NumPy reads, each in one piece: read in place here and in every later step
+    # instead of copied together at each step.
+    def in_one_piece(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(frame.get_column(c).rechunk() for c in NUMPY_READS)
+
+    typed = in_one_piece(typed)
     measure_idx = typed.get_column("measure").to_physical().to_numpy()
     score = typed.get_column("score").to_numpy()
     lows = np.array([measures[c].min for c in known], dtype=np.float64)
@@ -245,7 +255,10 @@ def check_long(
         # In client order from here on (a stable sort: each client's rows keep their order):
         # the duplicate check and every later step take their in-order paths; problems are
         # still reported by row number, lowest first.
-        typed = typed.sort("client_id", maintain_order=True)
+        if typed.schema["client_id"].is_integer():
+            typed = in_one_piece(client_order(typed))
+        else:
+            typed = typed.sort("client_id", maintain_order=True)
         measure_idx = typed.get_column("measure").to_physical().to_numpy()
     found = _check_duplicates(typed, measure_idx, len(known), source)
     if client_codes is not None:
@@ -328,6 +341,47 @@ CHUNK_ROWS = 1 << 20
 #: Above this many (client, measure, session) cells the duplicate check hashes instead of
 #: marking a dense array of one byte a cell.
 _DENSE_CELLS = 1 << 28
+
+
+#: The checked rows' columns NumPy reads (:func:`check_long` gives each in one piece).
+NUMPY_READS = ("client_id", "session", "score")
+
+#: Most runs of rows :func:`client_order` inserts into the sorted head as slices.
+MAX_INSERTS = 1024
+
+
+def client_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` sorted by its integer ``client_id``, stably (each client's rows keep their
+    order), as ``frame.sort("client_id", maintain_order=True)`` gives.
+
+    Made for rows that are mostly in order: the rows up to the first one out of order (the
+    head) stay where they are; the rest is sorted on its own and its runs are inserted into
+    the head as slices, without copying the head (for instance a file of short series with a
+    few long ones appended, or a partition's blocks of clients one after another). Falls back
+    to one stable sort when the rest would be cut into more than :data:`MAX_INSERTS` runs.
+
+    >>> client_order(pl.DataFrame({"client_id": [1, 3, 2, 1], "k": [0, 1, 2, 3]}))["k"].to_list()
+    [0, 3, 2, 1]
+    """
+    client = frame.get_column("client_id").to_numpy()
+    falls = np.flatnonzero(client[1:] < client[:-1])
+    if not falls.size:
+        return frame
+    cut = int(falls[0]) + 1
+    rest = frame.slice(cut)
+    rest = rest[np.argsort(client[cut:], kind="stable")]
+    # After the head's rows of the same client: a stable order.
+    at = np.searchsorted(client[:cut], rest.get_column("client_id").to_numpy(), side="right")
+    runs = np.flatnonzero(np.diff(at, prepend=-1))
+    if runs.size > MAX_INSERTS:
+        return frame[np.argsort(client, kind="stable")]
+    pieces: list[pl.DataFrame] = []
+    done = 0
+    for start, end in zip(runs, [*runs[1:], at.size], strict=True):
+        pieces += [frame.slice(done, int(at[start]) - done), rest.slice(int(start), end - start)]
+        done = int(at[start])
+    pieces.append(frame.slice(done, cut - done))
+    return pl.concat(pieces, rechunk=False)
 
 
 def dense_codes(ids: pl.Series) -> tuple[pl.Series, npt.NDArray[np.int64]]:

@@ -167,8 +167,17 @@ def check_part(
     wanted = [c for c in ("_row", *REQUIRED) if c in schema]
     if schema.get("date") == pl.String:
         wanted.append("date")
+    # Measure codes cast in the read (one byte a row instead of the text): a code that is
+    # not known, or missing, reads the partition's text again for the checks to name it.
+    known = pl.Enum(sorted(measures))
+    cast = [
+        pl.col(c).cast(pl.String).cast(known, strict=False) if c == "measure" else pl.col(c)
+        for c in wanted
+    ]
     try:
-        raw = lazy.filter(where).select(wanted).collect()
+        raw = lazy.filter(where).select(cast).collect()
+        if raw.get_column("measure").null_count():
+            raw = lazy.filter(where).select(wanted).collect()
     except pl.exceptions.PolarsError as exc:
         hint = ragged_row(path) if path.suffix.lower() in (".csv", ".txt") else None
         first = str(exc).strip().splitlines()[0]
