@@ -185,3 +185,18 @@ def test_long_series_appended_out_of_order_come_out_as_sorted(tmp_path: Path) ->
         (2, 2, "phq9"),
         (3, 1, "phq9"),
     ]
+
+
+def test_scores_out_of_range_in_rows_out_of_order_are_reported_lowest_row_first() -> None:
+    frame = pl.DataFrame(
+        {
+            "client_id": [3, 1, 2, 1],
+            "session": [1, 1, 1, 2],
+            "measure": ["phq9", "phq9", "phq9", "phq9"],
+            "score": [99.0, 5.0, 98.0, 97.0],
+        }
+    )
+    with pytest.raises(InputError) as info:
+        check_long(frame, builtin_registry(), source="f.parquet")
+    lines = str(info.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["row 1", "row 3", "row 4"]

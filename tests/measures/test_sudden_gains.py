@@ -458,3 +458,53 @@ def test_built_in_t_quantiles_are_scipys() -> None:
     for df, value in sudden_gains.T_975.items():
         assert value == float(special.stdtrit(df, 0.975)), df
     assert sudden_gains.critical_value(2, 2, alpha=0.1) == float(special.stdtrit(2, 0.95))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 6), st.integers(4, 12)),
+    seed=st.integers(0, 2**32 - 1),
+    gone=st.floats(0.0, 0.6),
+)
+def test_window_of_cells_adds_as_the_window_of_columns(
+    shape: tuple[int, int], seed: int, gone: float
+) -> None:
+    """The long-series path's window statistics are the session loop's, to the last bit
+    (real-valued scores with gaps, windows cut by either edge of the matrix)."""
+    from bordin.measures.sudden_gains import WINDOW, _window, _window_rows
+
+    rng = np.random.default_rng(seed)
+    values = rng.normal(10, 7, shape)
+    values[rng.random(shape) < gone] = np.nan
+    by_session = np.ascontiguousarray(values.T)
+    rows = np.arange(shape[0], dtype=np.int64)
+    for c in range(1, shape[1] - 2):
+        cols = np.full(shape[0], c, dtype=np.int64)
+        for start, end in ((max(0, c - WINDOW + 1), c + 1), (c + 1, c + 1 + WINDOW)):
+            expected = _window(by_session[start:end])
+            got = _window_rows(values, rows, cols - (c - start), cols + (end - c))
+            for a, b in zip(expected, got, strict=True):
+                assert np.array_equal(a, b, equal_nan=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    many=st.lists(series_strategy(max_len=40), min_size=1, max_size=8),
+    cutoff=CUTOFF,
+    pct=PCT,
+    lower=st.booleans(),
+)
+def test_long_series_path_equals_the_session_loop(
+    many: list[list[Score]], cutoff: float, pct: float, lower: bool
+) -> None:
+    """Series longer than LOOP_SESSIONS take every candidate cell at once: the same table as
+    the session-by-session loop."""
+    from bordin.measures import sudden_gains
+
+    matrix = matrix_of(many)
+    results = []
+    for loop_sessions in (10_000, 3):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sudden_gains, "LOOP_SESSIONS", loop_sessions)
+            results.append(identify(matrix, cutoff=cutoff, lower_is_better=lower, crit2_pct=pct))
+    assert results[0].equals(results[1])

@@ -224,12 +224,17 @@ def check_long(
         score_f.alias("score"),
     ).drop("_code")
 
+    if typed.height > 1 and not typed.get_column("client_id").is_sorted():
+        # In client order from here on (a stable sort: each client's rows keep their order):
+        # the later checks and every later step take their in-order paths; problems are
+        # still reported by row number, lowest first.
+        if typed.schema["client_id"].is_integer():
+            typed = client_order(typed)
+        else:
+            typed = typed.sort("client_id", maintain_order=True)
     # The columns NumPy reads, each in one piece: read in place here and in every later step
     # instead of copied together at each step.
-    def in_one_piece(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.with_columns(frame.get_column(c).rechunk() for c in NUMPY_READS)
-
-    typed = in_one_piece(typed)
+    typed = typed.with_columns(typed.get_column(c).rechunk() for c in NUMPY_READS)
     measure_idx = typed.get_column("measure").to_physical().to_numpy()
     score = typed.get_column("score").to_numpy()
     lows = np.array([measures[c].min for c in known], dtype=np.float64)
@@ -243,7 +248,8 @@ def check_long(
     chunks = [slice(a, a + CHUNK_ROWS) for a in range(0, score.size, CHUNK_ROWS)]
     if any(outside(part).any() for part in chunks):
         out_of_range = outside(slice(None))
-        for row in typed.filter(pl.Series(out_of_range)).head(MAX_REPORTED).iter_rows(named=True):
+        first = typed.filter(pl.Series(out_of_range)).bottom_k(MAX_REPORTED, by="_row")
+        for row in first.sort("_row").iter_rows(named=True):
             inst = measures[row["measure"]]
             problems.append(
                 f"row {row['_row'] + 1}: score {row['score']:g} is outside "
@@ -251,15 +257,6 @@ def check_long(
             )
         raise _fail(source, problems)
 
-    if typed.height > 1 and not typed.get_column("client_id").is_sorted():
-        # In client order from here on (a stable sort: each client's rows keep their order):
-        # the duplicate check and every later step take their in-order paths; problems are
-        # still reported by row number, lowest first.
-        if typed.schema["client_id"].is_integer():
-            typed = in_one_piece(client_order(typed))
-        else:
-            typed = typed.sort("client_id", maintain_order=True)
-        measure_idx = typed.get_column("measure").to_physical().to_numpy()
     found = _check_duplicates(typed, measure_idx, len(known), source)
     if client_codes is not None:
         client_codes.append(found)

@@ -76,6 +76,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -147,14 +148,24 @@ def _window(block: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:
 
     ``block`` has shape ``(k, n_clients)``: ``k`` sessions of a window, one column per client.
     The mean is NaN where the count is zero.
+
+    The sums add the window's sessions in order, one element-wise step each (not einsum,
+    whose SIMD path fuses and reorders by memory alignment), so a window's numbers do not
+    depend on how many clients are computed with it nor where they lie in memory.
     """
     present = ~np.isnan(block)
     count = present.sum(axis=0)
-    total = np.where(present, block, 0.0).sum(axis=0)
+    filled = np.where(present, block, 0.0)
+    total = filled[0].copy()
+    for row in filled[1:]:
+        total += row
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
         deviation = np.where(present, block - mean, 0.0)
-    return count.astype(np.int64), mean, np.einsum("ij,ij->j", deviation, deviation)
+    ss = deviation[0] * deviation[0]
+    for row in deviation[1:]:
+        ss += row * row
+    return count.astype(np.int64), mean, ss
 
 
 def _validate(cutoff: float, kinds: tuple[str, ...], crit2_pct: float, alpha: float) -> None:
@@ -207,7 +218,29 @@ def identify(
     found_rows: list[IntArray] = []
     found_cols: list[IntArray] = []
     found_kinds: list[IntArray] = []
-    if n_clients and n_sessions >= 4 and (want_decrease or want_increase):
+    if n_sessions > LOOP_SESSIONS and (want_decrease or want_increase):
+        candidates_by = _candidate_cells(matrix, cutoff)
+    else:
+        candidates_by = None
+    if candidates_by is not None:
+        # Long series: every candidate cell at once (a loop over thousands of sessions,
+        # each step on a few clients, would cost more in Python than in NumPy).
+        rows, cols = candidates_by
+        values = matrix.values
+        n_pre, mean_pre, ss_pre = _window_rows(values, rows, cols - WINDOW + 1, cols + 1)
+        n_post, mean_post, ss_post = _window_rows(values, rows, cols + 1, cols + 1 + WINDOW)
+        before = values[rows, cols]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            drop = np.round(before - values[rows, cols + 1], ROUND)
+        _criteria(
+            (rows, cols, before, drop, n_pre, mean_pre, ss_pre, n_post, mean_post, ss_post),
+            table,
+            cutoff,
+            crit2_pct,
+            ((want_decrease, 1.0, decrease_kind), (want_increase, -1.0, 1 - decrease_kind)),
+            (found_rows, found_cols, found_kinds),
+        )
+    elif n_clients and n_sessions >= 4 and (want_decrease or want_increase):
         # Session-major copy: each session's scores of all clients are contiguous in memory.
         by_session: FloatArray = np.ascontiguousarray(matrix.values.T)
         last_col = matrix.last_session - 1  # 0-based column of each client's session N
@@ -226,34 +259,94 @@ def identify(
                 by_session[max(0, c - WINDOW + 1) : c + 1, candidates]
             )
             n_post, mean_post, ss_post = _window(by_session[c + 1 : c + 1 + WINDOW, candidates])
-            before = before[candidates]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                eligible: BoolArray = (n_pre >= 2) & (n_post >= 2)
-                df = np.where(eligible, n_pre + n_post - 2, 0)
-                pooled_sd = np.sqrt((ss_pre + ss_post) / df)
-                threshold = np.round(table[df] * pooled_sd, ROUND)
-                relative = np.round(crit2_pct * before, ROUND)
-                drop = drop_all[candidates]
-                mean_drop = np.round(mean_pre - mean_post, ROUND)
-            for wanted_here, sign, kind in (
-                (want_decrease, 1.0, decrease_kind),
-                (want_increase, -1.0, 1 - decrease_kind),
-            ):
-                if not wanted_here:
-                    continue
-                change = sign * drop
-                hit = (
-                    eligible
-                    & (change >= cutoff)
-                    & (change >= relative)
-                    & (sign * mean_drop > threshold)
-                )
-                rows = candidates[hit]
-                if rows.size:
-                    found_rows.append(rows.astype(np.int64))
-                    found_cols.append(np.full(rows.size, c, dtype=np.int64))
-                    found_kinds.append(np.full(rows.size, kind, dtype=np.int64))
+            _criteria(
+                (
+                    candidates,
+                    np.full(candidates.size, c, dtype=np.int64),
+                    before[candidates],
+                    drop_all[candidates],
+                    n_pre,
+                    mean_pre,
+                    ss_pre,
+                    n_post,
+                    mean_post,
+                    ss_post,
+                ),
+                table,
+                cutoff,
+                crit2_pct,
+                ((want_decrease, 1.0, decrease_kind), (want_increase, -1.0, 1 - decrease_kind)),
+                (found_rows, found_cols, found_kinds),
+            )
     return _frame(matrix, found_rows, found_cols, found_kinds)
+
+
+#: Above this many sessions, :func:`identify` takes every candidate cell at once instead of
+#: one session at a time.
+LOOP_SESSIONS = 32
+
+
+def _candidate_cells(matrix: SeriesMatrix, cutoff: float) -> tuple[IntArray, IntArray]:
+    """Criterion 1's candidates as ``(row, column of the pre-gain session)`` pairs: the
+    cells the session-by-session loop of :func:`identify` examines (columns ``1 ..
+    n_sessions - 3``, at least two sessions before the client's last)."""
+    values = matrix.values
+    n_sessions = values.shape[1]
+    with np.errstate(invalid="ignore"):
+        drop_all = np.round(values[:, 1 : n_sessions - 2] - values[:, 2 : n_sessions - 1], ROUND)
+        col = np.arange(1, n_sessions - 2)
+        mask = (np.abs(drop_all) >= cutoff) & (col <= (matrix.last_session - 3)[:, None])
+    rows, j = np.nonzero(mask)
+    return rows.astype(np.int64), (j + 1).astype(np.int64)
+
+
+def _window_rows(
+    values: FloatArray, rows: IntArray, start: IntArray, end: IntArray
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """:func:`_window` of the cells ``values[rows[i], start[i]:end[i]]`` (columns outside the
+    matrix left out), each window one item. Windows of the same length go through
+    :func:`_window` together, laid out as the session loop lays them out: the same numbers
+    to the last bit."""
+    start = np.maximum(start, 0)
+    end = np.minimum(end, values.shape[1])
+    length = end - start
+    count = np.zeros(rows.size, dtype=np.int64)
+    mean = np.full(rows.size, np.nan)
+    ss = np.zeros(rows.size)
+    for k in np.unique(length):
+        these = np.flatnonzero(length == k)
+        block = values[rows[these, None], start[these, None] + np.arange(k)].T
+        count[these], mean[these], ss[these] = _window(np.ascontiguousarray(block))
+    return count, mean, ss
+
+
+def _criteria(
+    cells: tuple[Any, ...],
+    table: FloatArray,
+    cutoff: float,
+    crit2_pct: float,
+    directions: tuple[tuple[bool, float, int], ...],
+    found: tuple[list[IntArray], list[IntArray], list[IntArray]],
+) -> None:
+    """Criteria 2 and 3 (and the direction of criterion 1) on candidate cells, appending the
+    hits to ``found`` (rows, pre-gain columns, kind codes)."""
+    rows, cols, before, drop, n_pre, mean_pre, ss_pre, n_post, mean_post, ss_post = cells
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eligible: BoolArray = (n_pre >= 2) & (n_post >= 2)
+        df = np.where(eligible, n_pre + n_post - 2, 0)
+        pooled_sd = np.sqrt((ss_pre + ss_post) / df)
+        threshold = np.round(table[df] * pooled_sd, ROUND)
+        relative = np.round(crit2_pct * before, ROUND)
+        mean_drop = np.round(mean_pre - mean_post, ROUND)
+    for wanted_here, sign, kind in directions:
+        if not wanted_here:
+            continue
+        change = sign * drop
+        hit = eligible & (change >= cutoff) & (change >= relative) & (sign * mean_drop > threshold)
+        if hit.any():
+            found[0].append(rows[hit].astype(np.int64))
+            found[1].append(cols[hit])
+            found[2].append(np.full(int(hit.sum()), kind, dtype=np.int64))
 
 
 def _frame(
