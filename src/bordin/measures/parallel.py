@@ -27,16 +27,19 @@ the lowest such partition is reported, as a partition-by-partition run would rep
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import os
 import shutil
 import traceback
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from bordin.measures import batch, stream, trajectories
@@ -55,6 +58,8 @@ ENDED = (
 )
 #: The tables a worker computes before the trajectory models arrive.
 EARLY = ("sudden_changes", "change", "ruptures", "outcomes")
+#: An empty array, for the row arrays a worker no longer needs.
+_NONE: Any = np.empty(0, dtype=np.int64)
 #: Inputs with fewer rows than this are analysed in one process (starting workers costs more).
 MIN_PARALLEL_ROWS = 2_000_000
 
@@ -136,6 +141,11 @@ def _worker(
                     tables = batch.analyze_rows(arrays, plan, only=only)
                 elif only == EARLY:
                     tables = batch.analyze_rows(arrays, plan, only, keep_outcomes=blocks[p])
+                    # The trajectories read the kept matrices and the ids, nothing else:
+                    # the rows' arrays go now, their memory reused for the next tables.
+                    keep[p] = dataclasses.replace(
+                        arrays, client=_NONE, measure=_NONE, session=_NONE, score=_NONE
+                    )
                 else:
                     tables = batch.analyze_rows(arrays, plan, only, blocks=blocks.pop(p))
                 del arrays
@@ -204,8 +214,9 @@ class _Joiner:
     (``("written", p, (name, [code], False))``) and then the table's whole list
     (``("written", p, (name, codes, True))``); it writes a table's parts in code order, so a
     reported code also says the earlier codes it did not report have no part. Every part
-    whose predecessors are all settled is appended to its file at once: when the workers end,
-    only their last parts are left to copy.
+    whose predecessors are all settled has its place in the file (the sizes before it): it
+    is copied there at once, by one of two threads, so that parts are copied side by side and
+    the run does not wait for them; when the workers end, only their last parts are left.
     """
 
     def __init__(self, work: Path, out: Path, present: tuple[str, ...], partitions: int) -> None:
@@ -214,12 +225,14 @@ class _Joiner:
         self.rank = {code: k for k, code in enumerate(self.order)}
         self.partitions = partitions
         self.written: dict[str, dict[int, tuple[list[str], bool]]] = {}
-        self.next: dict[str, tuple[int, int]] = {}  # (code index, partition) to append next
-        self.files: dict[str, Any] = {}
+        self.next: dict[str, tuple[int, int]] = {}  # (code index, partition) to place next
+        self.files: dict[str, tuple[int, int]] = {}  # name: (descriptor, end of the file)
+        self.pool = ThreadPoolExecutor(max_workers=2)
+        self.copies: list[Future[None]] = []
 
     def add(self, p: int, name: str, codes: list[str], whole: bool) -> None:
         """Partition ``p``'s parts ``codes`` of table ``name`` are written (all of them when
-        ``whole``): append what can be."""
+        ``whole``): place what can be."""
         known = self.written.setdefault(name, {})
         seen, _ = known.get(p, ([], False))
         known[p] = (codes if whole else [*seen, *codes], whole)
@@ -228,57 +241,70 @@ class _Joiner:
             have, complete = known[q]
             code = self.order[k]
             if code in have:
-                self._append(name, self.work / f"{name}-{code}-{q:05d}.csv")
+                self._place(name, self.work / f"{name}-{code}-{q:05d}.csv")
             elif not complete and not (have and self.rank[have[-1]] > k):
                 break  # partition q may still write this code
             k, q = (k, q + 1) if q + 1 < self.partitions else (k + 1, 0)
         self.next[name] = (k, q)
 
-    def _append(self, name: str, part: Path) -> None:
-        out = self.files.get(name)
-        if out is None:
-            out = self.files[name] = (self.out / f"{name}.csv").open("wb")
-            out.write(batch.empty_table(name).write_csv().encode("utf-8"))
-            out.flush()
-        with part.open("rb") as src:
-            _copy(src.fileno(), out.fileno(), part.stat().st_size)
-        part.unlink()
+    def _place(self, name: str, part: Path) -> None:
+        if name not in self.files:
+            header = batch.empty_table(name).write_csv().encode("utf-8")
+            fd = os.open(self.out / f"{name}.csv", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, header)
+            self.files[name] = (fd, len(header))
+        fd, end = self.files[name]
+        size = part.stat().st_size
+        self.files[name] = (fd, end + size)
+        self.copies.append(self.pool.submit(_copy_part, part, fd, end, size))
 
     def finish(self, names: list[str]) -> None:
-        """Close every file; a table with no rows is its header line."""
+        """Wait for the copies and close every file; a table with no rows is its header line."""
         for name in names:
             if self.next.get(name, (0, 0))[0] < len(self.order):  # pragma: no cover - a bug
                 raise RuntimeError(f"{name}: parts missing when the workers ended")
             if name not in self.files:
                 (self.out / f"{name}.csv").write_text(batch.empty_table(name).write_csv())
-        self.close()
+        try:
+            for copy in self.copies:
+                copy.result()  # a copy's error is raised here
+        finally:
+            self.close()
 
     def close(self) -> None:
-        for out in self.files.values():
-            out.close()
+        self.pool.shutdown(wait=True)
+        for fd, _ in self.files.values():
+            os.close(fd)
         self.files.clear()
 
 
-def _copy(src: int, dst: int, size: int) -> None:
-    """``size`` bytes from ``src`` to the end of ``dst``, in the kernel where it can
-    (``copy_file_range``), else through a buffer."""
-    left = size
+def _copy_part(part: Path, dst: int, at: int, size: int) -> None:
+    """Part file ``part`` (``size`` bytes) into ``dst`` from offset ``at``, then removed."""
+    src = os.open(part, os.O_RDONLY)
     try:
-        while left > 0:
-            done = os.copy_file_range(src, dst, min(left, 1 << 30))
-            if done == 0:
+        _copy(src, dst, at, size)
+    finally:
+        os.close(src)
+    part.unlink()
+
+
+def _copy(src: int, dst: int, at: int, size: int) -> None:
+    """``size`` bytes from the start of ``src`` into ``dst`` from offset ``at``, in the
+    kernel where it can (``copy_file_range``), else through a buffer."""
+    done = 0
+    try:
+        while done < size:
+            n = os.copy_file_range(src, dst, min(size - done, 1 << 30), done, at + done)
+            if n == 0:
                 break
-            left -= done
+            done += n
     except OSError:
         pass
-    if left > 0:
-        os.lseek(src, size - left, os.SEEK_SET)
-        while left > 0:
-            chunk = os.read(src, min(left, 1 << 24))
-            if not chunk:
-                break
-            os.write(dst, chunk)
-            left -= len(chunk)
+    while done < size:
+        chunk = os.pread(src, min(size - done, 1 << 24), done)
+        if not chunk:
+            break
+        done += os.pwrite(dst, chunk, at + done)
 
 
 def analyze_parallel(
