@@ -620,3 +620,73 @@ def test_the_model_depends_only_on_the_multiset_of_rows(
     ]
     merged = merge_counts(halves)
     assert fit_counts(*merged, lower_is_better=lower, min_band_size=3) == model
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 25), st.integers(2, 40)),
+    gone=st.floats(0.0, 0.5),
+    negative_zero=st.booleans(),
+    text_ids=st.booleans(),
+    lower=st.booleans(),
+    chunk=st.sampled_from([1, 7, 1 << 20]),
+)
+def test_keyed_csv_is_the_csv_writer_byte_for_byte(
+    seed: int,
+    shape: tuple[int, int],
+    gone: float,
+    negative_zero: bool,
+    text_ids: bool,
+    lower: bool,
+    chunk: int,
+) -> None:
+    """Trajectory rows written from their tail keys (each distinct key's columns formatted
+    once) are the bytes Polars' CSV writer gives for the same rows, -0.0 scores included."""
+    import io
+
+    from bordin.measures import batch
+    from bordin.measures.trajectories import BANDS, TAIL_KEY, TrajectoryModel
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 28, shape).astype(np.float64)
+    values[rng.random(shape) < gone] = np.nan
+    if negative_zero:
+        values[values == 0] = -0.0
+    present = ~np.isnan(values)
+    last = np.where(present.any(axis=1), shape[1] - np.argmax(present[:, ::-1], axis=1), 0)
+    ids = [f"c{i}" for i in range(shape[0])] if text_ids else list(range(shape[0]))
+    matrix = SeriesMatrix(pl.Series("client_id", ids), values, last.astype(np.int64))
+    model = TrajectoryModel(
+        coef=tuple(float(x) for x in rng.normal(0, 3, 4)),  # type: ignore[arg-type]
+        band_quantiles=tuple(float(x) for x in rng.random(len(BANDS)) * 6),
+        lower_is_better=lower,
+        quantile=0.9,
+        n_reference_clients=100,
+        n_reference_sessions=1000,
+    )
+    keyed = model.evaluate(matrix, tail_range=(0, 27))
+    assert keyed.drop(TAIL_KEY).equals(model.evaluate(matrix))
+    table = keyed.with_columns(pl.lit("phq9").alias("measure")).select(
+        *batch.SCHEMAS["trajectories"], TAIL_KEY
+    )
+    out = io.BytesIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batch, "KEYED_ROWS", chunk)
+        written = batch.write_keyed_csv(table, out, "phq9")
+    assert written == (table.height > 0)
+    plain = table.drop(TAIL_KEY).write_csv(include_header=False, quote_style="never")
+    assert out.getvalue() == (plain.encode() if written else b"")
+
+
+def test_scores_that_are_not_whole_numbers_are_not_keyed() -> None:
+    from bordin.measures import batch
+    from bordin.measures.trajectories import BANDS, TAIL_KEY, TrajectoryModel
+
+    values = np.array([[10.0, 9.5, 8.0], [12.0, 11.0, 10.0]])
+    matrix = SeriesMatrix(pl.Series("client_id", [1, 2]), values, np.array([3, 3]))
+    model = TrajectoryModel((1.0, 0.9, -0.5, 0.0), (2.0,) * len(BANDS), True, 0.9, 10, 100)
+    keyed = model.evaluate(matrix, tail_range=(0, 27))
+    assert keyed.get_column(TAIL_KEY).to_list() == [-1] * keyed.height
+    table = keyed.with_columns(pl.lit("phq9").alias("measure"))
+    assert not batch.write_keyed_csv(table, None, "phq9")  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -110,7 +110,8 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _with_measure(frame: pl.DataFrame, code: str, name: str) -> pl.DataFrame:
-    return frame.with_columns(pl.lit(code).alias("measure")).select(SCHEMAS[name])
+    keys = [trajectories.TAIL_KEY] if trajectories.TAIL_KEY in frame.columns else []
+    return frame.with_columns(pl.lit(code).alias("measure")).select(*SCHEMAS[name], *keys)
 
 
 def empty_table(name: str) -> pl.DataFrame:
@@ -505,6 +506,7 @@ def analyze_rows(
     *,
     blocks: Iterable[Block] | None = None,
     keep_outcomes: list[Block] | None = None,
+    tail_keys: bool = False,
 ) -> dict[str, pl.DataFrame]:
     """:func:`analyze_partition` on the rows as arrays; ``only`` names the tables wanted (all
     by default): a worker process computes the tables that need no trajectory model while the
@@ -514,6 +516,10 @@ def analyze_rows(
     replaces the blocks built from ``cols``: the worker's second step (the trajectories, which
     read only the outcome measures) then reuses the first step's matrices instead of building
     them again.
+
+    ``tail_keys``: the trajectories table keeps the column
+    :data:`~bordin.measures.trajectories.TAIL_KEY` where the model gives it, for
+    :func:`write_keyed_csv` (a worker writing CSV).
     """
     parts: dict[tuple[str, str], list[pl.DataFrame]] = {}
     wanted = set(SCHEMAS) if only is None else set(only)
@@ -546,7 +552,11 @@ def analyze_rows(
                     keep("sudden_changes", code, sg)
                 model = plan.models.get(code)
                 if model is not None and "trajectories" in wanted:
-                    keep("trajectories", code, model.evaluate(matrix))
+                    if tail_keys and isinstance(model, trajectories.TrajectoryModel):
+                        table = model.evaluate(matrix, tail_range=(inst.min, inst.max))
+                    else:
+                        table = model.evaluate(matrix)
+                    keep("trajectories", code, table)
             rule = rupture_rules.setting_for(inst) if inst.role == "alliance" else None
             if rule is not None and "ruptures" in wanted:
                 keep("ruptures", code, rupture_rules.detect(matrix, rule))
@@ -1057,6 +1067,49 @@ def staged_output(out: Path) -> Iterator[Path]:
             os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Rows :func:`write_keyed_csv` writes at a time.
+KEYED_ROWS = 1 << 20
+
+
+def write_keyed_csv(rows: pl.DataFrame, out: BinaryIO, code: str) -> bool:
+    """Trajectory rows of measure ``code`` as CSV lines (no header) without formatting each
+    row's numbers: every column after ``client_id`` and ``measure`` is a function of the row's
+    :data:`~bordin.measures.trajectories.TAIL_KEY`, so each distinct key's columns are
+    formatted once (by Polars' CSV writer, as the whole table would be) and each line is
+    written as the client id, the code and its key's text. The bytes are those of
+    ``rows.drop(TAIL_KEY).write_csv(include_header=False, quote_style="never")`` (tested).
+
+    Only for rows whose client ids and code need no quoting (the caller knows); returns False,
+    writing nothing, when a key is missing (a score not a whole number) or the ids are
+    neither integers nor text.
+    """
+    key = rows.get_column(trajectories.TAIL_KEY).to_numpy()
+    ids = rows.get_column("client_id")
+    if not key.size or int(key.min()) < 0 or not (ids.dtype.is_integer() or ids.dtype == pl.String):
+        return False
+    n_keys = int(key.max()) + 1
+    one = np.full(n_keys, -1, dtype=np.int64)
+    one[key] = np.arange(key.size)  # a row of each key (any: they all read the same)
+    present = np.flatnonzero(one >= 0)
+    text = (
+        rows[one[present]]
+        .select(SCHEMAS["trajectories"][2:])
+        .write_csv(include_header=False, quote_style="never")
+    )
+    tails = pl.Series(text.split("\n")[:-1], dtype=pl.String)
+    index = np.zeros(n_keys, dtype=np.int64)
+    index[present] = np.arange(present.size)
+    for a in range(0, rows.height, KEYED_ROWS):
+        lines = pl.DataFrame(
+            {
+                "client_id": ids.slice(a, KEYED_ROWS),
+                "tail": tails.gather(index[key[a : a + KEYED_ROWS]]),
+            }
+        ).select("client_id", pl.lit(code).alias("measure"), "tail")
+        lines.write_csv(out, include_header=False, quote_style="never")
+    return True
 
 
 #: Output columns whose words Bordin writes itself (``gain``, ``on_track`` ...): never formulas.

@@ -126,6 +126,7 @@ def _worker(
         # A partition kept in memory keeps its outcome measures' matrices from the first
         # step for the second (the trajectories read nothing else).
         counts: dict[int, dict[str, Any]] = {p: {} for p in mine}
+        keyed = out_format == "csv"  # trajectories with keys, for batch.write_keyed_csv
         names: list[str] = []
         blocks: dict[int, list[batch.Block]] = {p: [] for p in keep}
         for only in (EARLY, ("trajectories",)):
@@ -138,7 +139,7 @@ def _worker(
                 else:
                     arrays = batch.row_arrays(pl.read_parquet(folder / f"input-{p:05d}.parquet"))
                 if p not in blocks:
-                    tables = batch.analyze_rows(arrays, plan, only=only)
+                    tables = batch.analyze_rows(arrays, plan, only=only, tail_keys=keyed)
                 elif only == EARLY:
                     tables = batch.analyze_rows(arrays, plan, only, keep_outcomes=blocks[p])
                     # The trajectories read the kept matrices and the ids, nothing else:
@@ -147,7 +148,9 @@ def _worker(
                         arrays, client=_NONE, measure=_NONE, session=_NONE, score=_NONE
                     )
                 else:
-                    tables = batch.analyze_rows(arrays, plan, only, blocks=blocks.pop(p))
+                    tables = batch.analyze_rows(
+                        arrays, plan, only, blocks=blocks.pop(p), tail_keys=keyed
+                    )
                 del arrays
                 batch.add_counts(counts[p], batch.table_counts(tables))
                 for name, table in tables.items():
@@ -192,12 +195,21 @@ def _write_parts(
             continue
         written.append(code)
         target = folder / f"{name}-{code}-{p:05d}.{out_format}"
+        keyed = trajectories.TAIL_KEY in rows.columns
         if out_format == "parquet":
             rows.write_parquet(target)
             conn.send(("written", p, (name, [code], False)))
             continue
         plain = plain_ids and (not code or plain_text(pl.Series([code])))
-        if plain:
+        done = False
+        if keyed:
+            if plain:
+                with target.open("wb") as out:
+                    done = batch.write_keyed_csv(rows, out, code)
+            rows = rows.drop(trajectories.TAIL_KEY)
+        if done:
+            pass
+        elif plain:
             rows.write_csv(target, include_header=False, quote_style="never")
         else:
             skip = batch.OWN_WORDS | ({"client_id"} if plain_ids else set())

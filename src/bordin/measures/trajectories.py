@@ -143,6 +143,45 @@ def _log_table(max_session: int) -> FloatArray:
     return table
 
 
+#: The column :meth:`TrajectoryModel.evaluate` adds for a keyed writer (see there).
+TAIL_KEY = "_tail"
+
+
+def _tail_values(tail_range: tuple[float, float] | None, n_sessions: int) -> int:
+    """The number ``V`` of integer scores in ``tail_range``, or 0 when the range does not
+    suit tail keys (no range, not whole numbers, or keys beyond 32 bits)."""
+    if tail_range is None:
+        return 0
+    low, high = tail_range
+    if not (float(low).is_integer() and float(high).is_integer() and high >= low):
+        return 0
+    n_values = int(high - low) + 1
+    return n_values if n_sessions * (n_values + 1) ** 2 < 2**31 else 0
+
+
+def _value_code(
+    x: FloatArray, tail_range: tuple[float, float] | None, n_values: int
+) -> IntArray | None:
+    """Scores as codes ``0 .. V - 1`` (``score - lowest``), ``V`` for ``-0.0`` (written
+    ``-0.0``, so a value of its own), or None when one is not a whole number in the range."""
+    low = int(tail_range[0]) if tail_range else 0
+    code = x.astype(np.int64)
+    if (
+        not np.array_equal(code, x)
+        or not low <= code.min(initial=low) <= code.max(initial=low) < low + n_values
+    ):
+        return None
+    code -= low
+    negative_zero = x.view(np.int64) == _NEGATIVE_ZERO
+    if negative_zero.any():
+        code[negative_zero] = n_values
+    return code
+
+
+#: The bits of ``-0.0``.
+_NEGATIVE_ZERO = np.array(-0.0).view(np.int64)
+
+
 def _predict(
     coef: tuple[float, float, float, float], intake: FloatArray, log_s: FloatArray
 ) -> FloatArray:
@@ -207,18 +246,28 @@ class TrajectoryModel:
         table = _log_table(int(s.max()) if s.size else 1)
         return np.asarray(_predict(self.coef, y1, table[s]), dtype=np.float64)
 
-    def evaluate(self, matrix: SeriesMatrix) -> pl.DataFrame:
+    def evaluate(
+        self, matrix: SeriesMatrix, *, tail_range: tuple[float, float] | None = None
+    ) -> pl.DataFrame:
         """Compare every later session of every client with an intake score to expectation.
 
         One row per present score at session ``s >= 2`` of a client whose session 1 is present,
         sorted by ``client_id, session``; columns ``client_id`` (dtype of
         ``matrix.client_ids``), ``session``, ``score``, ``expected``, ``upper``, ``status``
         (``on_track`` / ``not_on_track``).
+
+        ``tail_range``: the lowest and highest score the measure allows. Every column but
+        ``client_id`` is a function of the session, the intake score and the score, so for
+        integer scores in that range each row also gets that triple's code, column
+        :data:`TAIL_KEY` (``((session - 2) * V + intake - lowest) * V + score - lowest``
+        with ``V + 1`` values, ``-0.0`` the last; -1 in every row when a score is not such an
+        integer): a writer
+        formats each distinct triple's columns once (:func:`bordin.measures.batch.write_keyed_csv`).
         """
         values = matrix.values
         n_sessions = values.shape[1] if values.ndim == 2 else 0
         if matrix.n_clients == 0 or n_sessions < 2:
-            return pl.DataFrame(
+            empty = pl.DataFrame(
                 schema={
                     "client_id": matrix.client_ids.dtype,
                     "session": pl.Int64,
@@ -228,6 +277,12 @@ class TrajectoryModel:
                     "status": pl.String,
                 }
             )
+            return (
+                empty
+                if tail_range is None
+                else empty.with_columns(pl.lit(-1, pl.Int32).alias(TAIL_KEY))
+            )
+        n_values = _tail_values(tail_range, n_sessions)
         # Work through blocks of clients on the dense layout (no per-cell gathers), writing
         # into preallocated output columns; present cells come out in row-major order, i.e.
         # sorted by client row, then session.
@@ -246,6 +301,7 @@ class TrajectoryModel:
         expected = np.empty(total, dtype=np.float64)
         upper = np.empty(total, dtype=np.float64)
         flag = np.empty(total, dtype=np.bool_)
+        tail = np.full(total if n_values else 0, -1, dtype=np.int32)
         step = max(1, _CHUNK // later.shape[1])
         pos = 0
         for r0 in range(0, matrix.n_clients, step):
@@ -265,6 +321,15 @@ class TrajectoryModel:
             upper[out] = e + q_col[c] if self.lower_is_better else e - q_col[c]
             w = _worse(cell, e, self.lower_is_better)
             flag[out] = np.round(w, ROUND) > q_col_rounded[c]
+            if n_values:
+                y, v = (
+                    _value_code(y1[r, 0], tail_range, n_values),
+                    _value_code(cell, tail_range, n_values),
+                )
+                if y is not None and v is not None:
+                    tail[out] = (c * (n_values + 1) + y) * (n_values + 1) + v
+                else:
+                    n_values, tail = 0, np.full(total, -1, dtype=np.int32)
             pos += k
         frame = pl.DataFrame(
             {
@@ -286,6 +351,10 @@ class TrajectoryModel:
             .otherwise(pl.lit(ON_TRACK))
             .alias("status"),
         )
+        if tail_range is not None:
+            frame = frame.with_columns(
+                pl.Series(TAIL_KEY, tail) if tail.size else pl.lit(-1, pl.Int32).alias(TAIL_KEY)
+            )
         if not matrix.client_ids.is_sorted():
             frame = frame.sort(["client_id", "session"], maintain_order=True)
         return frame
