@@ -381,8 +381,9 @@ def test_summary_counts_agree_with_a_group_by(
 def test_the_joiner_appends_parts_in_order_whatever_the_order_of_reports(
     data: st.DataObject,
 ) -> None:
-    """Workers report parts as they write them, interleaved in any way: each CSV file is the
-    header and the parts by code, then partition, as joining them at the end gives."""
+    """Workers report parts as they write them, interleaved in any way, a part written in
+    place when it is the next one: each CSV file is the header and the parts by code, then
+    partition, as joining them at the end gives."""
     import tempfile
     from pathlib import Path
 
@@ -408,7 +409,18 @@ def test_the_joiner_appends_parts_in_order_whatever_the_order_of_reports(
         while any(queues):
             q = data.draw(st.sampled_from([k for k, left in enumerate(queues) if left]))
             p, codes, whole = queues[q].pop(0)
-            joiner.add(p, "trajectories", codes, whole)
+            at = None if whole else joiner.where(p, "trajectories", codes[0])
+            if at is None:
+                joiner.add(p, "trajectories", codes, whole)
+                continue
+            # The next part to place: the worker writes it in the file itself.
+            part = work / f"trajectories-{codes[0]}-{p:05d}.csv"
+            text = part.read_bytes()
+            part.unlink()
+            with (out / "trajectories.csv").open("r+b") as target:
+                target.seek(at)
+                target.write(text)
+            joiner.add(p, "trajectories", codes, whole, len(text))
         joiner.finish(["trajectories"])
         assert (out / "trajectories.csv").read_text() == expected
         assert not list(work.iterdir()), "every part appended once and removed"

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import polars as pl
@@ -97,6 +97,7 @@ def _worker(
     Every message to the parent is ``(kind, partition, payload)``; an error ends the worker.
     """
     folder = Path(work)
+    parent = _Parent(conn)
     keep: dict[int, batch.RowArrays] = {}
     plain_ids: dict[int, bool] = {}
     first = conn.recv()
@@ -130,7 +131,7 @@ def _worker(
         names: list[str] = []
         blocks: dict[int, list[batch.Block]] = {p: [] for p in keep}
         for only in (EARLY, ("trajectories",)):
-            plan = conn.recv()
+            plan = parent.recv()
             if plan is None:  # the parent stops the run (another partition failed)
                 return
             for p in mine:
@@ -154,11 +155,13 @@ def _worker(
                 del arrays
                 batch.add_counts(counts[p], batch.table_counts(tables))
                 for name, table in tables.items():
-                    _write_parts(table, folder, name, p, out_format, plain_ids[p], conn)
+                    _write_parts(table, folder, name, p, out_format, plain_ids[p], parent)
                 names += [n for n in tables if n not in names]
                 del tables
         for p in mine:
             conn.send(("analysed", p, (counts[p], names)))
+    except _Stopped:
+        pass
     except BaseException as exc:  # every failure goes back to the parent
         try:
             conn.send(("error", p, exc))
@@ -176,7 +179,7 @@ def _write_parts(
     p: int,
     out_format: str,
     plain_ids: bool,
-    conn: Connection,
+    parent: _Parent,
 ) -> None:
     """One part file per measure (the outputs are sorted by measure, then client): slices of
     ``table``, not copies. Each part written is reported to the parent, then the table's
@@ -187,6 +190,9 @@ def _write_parts(
     (:func:`bordin.measures.csvsafe.plain_text`). Each part holds one measure code, looked at
     once; when the ids and the code are plain, no column is scanned for formulas and the CSV
     writer is told that no cell needs quotes (the other text columns hold Bordin's own words).
+
+    A CSV part whose place in the output file is known when it is about to be written (every
+    part before it written: :meth:`_Joiner.where`) is written there directly, not copied.
     """
     runs = batch.measure_runs(table) if "measure" in table.columns else iter([("", table)])
     written = []
@@ -195,27 +201,65 @@ def _write_parts(
             continue
         written.append(code)
         target = folder / f"{name}-{code}-{p:05d}.{out_format}"
-        keyed = trajectories.TAIL_KEY in rows.columns
         if out_format == "parquet":
             rows.write_parquet(target)
-            conn.send(("written", p, (name, [code], False)))
+            parent.send(("written", p, (name, [code], False, None)))
             continue
-        plain = plain_ids and (not code or plain_text(pl.Series([code])))
-        done = False
-        if keyed:
-            if plain:
-                with target.open("wb") as out:
-                    done = batch.write_keyed_csv(rows, out, code)
-            rows = rows.drop(trajectories.TAIL_KEY)
-        if done:
-            pass
-        elif plain:
-            rows.write_csv(target, include_header=False, quote_style="never")
-        else:
-            skip = batch.OWN_WORDS | ({"client_id"} if plain_ids else set())
-            neutralise_formulas(rows, skip=skip).write_csv(target, include_header=False)
-        conn.send(("written", p, (name, [code], False)))
-    conn.send(("written", p, (name, written, True)))
+        at = parent.where(p, name, code)
+        with (
+            (folder.parent / f"{name}.csv").open("r+b") if at is not None else target.open("wb")
+        ) as out:
+            start = out.seek(at or 0)
+            _write_csv(rows, out, code, plain_ids)
+            out.flush()
+            size = out.tell() - start
+        parent.send(("written", p, (name, [code], False, None if at is None else size)))
+    parent.send(("written", p, (name, written, True, None)))
+
+
+def _write_csv(rows: pl.DataFrame, out: BinaryIO, code: str, plain_ids: bool) -> None:
+    """One part's rows as CSV lines into ``out`` (see :func:`_write_parts`)."""
+    plain = plain_ids and (not code or plain_text(pl.Series([code])))
+    if trajectories.TAIL_KEY in rows.columns:
+        if plain and batch.write_keyed_csv(rows, out, code):
+            return
+        rows = rows.drop(trajectories.TAIL_KEY)
+    if plain:
+        rows.write_csv(out, include_header=False, quote_style="never")
+    else:
+        skip = batch.OWN_WORDS | ({"client_id"} if plain_ids else set())
+        neutralise_formulas(rows, skip=skip).write_csv(out, include_header=False)
+
+
+class _Stopped(Exception):
+    """The parent stopped the run while this worker waited for an answer."""
+
+
+class _Parent:
+    """A worker's end of its pipe: questions answered in turn, the parent's other messages
+    (the plans) kept for :meth:`recv`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.kept: list[Any] = []
+
+    def send(self, message: object) -> None:
+        self.conn.send(message)
+
+    def recv(self) -> Any:
+        return self.kept.pop(0) if self.kept else self.conn.recv()
+
+    def where(self, p: int, name: str, code: str) -> int | None:
+        """The offset in the output file where partition ``p``'s part ``code`` of ``name``
+        goes, if every part before it is written; else None (write a part file)."""
+        self.conn.send(("where", p, (name, code)))
+        while True:
+            message = self.conn.recv()
+            if message is None:
+                raise _Stopped
+            if isinstance(message, tuple) and message[0] == "at":
+                return message[1]  # type: ignore[no-any-return]
+            self.kept.append(message)
 
 
 class _Joiner:
@@ -239,33 +283,57 @@ class _Joiner:
         self.written: dict[str, dict[int, tuple[list[str], bool]]] = {}
         self.next: dict[str, tuple[int, int]] = {}  # (code index, partition) to place next
         self.files: dict[str, tuple[int, int]] = {}  # name: (descriptor, end of the file)
+        self.direct: dict[tuple[str, str, int], int] = {}  # parts written in place: sizes
         self.pool = ThreadPoolExecutor(max_workers=2)
         self.copies: list[Future[None]] = []
 
-    def add(self, p: int, name: str, codes: list[str], whole: bool) -> None:
+    def where(self, p: int, name: str, code: str) -> int | None:
+        """The offset for partition ``p``'s part ``code`` of ``name`` when it is the next part
+        to place (every part before it settled): the worker writes it there itself and
+        reports its size. None otherwise (the worker writes a part file)."""
+        if self.next.get(name, (0, 0)) != (self.rank[code], p):
+            return None
+        return self._end(name)
+
+    def add(
+        self, p: int, name: str, codes: list[str], whole: bool, size: int | None = None
+    ) -> None:
         """Partition ``p``'s parts ``codes`` of table ``name`` are written (all of them when
-        ``whole``): place what can be."""
+        ``whole``; ``size``: the one part, written in place, has that many bytes): place what
+        can be."""
         known = self.written.setdefault(name, {})
         seen, _ = known.get(p, ([], False))
         known[p] = (codes if whole else [*seen, *codes], whole)
+        if size is not None:
+            self.direct[name, codes[0], p] = size
         k, q = self.next.get(name, (0, 0))
         while k < len(self.order) and q in known:
             have, complete = known[q]
             code = self.order[k]
             if code in have:
-                self._place(name, self.work / f"{name}-{code}-{q:05d}.csv")
+                in_place = self.direct.pop((name, code, q), None)
+                if in_place is None:
+                    self._place(name, self.work / f"{name}-{code}-{q:05d}.csv")
+                else:
+                    fd, end = self.files[name]
+                    self.files[name] = (fd, end + in_place)
             elif not complete and not (have and self.rank[have[-1]] > k):
                 break  # partition q may still write this code
             k, q = (k, q + 1) if q + 1 < self.partitions else (k + 1, 0)
         self.next[name] = (k, q)
 
-    def _place(self, name: str, part: Path) -> None:
+    def _end(self, name: str) -> int:
+        """Where the next part of ``name`` goes (the file opened, its header written, first)."""
         if name not in self.files:
             header = batch.empty_table(name).write_csv().encode("utf-8")
             fd = os.open(self.out / f"{name}.csv", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.write(fd, header)
             self.files[name] = (fd, len(header))
-        fd, end = self.files[name]
+        return self.files[name][1]
+
+    def _place(self, name: str, part: Path) -> None:
+        end = self._end(name)
+        fd = self.files[name][0]
         size = part.stat().st_size
         self.files[name] = (fd, end + size)
         self.copies.append(self.pool.submit(_copy_part, part, fd, end, size))
@@ -403,7 +471,13 @@ def analyze_parallel(
         del fit_counts
         _send(links, the_plan)
         tell(f"analysing {partitions} parts in {min(workers, partitions)} processes (trajectories)")
-        analysed = _gather(links, partitions, "analysed", joiner.add if joiner else None)
+        analysed = _gather(
+            links,
+            partitions,
+            "analysed",
+            joiner.add if joiner else None,
+            joiner.where if joiner else None,
+        )
     except BaseException:
         if joiner is not None:
             joiner.close()
@@ -461,11 +535,12 @@ def _gather(
     links: list[Connection],
     partitions: int,
     kind: str,
-    written: Callable[[int, str, list[str], bool], None] | None = None,
+    written: Callable[[int, str, list[str], bool, int | None], None] | None = None,
+    where: Callable[[int, str, str], int | None] | None = None,
 ) -> dict[int, Any]:
     """Every partition's ``kind`` message; the lowest partition's error is raised (after every
     worker has answered for all its partitions or stopped). ``"written"`` messages on the way
-    go to ``written``."""
+    go to ``written``; ``"where"`` questions are answered by ``where``."""
     got: dict[int, Any] = {}
     errors: dict[int, BaseException] = {}
     waiting = list(links)
@@ -483,6 +558,8 @@ def _gather(
             elif what == "written":
                 if written is not None:
                     written(p, *payload)
+            elif what == "where":  # a worker waits for the answer
+                link.send(("at", where(p, *payload) if where is not None else None))
             else:
                 got[p] = payload
     if errors:
