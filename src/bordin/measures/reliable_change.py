@@ -99,16 +99,34 @@ def classify_arrays(
     caseness: float | None = None,
 ) -> npt.NDArray[np.str_]:
     """Vectorised :func:`classify_change` over many clients."""
+    codes = _category_codes(
+        before, after, threshold=threshold, lower_is_better=lower_is_better, caseness=caseness
+    )
+    return np.array(CATEGORIES, dtype="<U12")[codes]
+
+
+#: The categories :func:`classify_arrays` gives, in the order of :func:`_category_codes`.
+CATEGORIES = ("unchanged", "improved", "deteriorated", "recovered")
+
+
+def _category_codes(
+    before: npt.NDArray[np.float64],
+    after: npt.NDArray[np.float64],
+    *,
+    threshold: float,
+    lower_is_better: bool,
+    caseness: float | None,
+) -> npt.NDArray[np.int8]:
+    """Each client's category as its index in :data:`CATEGORIES`."""
     improvement = np.round(before - after if lower_is_better else after - before, ROUND)
     improved = improvement >= threshold
-    worse = improvement <= -threshold
-    out = np.full(before.shape, "unchanged", dtype="<U12")
-    out[improved] = "improved"
-    out[worse] = "deteriorated"
+    out = np.zeros(before.shape, dtype=np.int8)
+    out[improved] = 1
+    out[improvement <= -threshold] = 2
     if caseness is not None:
         case_before = before >= caseness if lower_is_better else before <= caseness
         case_after = after >= caseness if lower_is_better else after <= caseness
-        out[improved & case_before & ~case_after] = "recovered"
+        out[improved & case_before & ~case_after] = 3
     return out
 
 
@@ -140,12 +158,14 @@ def change_table(
             "final": final,
             "change": change,
             "rci": np.round(change / (threshold / Z_95), 3),
-            "category": classify_arrays(
-                baseline,
-                final,
-                threshold=threshold,
-                lower_is_better=lower_is_better,
-                caseness=caseness,
+            "category": pl.Series(CATEGORIES, dtype=pl.String).gather(
+                _category_codes(
+                    baseline,
+                    final,
+                    threshold=threshold,
+                    lower_is_better=lower_is_better,
+                    caseness=caseness,
+                )
             ),
         }
     )
