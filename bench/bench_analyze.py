@@ -21,7 +21,8 @@ them):
    it.
    With ``--baseline REV`` the same command from that git revision runs on the same file, for a
    before/after in the same run.
-2. The skewed case: the same data plus ``--skewed`` clients with 2,000 sessions each.
+2. The skewed case: the same data plus ``--skewed`` clients with 2,000 sessions each
+   (``--repeat`` runs).
 3. Spark ``local[2]`` (``--engine spark``) on the first ``--spark-clients`` clients, beside the
    local engine on the same file, as a ratio (skipped without Java or PySpark).
 4. The baseline: a naive per-client Python loop (the plain rule implementations the tests use
@@ -285,12 +286,13 @@ def main() -> None:
     if args.skewed:
         skew = args.workdir / f"skewed-{args.clients}.parquet"
         skew_rows = skewed(data, args.skewed, 2_000, skew)
-        skewed_run = run_analyze(skew, args.workdir / f"out-skewed-{args.clients}")
-        print(
-            f"skewed (+{args.skewed} clients × 2,000 sessions, {skew_rows:,} scores): "
-            f"{skewed_run.seconds:.1f} s wall, peak memory {skewed_run.peak_gib:.2f} GiB, "
-            f"{skewed_run.cpu()}  [{load()}]"
-        )
+        for k in range(1, args.repeat + 1):
+            skewed_run = run_analyze(skew, args.workdir / f"out-skewed-{args.clients}")
+            print(
+                f"skewed (+{args.skewed} clients × 2,000 sessions, {skew_rows:,} scores), run "
+                f"{k}: {skewed_run.seconds:.1f} s wall, peak memory {skewed_run.peak_gib:.2f} "
+                f"GiB, {skewed_run.cpu()}  [{load()}]"
+            )
 
     if args.spark_clients and shutil.which("java"):
         try:
