@@ -577,7 +577,8 @@ def analyze_rows(
                 continue
             frame = pl.concat(found)
             del found
-            frame = client_order(frame)
+            # The client codes in one piece: NumPy reads them in place, twice.
+            frame = client_order(frame.with_columns(frame.get_column("client_id").rechunk()))
             client = frame.get_column("client_id").to_numpy()
             frame = frame.with_columns(cols.ids.gather(client).alias("client_id"))
             frames.append(_with_measure(frame, code, name) if code else frame)

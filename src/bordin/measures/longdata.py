@@ -191,8 +191,10 @@ def check_long(
     # (A part of a large file comes with its codes already cast, in the read: see
     # :func:`bordin.measures.stream.check_part`.)
     code = pl.col("measure")
+    if typed.schema["measure"] not in (codes, pl.String):
+        code = code.cast(pl.String)
     if typed.schema["measure"] != codes:
-        code = code.cast(pl.String).cast(codes, strict=False)
+        code = code.cast(codes, strict=False)
     typed = typed.with_columns(code.alias("_code"))
     report(
         pl.col("_code").is_null(),

@@ -170,10 +170,10 @@ def check_part(
     # Measure codes cast in the read (one byte a row instead of the text): a code that is
     # not known, or missing, reads the partition's text again for the checks to name it.
     known = pl.Enum(sorted(measures))
-    cast = [
-        pl.col(c).cast(pl.String).cast(known, strict=False) if c == "measure" else pl.col(c)
-        for c in wanted
-    ]
+    code = pl.col("measure")
+    if schema["measure"] != pl.String:  # (a cast of text to text is not free)
+        code = code.cast(pl.String)
+    cast = [code.cast(known, strict=False) if c == "measure" else pl.col(c) for c in wanted]
     try:
         raw = lazy.filter(where).select(cast).collect()
         if raw.get_column("measure").null_count():
