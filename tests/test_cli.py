@@ -520,49 +520,43 @@ def test_partitioned_run_gives_the_same_files_byte_for_byte(
     )
 
 
+BAD_CELLS = [
+    pytest.param("score", pl.lit(99.0), "score 99 is outside", id="score-out-of-range"),
+    # A partition reads its measure codes already cast; a code it does not know sends it back
+    # to the text, for the message to name the code and the likely fix.
+    pytest.param(
+        "measure",
+        pl.col("measure").str.to_uppercase(),
+        "unknown measure code '{value}' (did you mean",
+        id="measure-code-in-capitals",
+    ),
+]
+
+
 @pytest.mark.parametrize("how", PARTITIONED)
+@pytest.mark.parametrize(("column", "bad", "message"), BAD_CELLS)
 def test_partitioned_run_reports_rows_by_their_number_in_the_file(
-    synthetic: Path, tmp_path: Path, how: list[str]
+    synthetic: Path,
+    tmp_path: Path,
+    how: list[str],
+    column: str,
+    bad: pl.Expr,
+    message: str,
 ) -> None:
     frame = pl.read_parquet(synthetic)
     bad_row = frame.height - 3
     frame = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == bad_row)
-        .then(pl.lit(99.0))
-        .otherwise(pl.col("score"))
-        .alias("score")
+        pl.when(pl.int_range(pl.len()) == bad_row).then(bad).otherwise(pl.col(column)).alias(column)
     )
+    value = frame.row(bad_row, named=True)[column]
     path = tmp_path / "bad.parquet"
     frame.write_parquet(path)
     done = run("analyze", path, "--out", tmp_path / "out", *how)
     assert done.returncode == 2
-    assert f"row {bad_row + 1}: score 99 is outside" in done.stderr
+    assert f"row {bad_row + 1}: " + message.format(value=value) in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out*")), "staging removed"
-
-
-@pytest.mark.parametrize("how", PARTITIONED)
-def test_partitioned_run_names_an_unknown_measure_code_with_its_hint(
-    synthetic: Path, tmp_path: Path, how: list[str]
-) -> None:
-    """A partition reads its measure codes already cast; a code it does not know sends it
-    back to the text, for the message to name the code and the likely fix."""
-    frame = pl.read_parquet(synthetic)
-    bad_row = frame.height - 3
-    frame = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == bad_row)
-        .then(pl.col("measure").str.to_uppercase())
-        .otherwise(pl.col("measure"))
-        .alias("measure")
-    )
-    code = frame.row(bad_row, named=True)["measure"]
-    path = tmp_path / "bad.parquet"
-    frame.write_parquet(path)
-    done = run("analyze", path, "--out", tmp_path / "out", *how)
-    assert done.returncode == 2
-    assert f"row {bad_row + 1}: unknown measure code '{code}' (did you mean" in done.stderr
-    assert "Traceback" not in done.stderr
 
 
 def test_worker_processes_report_the_first_partition_that_fails(

@@ -13,11 +13,12 @@ Worker ``w`` takes partitions ``w, w + W, w + 2W ...``:
    (:func:`bordin.measures.trajectories.merge_counts`,
    :func:`bordin.measures.batch.plan_from_parts`), and sends the plan to every worker.
 3. Second pass, in the workers: each partition analysed on its own
-   (:func:`bordin.measures.batch.analyze_rows`) and its tables written as one part file per
-   table and measure (CSV rows without the header, or Parquet). The parent joins the part
-   files in order, measure by measure and partition by partition, behind one header line:
-   CSV parts as soon as every part before them is written (:class:`_Joiner`), Parquet parts
-   at the end.
+   (:func:`bordin.measures.batch.analyze_rows`) and its tables written as one part per
+   table and measure (CSV rows without the header, or Parquet). The output files hold the
+   parts in order, measure by measure and partition by partition, behind one header line: a
+   CSV part whose place is known when it is written (every part before it written) goes
+   straight into its file, the others are copied to their place as soon as every part before
+   them is written (:class:`_Joiner`); Parquet parts are joined at the end.
 
 Partitions are consecutive ranges of sorted client ids, so the joined files are byte for byte
 those of the in-memory engine (tested). When a partition's rows fail the checks, the error of
@@ -267,8 +268,10 @@ class _Joiner:
 
     The parts of a table go in the order measure code, then partition (the outputs are sorted
     by measure, then client). A worker reports each part once written
-    (``("written", p, (name, [code], False))``) and then the table's whole list
-    (``("written", p, (name, codes, True))``); it writes a table's parts in code order, so a
+    (``("written", p, (name, [code], False, size))``, ``size`` None for a part file, the
+    number of bytes for a part written in place: see :meth:`where`) and then the table's
+    whole list (``("written", p, (name, codes, True, None))``); it writes a table's parts in
+    code order, so a
     reported code also says the earlier codes it did not report have no part. Every part
     whose predecessors are all settled has its place in the file (the sizes before it): it
     is copied there at once, by one of two threads, so that parts are copied side by side and

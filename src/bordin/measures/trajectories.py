@@ -258,11 +258,12 @@ class TrajectoryModel:
 
         ``tail_range``: the lowest and highest score the measure allows. Every column but
         ``client_id`` is a function of the session, the intake score and the score, so for
-        integer scores in that range each row also gets that triple's code, column
-        :data:`TAIL_KEY` (``((session - 2) * V + intake - lowest) * V + score - lowest``
-        with ``V + 1`` values, ``-0.0`` the last; -1 in every row when a score is not such an
-        integer): a writer
-        formats each distinct triple's columns once (:func:`bordin.measures.batch.write_keyed_csv`).
+        whole-number scores in that range each row also gets that triple's code, column
+        :data:`TAIL_KEY`: ``((session - 2) * W + intake code) * W + score code``, a score's
+        code being ``score - lowest`` and ``-0.0`` (written differently) the last of the
+        ``W = V + 1`` codes; -1 in every row when a score is not such a whole number. A writer
+        then formats each distinct triple's columns once
+        (:func:`bordin.measures.batch.write_keyed_csv`).
         """
         values = matrix.values
         n_sessions = values.shape[1] if values.ndim == 2 else 0
