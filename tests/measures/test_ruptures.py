@@ -366,3 +366,33 @@ def test_gumz_threshold_needs_within_client_variation() -> None:
         gumz_threshold(SeriesMatrix.from_scores([]))
     with pytest.raises(ValueError, match="never vary"):
         gumz_threshold(SeriesMatrix.from_scores([5.0, 5.0, None, 5.0]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(1, 8), st.integers(2, 45)),
+    gone=st.floats(0.0, 0.6),
+    threshold=st.sampled_from([0.5, 1.0, 1.5, 2.25]),
+    retest=st.sampled_from([None, 0.5, 0.8]),
+)
+def test_every_cell_at_once_equals_the_session_loop(
+    seed: int, shape: tuple[int, int], gone: float, threshold: float, retest: float | None
+) -> None:
+    """Long series take every (session, client) cell at once: the same ruptures, repairs
+    and drops as the session-by-session loop, missing sessions included."""
+    from bordin.measures import ruptures
+
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.uniform(1, 7, shape) * 4) / 4
+    values[rng.random(shape) < gone] = np.nan
+    present = ~np.isnan(values)
+    last = np.where(present.any(axis=1), shape[1] - np.argmax(present[:, ::-1], axis=1), 0)
+    ids = pl.Series("client_id", [f"c{i}" for i in range(shape[0])])
+    matrix = SeriesMatrix(ids, values, last.astype(np.int64))
+    tables = []
+    for loop_sessions in (10_000, 1):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ruptures, "LOOP_SESSIONS", loop_sessions)
+            tables.append(detect(matrix, threshold=threshold, retest=retest))
+    assert tables[0].equals(tables[1])

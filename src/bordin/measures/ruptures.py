@@ -91,6 +91,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from bordin.measures.reliable_change import ROUND, Z_95
@@ -150,7 +151,8 @@ def detect(matrix: SeriesMatrix, *, threshold: float, retest: float | None = Non
     ``ROUND`` decimals), ``status`` (``repaired``/``unrepaired``/``open``) and
     ``repair_session`` (Int64, null unless repaired), sorted by ``client_id`` and ``session``.
 
-    The work is a loop over session columns only; each step handles all clients at once.
+    The work is a loop over session columns only; each step handles all clients at once
+    (series longer than :data:`LOOP_SESSIONS` take every cell at once: :func:`_every_cell`).
     """
     _check_threshold(threshold)
     _check_retest(retest)
@@ -165,41 +167,44 @@ def detect(matrix: SeriesMatrix, *, threshold: float, retest: float | None = Non
     lookback = np.zeros((n_sessions, n_clients), dtype=np.int8)
     repair_after = np.zeros((n_sessions, n_clients), dtype=np.int8)  # 0 = no repair
 
-    for j in range(1, n_sessions):
-        current = by_session[j]
-        before = by_session[j - 1]
-        if j >= MAX_LOOKBACK:
-            has_before = ~np.isnan(before)
-            previous = np.where(has_before, before, by_session[j - 2])
-            back = np.where(has_before, 1, 2).astype(np.int8)
-        else:
-            previous = before
-            back = np.ones(n_clients, dtype=np.int8)
-        # NaN on either side gives NaN, and NaN >= T is False: no comparison, no rupture.
-        with np.errstate(invalid="ignore"):
-            hit = np.round(previous - current, ROUND) >= threshold
-        rows = np.flatnonzero(hit)
-        if rows.size == 0:
-            continue
-        ruptured[j, rows] = True
-        lookback[j, rows] = back[rows]
-        a_p = previous[rows]
-        a_s = current[rows]
-        found = np.zeros(rows.size, dtype=np.int8)
-        for k in range(1, REPAIR_WINDOW + 1):
-            if j + k >= n_sessions:
-                break
-            a_r = by_session[j + k, rows]
+    if n_sessions > LOOP_SESSIONS:
+        _every_cell(by_session, ruptured, lookback, repair_after, threshold, retest)
+    else:
+        for j in range(1, n_sessions):
+            current = by_session[j]
+            before = by_session[j - 1]
+            if j >= MAX_LOOKBACK:
+                has_before = ~np.isnan(before)
+                previous = np.where(has_before, before, by_session[j - 2])
+                back = np.where(has_before, 1, 2).astype(np.int8)
+            else:
+                previous = before
+                back = np.ones(n_clients, dtype=np.int8)
+            # NaN on either side gives NaN, and NaN >= T is False: no comparison, no rupture.
             with np.errstate(invalid="ignore"):
-                if retest is None:
-                    back_up = np.round(a_r - a_p, ROUND) >= 0
-                    rose = np.round(a_r - a_s, ROUND) >= threshold
-                    repaired = back_up | rose
-                else:
-                    expected = (1.0 - retest) * (a_p - a_s)
-                    repaired = np.round(a_r - a_s - expected, ROUND) >= threshold
-            found[(found == 0) & repaired] = k
-        repair_after[j, rows] = found
+                hit = np.round(previous - current, ROUND) >= threshold
+            rows = np.flatnonzero(hit)
+            if rows.size == 0:
+                continue
+            ruptured[j, rows] = True
+            lookback[j, rows] = back[rows]
+            a_p = previous[rows]
+            a_s = current[rows]
+            found = np.zeros(rows.size, dtype=np.int8)
+            for k in range(1, REPAIR_WINDOW + 1):
+                if j + k >= n_sessions:
+                    break
+                a_r = by_session[j + k, rows]
+                with np.errstate(invalid="ignore"):
+                    if retest is None:
+                        back_up = np.round(a_r - a_p, ROUND) >= 0
+                        rose = np.round(a_r - a_s, ROUND) >= threshold
+                        repaired = back_up | rose
+                    else:
+                        expected = (1.0 - retest) * (a_p - a_s)
+                        repaired = np.round(a_r - a_s - expected, ROUND) >= threshold
+                found[(found == 0) & repaired] = k
+            repair_after[j, rows] = found
 
     # Row-major order over (client, session): sorted by client row, then session.
     client_row, col = np.nonzero(ruptured.T)
@@ -232,6 +237,58 @@ def detect(matrix: SeriesMatrix, *, threshold: float, retest: float | None = Non
     if not matrix.client_ids.is_sorted():
         out = out.sort(["client_id", "session"], maintain_order=True)
     return out
+
+
+#: Above this many sessions, :func:`detect` takes every cell at once (:func:`_every_cell`)
+#: instead of one session at a time.
+LOOP_SESSIONS = 32
+
+
+def _every_cell(
+    by_session: npt.NDArray[np.float64],
+    ruptured: npt.NDArray[np.bool_],
+    lookback: npt.NDArray[np.int8],
+    repair_after: npt.NDArray[np.int8],
+    threshold: float,
+    retest: float | None,
+) -> None:
+    """The session loop of :func:`detect` on every (session, client) cell at once, for long
+    series of few clients (thousands of sessions: the loop's Python steps would cost more
+    than its NumPy work). The same element-wise arithmetic, so the same ruptures and
+    repairs (tested against the loop); fills ``ruptured``, ``lookback``, ``repair_after``."""
+    n_sessions = by_session.shape[0]
+    before = by_session[:-1]  # session j's previous one, for j = 1 .. n_sessions - 1
+    current = by_session[1:]
+    previous = before.copy()
+    back = np.ones(before.shape, dtype=np.int8)
+    if n_sessions > MAX_LOOKBACK:  # from j = MAX_LOOKBACK: a missing session is skipped
+        later = slice(MAX_LOOKBACK - 1, None)
+        has_before = ~np.isnan(before[later])
+        previous[later] = np.where(has_before, before[later], by_session[:-MAX_LOOKBACK])
+        back[later] = np.where(has_before, 1, 2)
+    with np.errstate(invalid="ignore"):
+        hit = np.round(previous - current, ROUND) >= threshold
+    at, rows = np.nonzero(hit)
+    j = at + 1
+    ruptured[j, rows] = True
+    lookback[j, rows] = back[at, rows]
+    a_p = previous[at, rows]
+    a_s = current[at, rows]
+    found = np.zeros(rows.size, dtype=np.int8)
+    for k in range(1, REPAIR_WINDOW + 1):
+        inside = np.flatnonzero(j + k < n_sessions)
+        a_r = by_session[j[inside] + k, rows[inside]]
+        with np.errstate(invalid="ignore"):
+            if retest is None:
+                back_up = np.round(a_r - a_p[inside], ROUND) >= 0
+                rose = np.round(a_r - a_s[inside], ROUND) >= threshold
+                repaired = back_up | rose
+            else:
+                expected = (1.0 - retest) * (a_p[inside] - a_s[inside])
+                repaired = np.round(a_r - a_s[inside] - expected, ROUND) >= threshold
+        first = inside[repaired & (found[inside] == 0)]
+        found[first] = k
+    repair_after[j, rows] = found
 
 
 def detect_scores(
