@@ -190,12 +190,7 @@ def check_long(
     # or missing code becomes null).
     # (A part of a large file comes with its codes already cast, in the read: see
     # :func:`bordin.measures.stream.check_part`.)
-    code = pl.col("measure")
-    if typed.schema["measure"] not in (codes, pl.String):
-        code = code.cast(pl.String)
-    if typed.schema["measure"] != codes:
-        code = code.cast(codes, strict=False)
-    typed = typed.with_columns(code.alias("_code"))
+    typed = typed.with_columns(measure_codes(typed.schema["measure"], codes).alias("_code"))
     report(
         pl.col("_code").is_null(),
         pl.format(
@@ -270,6 +265,18 @@ def check_long(
             raise _fail(source, problems)
         typed = typed.with_columns(parsed.alias("date"))
     return typed.drop("_row")
+
+
+def measure_codes(dtype: pl.DataType, codes: pl.Enum) -> pl.Expr:
+    """Column ``measure`` (of type ``dtype``) as the Enum ``codes``: null where a code is
+    unknown or missing. Text is cast directly (a cast of text to text is not free), other
+    types through text, codes already of ``codes`` left as they are."""
+    code = pl.col("measure")
+    if dtype == codes:
+        return code
+    if dtype != pl.String:
+        code = code.cast(pl.String)
+    return code.cast(codes, strict=False)
 
 
 def normalised_ids(ids: pl.Expr) -> pl.Expr:

@@ -194,15 +194,7 @@ def detect(matrix: SeriesMatrix, *, threshold: float, retest: float | None = Non
             for k in range(1, REPAIR_WINDOW + 1):
                 if j + k >= n_sessions:
                     break
-                a_r = by_session[j + k, rows]
-                with np.errstate(invalid="ignore"):
-                    if retest is None:
-                        back_up = np.round(a_r - a_p, ROUND) >= 0
-                        rose = np.round(a_r - a_s, ROUND) >= threshold
-                        repaired = back_up | rose
-                    else:
-                        expected = (1.0 - retest) * (a_p - a_s)
-                        repaired = np.round(a_r - a_s - expected, ROUND) >= threshold
+                repaired = _repaired(by_session[j + k, rows], a_p, a_s, threshold, retest)
                 found[(found == 0) & repaired] = k
             repair_after[j, rows] = found
 
@@ -237,6 +229,25 @@ def detect(matrix: SeriesMatrix, *, threshold: float, retest: float | None = Non
     if not matrix.client_ids.is_sorted():
         out = out.sort(["client_id", "session"], maintain_order=True)
     return out
+
+
+def _repaired(
+    a_r: npt.NDArray[np.float64],
+    a_p: npt.NDArray[np.float64],
+    a_s: npt.NDArray[np.float64],
+    threshold: float,
+    retest: float | None,
+) -> npt.NDArray[np.bool_]:
+    """Whether the alliance ``a_r`` of a later session repairs a rupture from ``a_p`` to
+    ``a_s`` (the repair criterion of the module docstring: fixed, or beyond regression to the
+    mean with ``retest``); NaN repairs nothing."""
+    with np.errstate(invalid="ignore"):
+        if retest is None:
+            back_up = np.round(a_r - a_p, ROUND) >= 0
+            rose = np.round(a_r - a_s, ROUND) >= threshold
+            return back_up | rose
+        expected = (1.0 - retest) * (a_p - a_s)
+        return np.round(a_r - a_s - expected, ROUND) >= threshold
 
 
 #: Above this many sessions, :func:`detect` takes every cell at once (:func:`_every_cell`)
@@ -278,14 +289,7 @@ def _every_cell(
     for k in range(1, REPAIR_WINDOW + 1):
         inside = np.flatnonzero(j + k < n_sessions)
         a_r = by_session[j[inside] + k, rows[inside]]
-        with np.errstate(invalid="ignore"):
-            if retest is None:
-                back_up = np.round(a_r - a_p[inside], ROUND) >= 0
-                rose = np.round(a_r - a_s[inside], ROUND) >= threshold
-                repaired = back_up | rose
-            else:
-                expected = (1.0 - retest) * (a_p[inside] - a_s[inside])
-                repaired = np.round(a_r - a_s[inside] - expected, ROUND) >= threshold
+        repaired = _repaired(a_r, a_p[inside], a_s[inside], threshold, retest)
         first = inside[repaired & (found[inside] == 0)]
         found[first] = k
     repair_after[j, rows] = found

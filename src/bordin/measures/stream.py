@@ -42,6 +42,7 @@ from bordin.measures.longdata import (
     check_header,
     check_long,
     csv_encoding_problem,
+    measure_codes,
     merged_ids,
     normalised_ids,
     ragged_row,
@@ -169,11 +170,8 @@ def check_part(
         wanted.append("date")
     # Measure codes cast in the read (one byte a row instead of the text): a code that is
     # not known, or missing, reads the partition's text again for the checks to name it.
-    known = pl.Enum(sorted(measures))
-    code = pl.col("measure")
-    if schema["measure"] != pl.String:  # (a cast of text to text is not free)
-        code = code.cast(pl.String)
-    cast = [code.cast(known, strict=False) if c == "measure" else pl.col(c) for c in wanted]
+    code = measure_codes(schema["measure"], pl.Enum(sorted(measures)))
+    cast = [code if c == "measure" else pl.col(c) for c in wanted]
     try:
         raw = lazy.filter(where).select(cast).collect()
         if raw.get_column("measure").null_count():

@@ -76,7 +76,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -218,29 +217,28 @@ def identify(
     found_rows: list[IntArray] = []
     found_cols: list[IntArray] = []
     found_kinds: list[IntArray] = []
-    if n_sessions > LOOP_SESSIONS and (want_decrease or want_increase):
-        candidates_by = _candidate_cells(matrix, cutoff)
-    else:
-        candidates_by = None
-    if candidates_by is not None:
+    directions = ((want_decrease, 1.0, decrease_kind), (want_increase, -1.0, 1 - decrease_kind))
+    found = (found_rows, found_cols, found_kinds)
+    wanted_any = want_decrease or want_increase
+    if wanted_any and n_sessions > LOOP_SESSIONS:
         # Long series: every candidate cell at once (a loop over thousands of sessions,
         # each step on a few clients, would cost more in Python than in NumPy).
-        rows, cols = candidates_by
+        rows, cols, drop = _candidate_cells(matrix, cutoff)
         values = matrix.values
-        n_pre, mean_pre, ss_pre = _window_rows(values, rows, cols - WINDOW + 1, cols + 1)
-        n_post, mean_post, ss_post = _window_rows(values, rows, cols + 1, cols + 1 + WINDOW)
-        before = values[rows, cols]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            drop = np.round(before - values[rows, cols + 1], ROUND)
         _criteria(
-            (rows, cols, before, drop, n_pre, mean_pre, ss_pre, n_post, mean_post, ss_post),
-            table,
-            cutoff,
-            crit2_pct,
-            ((want_decrease, 1.0, decrease_kind), (want_increase, -1.0, 1 - decrease_kind)),
-            (found_rows, found_cols, found_kinds),
+            rows,
+            cols,
+            values[rows, cols],
+            drop,
+            _window_rows(values, rows, cols - WINDOW + 1, cols + 1),
+            _window_rows(values, rows, cols + 1, cols + 1 + WINDOW),
+            table=table,
+            cutoff=cutoff,
+            crit2_pct=crit2_pct,
+            directions=directions,
+            found=found,
         )
-    elif n_clients and n_sessions >= 4 and (want_decrease or want_increase):
+    elif wanted_any and n_clients and n_sessions >= 4:
         # Session-major copy: each session's scores of all clients are contiguous in memory.
         by_session: FloatArray = np.ascontiguousarray(matrix.values.T)
         last_col = matrix.last_session - 1  # 0-based column of each client's session N
@@ -255,28 +253,18 @@ def identify(
                 candidates = np.flatnonzero((np.abs(drop_all) >= cutoff) & (c <= last_col - 2))
             if not candidates.size:
                 continue
-            n_pre, mean_pre, ss_pre = _window(
-                by_session[max(0, c - WINDOW + 1) : c + 1, candidates]
-            )
-            n_post, mean_post, ss_post = _window(by_session[c + 1 : c + 1 + WINDOW, candidates])
             _criteria(
-                (
-                    candidates,
-                    np.full(candidates.size, c, dtype=np.int64),
-                    before[candidates],
-                    drop_all[candidates],
-                    n_pre,
-                    mean_pre,
-                    ss_pre,
-                    n_post,
-                    mean_post,
-                    ss_post,
-                ),
-                table,
-                cutoff,
-                crit2_pct,
-                ((want_decrease, 1.0, decrease_kind), (want_increase, -1.0, 1 - decrease_kind)),
-                (found_rows, found_cols, found_kinds),
+                candidates,
+                np.full(candidates.size, c, dtype=np.int64),
+                before[candidates],
+                drop_all[candidates],
+                _window(by_session[max(0, c - WINDOW + 1) : c + 1, candidates]),
+                _window(by_session[c + 1 : c + 1 + WINDOW, candidates]),
+                table=table,
+                cutoff=cutoff,
+                crit2_pct=crit2_pct,
+                directions=directions,
+                found=found,
             )
     return _frame(matrix, found_rows, found_cols, found_kinds)
 
@@ -286,10 +274,10 @@ def identify(
 LOOP_SESSIONS = 32
 
 
-def _candidate_cells(matrix: SeriesMatrix, cutoff: float) -> tuple[IntArray, IntArray]:
-    """Criterion 1's candidates as ``(row, column of the pre-gain session)`` pairs: the
-    cells the session-by-session loop of :func:`identify` examines (columns ``1 ..
-    n_sessions - 3``, at least two sessions before the client's last)."""
+def _candidate_cells(matrix: SeriesMatrix, cutoff: float) -> tuple[IntArray, IntArray, FloatArray]:
+    """Criterion 1's candidates as ``(row, column of the pre-gain session)`` pairs, with
+    their rounded drop: the cells the session-by-session loop of :func:`identify` examines
+    (columns ``1 .. n_sessions - 3``, at least two sessions before the client's last)."""
     values = matrix.values
     n_sessions = values.shape[1]
     with np.errstate(invalid="ignore"):
@@ -297,7 +285,7 @@ def _candidate_cells(matrix: SeriesMatrix, cutoff: float) -> tuple[IntArray, Int
         col = np.arange(1, n_sessions - 2)
         mask = (np.abs(drop_all) >= cutoff) & (col <= (matrix.last_session - 3)[:, None])
     rows, j = np.nonzero(mask)
-    return rows.astype(np.int64), (j + 1).astype(np.int64)
+    return rows.astype(np.int64), (j + 1).astype(np.int64), drop_all[rows, j]
 
 
 def _window_rows(
@@ -321,16 +309,23 @@ def _window_rows(
 
 
 def _criteria(
-    cells: tuple[Any, ...],
+    rows: IntArray,
+    cols: IntArray,
+    before: FloatArray,
+    drop: FloatArray,
+    pre: tuple[IntArray, FloatArray, FloatArray],
+    post: tuple[IntArray, FloatArray, FloatArray],
+    *,
     table: FloatArray,
     cutoff: float,
     crit2_pct: float,
     directions: tuple[tuple[bool, float, int], ...],
     found: tuple[list[IntArray], list[IntArray], list[IntArray]],
 ) -> None:
-    """Criteria 2 and 3 (and the direction of criterion 1) on candidate cells, appending the
-    hits to ``found`` (rows, pre-gain columns, kind codes)."""
-    rows, cols, before, drop, n_pre, mean_pre, ss_pre, n_post, mean_post, ss_post = cells
+    """Criteria 2 and 3 (and the direction of criterion 1) on candidate cells ``(rows,
+    cols)`` with their pre-gain score, drop and window statistics (:func:`_window`),
+    appending the hits to ``found`` (rows, pre-gain columns, kind codes)."""
+    (n_pre, mean_pre, ss_pre), (n_post, mean_post, ss_post) = pre, post
     with np.errstate(invalid="ignore", divide="ignore"):
         eligible: BoolArray = (n_pre >= 2) & (n_post >= 2)
         df = np.where(eligible, n_pre + n_post - 2, 0)

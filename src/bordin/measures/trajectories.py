@@ -159,12 +159,9 @@ def _tail_values(tail_range: tuple[float, float] | None, n_sessions: int) -> int
     return n_values if n_sessions * (n_values + 1) ** 2 < 2**31 else 0
 
 
-def _value_code(
-    x: FloatArray, tail_range: tuple[float, float] | None, n_values: int
-) -> IntArray | None:
-    """Scores as codes ``0 .. V - 1`` (``score - lowest``), ``V`` for ``-0.0`` (written
+def _value_code(x: FloatArray, low: int, n_values: int) -> IntArray | None:
+    """Scores as codes ``0 .. V - 1`` (``score - low``), ``V`` for ``-0.0`` (written
     ``-0.0``, so a value of its own), or None when one is not a whole number in the range."""
-    low = int(tail_range[0]) if tail_range else 0
     code = x.astype(np.int64)
     if (
         not np.array_equal(code, x)
@@ -284,6 +281,7 @@ class TrajectoryModel:
                 else empty.with_columns(pl.lit(-1, pl.Int32).alias(TAIL_KEY))
             )
         n_values = _tail_values(tail_range, n_sessions)
+        low = int(tail_range[0]) if n_values and tail_range else 0
         # Work through blocks of clients on the dense layout (no per-cell gathers), writing
         # into preallocated output columns; present cells come out in row-major order, i.e.
         # sorted by client row, then session.
@@ -324,8 +322,8 @@ class TrajectoryModel:
             flag[out] = np.round(w, ROUND) > q_col_rounded[c]
             if n_values:
                 y, v = (
-                    _value_code(y1[r, 0], tail_range, n_values),
-                    _value_code(cell, tail_range, n_values),
+                    _value_code(y1[r, 0], low, n_values),
+                    _value_code(cell, low, n_values),
                 )
                 if y is not None and v is not None:
                     tail[out] = (c * (n_values + 1) + y) * (n_values + 1) + v
